@@ -1,0 +1,1 @@
+//! A bounded, instrumented async cache on moka that measures itself and predicts the effect of a resize.

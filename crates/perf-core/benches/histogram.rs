@@ -1,0 +1,2 @@
+//! Histogram benches (placeholder until written).
+fn main() {}

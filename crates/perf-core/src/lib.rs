@@ -1,0 +1,1 @@
+//! Shared vocabulary of Resync: health, recommendations, lock-free histograms, efficiency scores.

@@ -1,0 +1,1 @@
+//! The resync server library.

@@ -1,0 +1,2 @@
+//! The `resync` binary.
+fn main() {}

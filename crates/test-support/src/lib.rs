@@ -1,0 +1,1 @@
+//! Throwaway Postgres, Redis and HTTP fixtures for Resync's tests (not published).
