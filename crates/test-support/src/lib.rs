@@ -1,1 +1,71 @@
-//! Throwaway Postgres, Redis and HTTP fixtures for Resync's tests (not published).
+//! Throwaway Postgres, Redis and network fixtures for Resync's tests.
+//!
+//! Two ways to reach a real server:
+//!
+//! * **Shared servers**, started once per CI run by `cargo xtask services up` (or by
+//!   `cargo xtask ci`) and found through [`DATABASE_URL_ENV`] and [`REDIS_URL_ENV`]. Use
+//!   [`shared_database_url`] / [`shared_redis_url`]: when the variable is missing they panic
+//!   with a message that says how to start the services, so a test that needs a server never
+//!   passes silently without one.
+//! * **Private servers** for one test ([`PostgresServer`], [`RedisServer`]): a fresh instance
+//!   on a free loopback port in a temporary directory, which a fault test may stop and restart
+//!   on the same port without disturbing anybody else. Each runs in its own process group and
+//!   is stopped when the value is dropped.
+//!
+//! ```no_run
+//! let mut redis = test_support::RedisServer::start().expect("redis-server starts");
+//! println!("private redis at {}", redis.url());
+//! redis.stop().expect("stops");
+//! ```
+//!
+//! This crate is not published; it is a dev-dependency of the workspace's crates and a
+//! dependency of `xtask`.
+
+mod net;
+mod postgres;
+mod process;
+mod redis;
+
+pub use net::{free_port, wait_for_tcp};
+pub use postgres::{PostgresBuilder, PostgresServer};
+pub use process::{DetachedService, ServiceProcess};
+pub use redis::{RedisBuilder, RedisServer};
+
+/// Environment variable naming the shared Postgres server's URL.
+pub const DATABASE_URL_ENV: &str = "RESYNC_TEST_DATABASE_URL";
+/// Environment variable naming the shared Redis server's URL.
+pub const REDIS_URL_ENV: &str = "RESYNC_TEST_REDIS_URL";
+
+/// How long a fixture waits for a server to accept connections before giving up.
+pub const STARTUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(90);
+
+/// The shared Postgres URL from [`DATABASE_URL_ENV`].
+///
+/// # Panics
+///
+/// When the variable is unset or empty, with a message that says how to start the services.
+#[must_use]
+pub fn shared_database_url() -> String {
+    shared_url(DATABASE_URL_ENV, "Postgres")
+}
+
+/// The shared Redis URL from [`REDIS_URL_ENV`].
+///
+/// # Panics
+///
+/// When the variable is unset or empty, with a message that says how to start the services.
+#[must_use]
+pub fn shared_redis_url() -> String {
+    shared_url(REDIS_URL_ENV, "Redis")
+}
+
+fn shared_url(var: &str, what: &str) -> String {
+    match std::env::var(var) {
+        Ok(url) if !url.trim().is_empty() => url,
+        _ => panic!(
+            "this test needs a real {what} server but {var} is not set: run the tests with \
+             `cargo xtask ci` or `cargo xtask test`, or start the servers with \
+             `eval $(cargo xtask services up)` first"
+        ),
+    }
+}

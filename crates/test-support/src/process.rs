@@ -1,0 +1,176 @@
+//! A server process in its own process group, stopped on drop.
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, killpg, Signal};
+use nix::unistd::Pid;
+
+/// How long a stopping server may take before it is killed outright.
+const STOP_GRACE: Duration = Duration::from_secs(20);
+
+/// A child process running in its own process group, with its output in a log file.
+///
+/// Dropping it stops the whole group: first `stop_signal` to the leader, then `SIGKILL` to
+/// the group once [`STOP_GRACE`] has passed.
+#[derive(Debug)]
+pub struct ServiceProcess {
+    name: String,
+    child: Option<Child>,
+    log: PathBuf,
+    stop_signal: Signal,
+}
+
+impl ServiceProcess {
+    /// Spawns `command` in a new process group, appending its stdout and stderr to `log`.
+    ///
+    /// # Errors
+    ///
+    /// When the log cannot be opened or the program cannot be started.
+    pub fn spawn(
+        name: &str,
+        mut command: Command,
+        log: &Path,
+        stop_signal: Signal,
+    ) -> io::Result<Self> {
+        use std::os::unix::process::CommandExt;
+        let out = File::options().create(true).append(true).open(log)?;
+        let err = out.try_clone()?;
+        command
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0);
+        let child = command
+            .spawn()
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot start {name}: {e}")))?;
+        Ok(Self {
+            name: name.to_owned(),
+            child: Some(child),
+            log: log.to_owned(),
+            stop_signal,
+        })
+    }
+
+    /// The leader's process id (also the process group id).
+    #[must_use]
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Whether the leader is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
+    }
+
+    /// Fails with the end of the log when the process has already exited.
+    ///
+    /// # Errors
+    ///
+    /// When the process is no longer running.
+    pub fn ensure_running(&mut self) -> io::Result<()> {
+        if self.is_running() {
+            Ok(())
+        } else {
+            Err(io::Error::other(format!(
+                "{} exited during start-up; its log ends with:\n{}",
+                self.name,
+                self.log_tail(40)
+            )))
+        }
+    }
+
+    /// The last `lines` lines of the process's log.
+    #[must_use]
+    pub fn log_tail(&self, lines: usize) -> String {
+        log_tail(&self.log, lines)
+    }
+
+    /// Stops the process group and waits for the leader to exit.
+    ///
+    /// # Errors
+    ///
+    /// When waiting for the child fails.
+    pub fn stop(&mut self) -> io::Result<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        let pid = pid_of(child.id());
+        if matches!(child.try_wait(), Ok(None)) {
+            let _ = kill(pid, self.stop_signal);
+            let deadline = Instant::now() + STOP_GRACE;
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        // Whatever is left of the group (workers, backends) goes now.
+        let _ = killpg(pid, Signal::SIGKILL);
+        child.wait()?;
+        Ok(())
+    }
+
+    /// Leaves the process running after this value is dropped and returns its pid.
+    #[must_use]
+    pub fn detach(mut self) -> Option<u32> {
+        self.child.take().map(|child| child.id())
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+/// A server left running by `cargo xtask services up`, to be stopped by `services down`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DetachedService {
+    /// `postgres` or `redis`.
+    pub name: String,
+    /// The process (and process group) id.
+    pub pid: u32,
+    /// The temporary directory holding its data, socket and log.
+    pub dir: PathBuf,
+    /// The URL clients connect to.
+    pub url: String,
+}
+
+impl DetachedService {
+    /// Stops the process group (`SIGTERM`, then `SIGKILL` after a grace period) and removes
+    /// the directory.
+    ///
+    /// # Errors
+    ///
+    /// When the directory cannot be removed.
+    pub fn stop(&self) -> io::Result<()> {
+        let pid = pid_of(self.pid);
+        if kill(pid, None).is_ok() {
+            let _ = killpg(pid, Signal::SIGTERM);
+            let deadline = Instant::now() + STOP_GRACE;
+            while kill(pid, None).is_ok() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = killpg(pid, Signal::SIGKILL);
+        }
+        match std::fs::remove_dir_all(&self.dir) {
+            Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn pid_of(id: u32) -> Pid {
+    // Process ids fit in i32 on every Unix; saturate rather than wrap if one ever did not.
+    Pid::from_raw(i32::try_from(id).unwrap_or(i32::MAX))
+}
+
+pub(crate) fn log_tail(log: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}

@@ -1,0 +1,242 @@
+//! A throwaway Redis server.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use tempfile::TempDir;
+
+use crate::net::free_port;
+use crate::process::{DetachedService, ServiceProcess};
+use crate::STARTUP_TIMEOUT;
+
+/// Settings for a [`RedisServer`] before it starts.
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct RedisBuilder {
+    args: Vec<String>,
+    tls: Option<RedisTls>,
+}
+
+#[derive(Debug, Clone)]
+struct RedisTls {
+    cert_pem: String,
+    key_pem: String,
+    ca_pem: String,
+}
+
+impl RedisBuilder {
+    /// Any other `redis-server` option, e.g. `("maxclients", "100")`.
+    pub fn option(mut self, name: &str, value: &str) -> Self {
+        self.args.push(format!("--{name}"));
+        self.args.push(value.to_owned());
+        self
+    }
+
+    /// Serves TLS only (`rediss://`) with this certificate, key and client-CA (PEM). Client
+    /// certificates are not required.
+    pub fn tls(mut self, cert_pem: &str, key_pem: &str, ca_pem: &str) -> Self {
+        self.tls = Some(RedisTls {
+            cert_pem: cert_pem.to_owned(),
+            key_pem: key_pem.to_owned(),
+            ca_pem: ca_pem.to_owned(),
+        });
+        self
+    }
+
+    /// Starts `redis-server` on a free loopback port, without persistence.
+    ///
+    /// # Errors
+    ///
+    /// When `redis-server` is missing or does not answer `PING` within [`STARTUP_TIMEOUT`].
+    pub fn start(self) -> io::Result<RedisServer> {
+        let dir = tempfile::Builder::new().prefix("resync-redis-").tempdir()?;
+        if let Some(tls) = &self.tls {
+            std::fs::write(dir.path().join("server.crt"), &tls.cert_pem)?;
+            std::fs::write(dir.path().join("server.key"), &tls.key_pem)?;
+            std::fs::write(dir.path().join("ca.crt"), &tls.ca_pem)?;
+        }
+        let mut server = RedisServer {
+            dir,
+            port: 0,
+            builder: self,
+            process: None,
+        };
+        let mut last_error = None;
+        for _ in 0..5 {
+            server.port = free_port()?;
+            match server.start_again() {
+                Ok(()) => return Ok(server),
+                Err(error) => last_error = Some(error),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| io::Error::other("redis did not start")))
+    }
+}
+
+/// A `redis-server` on 127.0.0.1 with no persistence, in a temporary directory. Stopped and
+/// deleted on drop.
+#[derive(Debug)]
+pub struct RedisServer {
+    dir: TempDir,
+    port: u16,
+    builder: RedisBuilder,
+    process: Option<ServiceProcess>,
+}
+
+impl RedisServer {
+    /// Starts a server with the default settings.
+    ///
+    /// # Errors
+    ///
+    /// See [`RedisBuilder::start`].
+    pub fn start() -> io::Result<Self> {
+        RedisBuilder::default().start()
+    }
+
+    /// A builder for a server with other settings.
+    pub fn builder() -> RedisBuilder {
+        RedisBuilder::default()
+    }
+
+    /// `redis://127.0.0.1:PORT/` (or `rediss://` with TLS).
+    #[must_use]
+    pub fn url(&self) -> String {
+        let scheme = if self.builder.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}/", self.port)
+    }
+
+    /// The TCP port on 127.0.0.1.
+    #[must_use]
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The temporary directory.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Whether the server process is running.
+    pub fn is_running(&mut self) -> bool {
+        self.process.as_mut().is_some_and(ServiceProcess::is_running)
+    }
+
+    /// Stops the server, keeping its port for [`RedisServer::start_again`].
+    ///
+    /// # Errors
+    ///
+    /// When waiting for the process fails.
+    pub fn stop(&mut self) -> io::Result<()> {
+        match self.process.take() {
+            Some(mut process) => process.stop(),
+            None => Ok(()),
+        }
+    }
+
+    /// Starts the stopped server again on the same port.
+    ///
+    /// # Errors
+    ///
+    /// When it does not answer within [`STARTUP_TIMEOUT`].
+    pub fn start_again(&mut self) -> io::Result<()> {
+        self.stop()?;
+        let port = self.port.to_string();
+        let mut command = Command::new("redis-server");
+        command
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--protected-mode", "no", "--daemonize", "no", "--dir"])
+            .arg(self.dir.path());
+        match &self.builder.tls {
+            None => {
+                command.args(["--port", &port]);
+            }
+            Some(_) => {
+                let file = |name: &str| self.dir.path().join(name);
+                command
+                    .args(["--port", "0", "--tls-port", &port])
+                    .arg("--tls-cert-file")
+                    .arg(file("server.crt"))
+                    .arg("--tls-key-file")
+                    .arg(file("server.key"))
+                    .arg("--tls-ca-cert-file")
+                    .arg(file("ca.crt"))
+                    .args(["--tls-auth-clients", "no"]);
+            }
+        }
+        command.args(&self.builder.args);
+        let log = self.dir.path().join("redis.log");
+        let mut process = ServiceProcess::spawn("redis-server", command, &log, Signal::SIGTERM)
+            .map_err(|error| {
+                io::Error::new(
+                    error.kind(),
+                    format!("{error} (install the Debian package `redis-server`)"),
+                )
+            })?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            process.ensure_running()?;
+            let ready = if self.builder.tls.is_some() {
+                TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok()
+            } else {
+                answers_ping(addr)
+            };
+            if ready {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "redis-server did not answer within {STARTUP_TIMEOUT:?}; log:\n{}",
+                        process.log_tail(40)
+                    ),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.process = Some(process);
+        Ok(())
+    }
+
+    /// Leaves the server running after this value is dropped (for `cargo xtask services up`).
+    #[must_use]
+    pub fn detach(mut self) -> Option<DetachedService> {
+        let url = self.url();
+        let pid = self.process.take()?.detach()?;
+        self.dir.disable_cleanup(true);
+        Some(DetachedService {
+            name: "redis".to_owned(),
+            pid,
+            dir: self.dir.path().to_owned(),
+            url,
+        })
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+fn answers_ping(addr: SocketAddr) -> bool {
+    let attempt = || -> io::Result<bool> {
+        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
+        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+        stream.write_all(b"PING\r\n")?;
+        let mut reply = [0_u8; 7];
+        stream.read_exact(&mut reply)?;
+        Ok(&reply == b"+PONG\r\n")
+    };
+    attempt().unwrap_or(false)
+}
