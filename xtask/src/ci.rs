@@ -1,0 +1,59 @@
+//! `cargo xtask ci`, `test` and `bench`.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Result;
+
+use crate::{cargo, packages, run_step, services};
+
+/// Formatting, lints, docs, then every test with real services.
+pub(crate) fn run(root: &Path) -> Result<()> {
+    let started = Instant::now();
+    packages::ensure_installed()?;
+
+    let mut fmt = cargo(root);
+    fmt.args(["fmt", "--all", "--", "--check"]);
+    run_step("rustfmt", fmt)?;
+
+    let mut clippy = cargo(root);
+    clippy.args(["clippy", "--workspace", "--all-targets", "--locked", "--"]);
+    clippy.args(["-D", "warnings"]);
+    run_step("clippy", clippy)?;
+
+    let mut doc = cargo(root);
+    doc.args(["doc", "--workspace", "--no-deps", "--locked"]);
+    doc.env("RUSTDOCFLAGS", "-D warnings");
+    run_step("rustdoc", doc)?;
+
+    test(root, &[])?;
+    eprintln!("\n==> ci passed in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+/// Every test of the workspace with freshly started Postgres and Redis servers, which are
+/// stopped afterwards whether the tests pass or not.
+pub(crate) fn test(root: &Path, extra: &[String]) -> Result<()> {
+    packages::ensure_installed()?;
+    let running = services::Running::start()?;
+    let mut tests = cargo(root);
+    tests.args(["test", "--workspace", "--locked"]).args(extra);
+    running.export_to(&mut tests);
+    let result = run_step("tests", tests);
+    drop(running);
+    result
+}
+
+/// The Criterion benches, with the services (pool benches measure a real Postgres).
+pub(crate) fn bench(root: &Path, extra: &[String]) -> Result<()> {
+    packages::ensure_installed()?;
+    let running = services::Running::start()?;
+    let mut benches = cargo(root);
+    benches
+        .args(["bench", "--workspace", "--locked"])
+        .args(extra);
+    running.export_to(&mut benches);
+    let result = run_step("benches", benches);
+    drop(running);
+    result
+}

@@ -1,0 +1,107 @@
+//! The system packages the tests need, installed on demand on Debian.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+/// Debian packages and the program that tells whether each is present.
+const PACKAGES: &[(&str, &str)] = &[
+    ("postgresql", "postgres"),
+    ("redis-server", "redis-server"),
+    ("prometheus", "promtool"),
+];
+
+/// Installs the missing packages when running as root with `apt-get`; otherwise fails with a
+/// message naming them.
+pub(crate) fn ensure_installed() -> Result<()> {
+    let missing: Vec<&str> = PACKAGES
+        .iter()
+        .filter(|(_, program)| !present(program))
+        .map(|(package, _)| *package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let is_root = nix_is_root();
+    if !is_root || !on_path("apt-get") {
+        bail!(
+            "missing system packages: {} — install them (Debian: `apt-get install {}`) and run again",
+            missing.join(", "),
+            missing.join(" ")
+        );
+    }
+    eprintln!("==> installing {}", missing.join(" "));
+    // policy-rc.d exiting 101 stops the packages from starting system services on the default
+    // ports during the install; the tests start their own servers.
+    let policy = Path::new("/usr/sbin/policy-rc.d");
+    let had_policy = policy.exists();
+    if !had_policy {
+        std::fs::write(policy, "#!/bin/sh\nexit 101\n").context("writing policy-rc.d")?;
+        set_executable(policy)?;
+    }
+    let result = apt(&["update", "-q"]).and_then(|()| {
+        let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
+        args.extend(&missing);
+        apt(&args)
+    });
+    if !had_policy {
+        let _ = std::fs::remove_file(policy);
+    }
+    result?;
+    let still: Vec<&str> = PACKAGES
+        .iter()
+        .filter(|(_, program)| !present(program))
+        .map(|(package, _)| *package)
+        .collect();
+    if !still.is_empty() {
+        bail!(
+            "packages still missing after apt-get install: {}",
+            still.join(", ")
+        );
+    }
+    Ok(())
+}
+
+fn apt(args: &[&str]) -> Result<()> {
+    let status = Command::new("apt-get")
+        .args(args)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .context("running apt-get")?;
+    if !status.success() {
+        bail!("apt-get {} failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+fn present(program: &str) -> bool {
+    if program == "postgres" {
+        // The server binaries live outside PATH on Debian.
+        return std::fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|entry| entry.path().join("bin/postgres").exists())
+            || std::env::var_os("RESYNC_PG_BIN").is_some();
+    }
+    on_path(program)
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
+fn nix_is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+}
+
+fn set_executable(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+        .with_context(|| format!("chmod {}", path.display()))
+}
