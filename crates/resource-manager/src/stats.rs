@@ -1,0 +1,178 @@
+//! Per-kind statistics ([`ResourceStats`]) and the leak scan that feeds `leaked_now` and
+//! `leaked_total`.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::leaks::LeakReport;
+use crate::registry::{KindState, LiveEntry};
+use crate::tracker::{ResourceTracker, Shared};
+
+/// Statistics of one resource kind. Counters are cumulative since the tracker was created.
+///
+/// With the `serde` feature this serializes with durations as seconds (`f64`), under the
+/// names `mean_lifetime_secs` and `max_lifetime_secs`.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct ResourceStats {
+    /// The kind's name.
+    pub kind: String,
+    /// Resources of this kind alive now.
+    pub active: u64,
+    /// The most resources of this kind alive at once.
+    pub peak: u64,
+    /// Resources of this kind ever tracked.
+    pub created: u64,
+    /// Every release (guard dropped), closed or not.
+    pub released: u64,
+    /// The subset of `released` dropped without a deliberate close.
+    pub released_without_close: u64,
+    /// Resources alive now past the kind's leak threshold.
+    pub leaked_now: u64,
+    /// Resources ever seen past the threshold, each counted once, the first time a scan saw it.
+    pub leaked_total: u64,
+    /// The subset of `leaked_total` released afterwards (logged when it happens).
+    pub leaked_released: u64,
+    /// Mean lifetime of released resources (zero before the first release).
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "mean_lifetime_secs", serialize_with = "serialize_secs")
+    )]
+    pub mean_lifetime: Duration,
+    /// Longest lifetime of a released resource.
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "max_lifetime_secs", serialize_with = "serialize_secs")
+    )]
+    pub max_lifetime: Duration,
+    /// The kind's concurrency limit, if any.
+    pub limit: Option<usize>,
+    /// `active / limit` when a limit exists (1.0 for a limit of 0).
+    pub utilization: Option<f64>,
+}
+
+#[cfg(feature = "serde")]
+pub(crate) fn serialize_secs<S: serde::Serializer>(
+    duration: &Duration,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(duration.as_secs_f64())
+}
+
+impl ResourceStats {
+    fn from_state(state: &KindState, leaked_now: u64) -> Self {
+        // Read the releases before the creations so `created >= released + active` holds even
+        // while other threads track and release.
+        let released = state.released.load(Ordering::Relaxed);
+        let released_without_close = state.released_without_close.load(Ordering::Relaxed);
+        let lifetime_total = state.lifetime_total_nanos.load(Ordering::Relaxed);
+        let active = state.active.load(Ordering::Relaxed);
+        let created = state.created.load(Ordering::Relaxed);
+        let mean_lifetime = lifetime_total
+            .checked_div(released)
+            .map_or(Duration::ZERO, Duration::from_nanos);
+        let limit = state.limit();
+        Self {
+            kind: state.name.to_owned(),
+            active,
+            peak: state.peak.load(Ordering::Relaxed).max(active),
+            created,
+            released,
+            released_without_close,
+            leaked_now,
+            leaked_total: state.leaked_total.load(Ordering::Relaxed),
+            leaked_released: state.leaked_released.load(Ordering::Relaxed),
+            mean_lifetime,
+            max_lifetime: Duration::from_nanos(state.lifetime_max_nanos.load(Ordering::Relaxed)),
+            limit,
+            utilization: limit.map(|limit| {
+                if limit == 0 {
+                    1.0
+                } else {
+                    active as f64 / limit as f64
+                }
+            }),
+        }
+    }
+}
+
+/// Visits every live resource past its kind's threshold with its age. Marks and counts the
+/// ones no scan saw before (`leaked_total`) and logs them once, after the shard locks are
+/// released.
+pub(crate) fn scan(shared: &Shared, mut on_leak: impl FnMut(&LiveEntry, Duration)) {
+    let now = Instant::now();
+    let default = shared.default_leak_threshold;
+    let mut newly_leaked = Vec::new();
+    shared.registry.for_each(|entry| {
+        let Some(threshold) = entry.kind.threshold(default) else {
+            return;
+        };
+        let age = now.saturating_duration_since(entry.acquired);
+        if age <= threshold {
+            return;
+        }
+        if !entry.leak_reported {
+            entry.leak_reported = true;
+            entry.kind.leaked_total.fetch_add(1, Ordering::Relaxed);
+            newly_leaked.push(LeakReport::from_entry(entry, age));
+        }
+        on_leak(entry, age);
+    });
+    for leak in newly_leaked {
+        tracing::warn!(
+            id = leak.id,
+            kind = %leak.kind,
+            label = %leak.label,
+            acquired_at = %leak.acquired_at,
+            age_secs = leak.age.as_secs_f64(),
+            thread = leak.thread.as_deref().unwrap_or("unknown"),
+            "resource leaked: alive past its kind's threshold"
+        );
+    }
+}
+
+impl ResourceTracker {
+    /// Statistics of every kind seen or configured, sorted by kind. Scans for leaks (to fill
+    /// `leaked_now`), which also counts newly leaked resources in `leaked_total`.
+    #[must_use]
+    pub fn stats(&self) -> Vec<ResourceStats> {
+        let shared = self.shared();
+        let leaked_now = leaked_now_by_kind(shared);
+        let mut kinds = shared.kinds.all();
+        kinds.sort_unstable_by_key(|state| state.name);
+        kinds
+            .iter()
+            .map(|state| {
+                let leaked = leaked_now.get(&Arc::as_ptr(state)).copied().unwrap_or(0);
+                ResourceStats::from_state(state, leaked)
+            })
+            .collect()
+    }
+
+    /// Statistics of one kind, if it was seen or configured. Scans for leaks like
+    /// [`stats`](Self::stats).
+    #[must_use]
+    pub fn stats_for(&self, kind: &str) -> Option<ResourceStats> {
+        let shared = self.shared();
+        let state = shared
+            .kinds
+            .all()
+            .into_iter()
+            .find(|state| state.name == kind)?;
+        let leaked = leaked_now_by_kind(shared)
+            .get(&Arc::as_ptr(&state))
+            .copied()
+            .unwrap_or(0);
+        Some(ResourceStats::from_state(&state, leaked))
+    }
+}
+
+fn leaked_now_by_kind(shared: &Shared) -> HashMap<*const KindState, u64> {
+    let mut leaked_now = HashMap::new();
+    scan(shared, |entry, _| {
+        *leaked_now.entry(Arc::as_ptr(&entry.kind)).or_insert(0) += 1;
+    });
+    leaked_now
+}

@@ -1,0 +1,212 @@
+//! [`ResourceTracker`]: registers resources, per-kind configuration and counters.
+
+use std::backtrace::Backtrace;
+use std::panic::Location;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::Error;
+use crate::guard::ResourceGuard;
+use crate::registry::{KindTable, LiveEntry, Registry};
+
+/// Leak threshold used by [`ResourceTracker::new`], in seconds (the `LEAK_THRESHOLD_SECS`
+/// setting's default).
+pub const DEFAULT_LEAK_THRESHOLD_SECS: u64 = 300;
+
+/// When a live resource of a kind counts as leaked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LeakThreshold {
+    /// The tracker's default threshold.
+    #[default]
+    Default,
+    /// Leaked once alive longer than this.
+    After(Duration),
+    /// Never a leak, however long it lives (e.g. a listening socket).
+    Never,
+}
+
+/// Configuration of one resource kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KindConfig {
+    /// When a resource of this kind counts as leaked.
+    pub leak_threshold: LeakThreshold,
+    /// Concurrency limit: reported as utilization, enforced by
+    /// [`ResourceTracker::try_track`]. A limit of 0 refuses every `try_track`.
+    pub limit: Option<usize>,
+    /// Capture a backtrace at every acquisition of this kind (costly: for hunting a leak).
+    pub capture_backtrace: bool,
+}
+
+/// Knows every tracked resource: counts them per kind and reports the ones held too long.
+///
+/// Cloning is cheap (an `Arc`); clones share the same state. There is no global tracker:
+/// create one and hand clones to whatever acquires resources.
+#[derive(Clone, Debug)]
+pub struct ResourceTracker {
+    pub(crate) handle: Arc<TrackerHandle>,
+}
+
+/// What tracker clones share; the leak scanner holds it weakly so it stops with the last clone.
+#[derive(Debug)]
+pub(crate) struct TrackerHandle {
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// State shared by the tracker and every guard (guards keep it alive, not the scanner).
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) default_leak_threshold: Duration,
+    pub(crate) kinds: KindTable,
+    pub(crate) registry: Registry,
+    next_id: AtomicU64,
+}
+
+impl Default for ResourceTracker {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ResourceTracker {
+    /// A tracker whose kinds leak after [`DEFAULT_LEAK_THRESHOLD_SECS`] unless configured.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::with_default_leak_threshold(Duration::from_secs(DEFAULT_LEAK_THRESHOLD_SECS))
+    }
+
+    /// A tracker whose kinds leak after `threshold` unless configured otherwise.
+    #[must_use]
+    pub fn with_default_leak_threshold(threshold: Duration) -> Self {
+        Self {
+            handle: Arc::new(TrackerHandle {
+                shared: Arc::new(Shared {
+                    default_leak_threshold: threshold,
+                    kinds: KindTable::new(),
+                    registry: Registry::new(),
+                    next_id: AtomicU64::new(1),
+                }),
+            }),
+        }
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.handle.shared
+    }
+
+    /// The threshold used by kinds configured with [`LeakThreshold::Default`].
+    #[must_use]
+    pub fn default_leak_threshold(&self) -> Duration {
+        self.shared().default_leak_threshold
+    }
+
+    /// Sets the configuration of `kind` (applies to live resources too: thresholds are read
+    /// when scanning).
+    pub fn configure_kind(&self, kind: &'static str, config: KindConfig) {
+        self.shared().kinds.get_or_insert(kind).apply(config);
+    }
+
+    /// Configures `kind` only if nobody configured it yet (built-in kinds use this so a
+    /// user's own configuration always wins).
+    pub(crate) fn configure_kind_if_unset(&self, kind: &'static str, config: KindConfig) {
+        let state = self.shared().kinds.get_or_insert(kind);
+        if !state.is_configured() {
+            state.apply(config);
+        }
+    }
+
+    /// The configuration currently applied to `kind`, if the kind is known.
+    #[must_use]
+    pub fn kind_config(&self, kind: &str) -> Option<KindConfig> {
+        let state = self.shared().kinds.find(kind).cloned().or_else(|| {
+            self.shared()
+                .kinds
+                .all()
+                .into_iter()
+                .find(|state| state.name == kind)
+        })?;
+        Some(KindConfig {
+            leak_threshold: state.leak_threshold(),
+            limit: state.limit(),
+            capture_backtrace: state.capture_backtrace(),
+        })
+    }
+
+    /// Registers a resource of `kind` acquired at the caller's source line.
+    ///
+    /// Dropping the guard records its lifetime. Never fails: a kind's limit is only reported
+    /// here (see [`try_track`](Self::try_track) to enforce it).
+    #[track_caller]
+    pub fn track(&self, kind: &'static str, label: impl Into<String>) -> ResourceGuard {
+        self.track_at(kind, label, Location::caller())
+    }
+
+    /// Like [`track`](Self::track), with a location the caller captured itself (for example
+    /// with `Location::caller()` in a `#[track_caller]` function returning a future).
+    pub fn track_at(
+        &self,
+        kind: &'static str,
+        label: impl Into<String>,
+        location: &'static Location<'static>,
+    ) -> ResourceGuard {
+        let state = self.shared().kinds.get_or_insert(kind);
+        state.acquire(None);
+        self.register(state, label.into(), location)
+    }
+
+    /// Like [`track`](Self::track), but fails with [`Error::LimitReached`] when the kind
+    /// already has as many active resources as its limit.
+    #[track_caller]
+    pub fn try_track(
+        &self,
+        kind: &'static str,
+        label: impl Into<String>,
+    ) -> Result<ResourceGuard, Error> {
+        self.try_track_at(kind, label, Location::caller())
+    }
+
+    /// Like [`try_track`](Self::try_track), with a location the caller captured itself.
+    pub fn try_track_at(
+        &self,
+        kind: &'static str,
+        label: impl Into<String>,
+        location: &'static Location<'static>,
+    ) -> Result<ResourceGuard, Error> {
+        let state = self.shared().kinds.get_or_insert(kind);
+        let limit = state.limit();
+        if !state.acquire(limit) {
+            return Err(Error::LimitReached {
+                kind,
+                limit: limit.unwrap_or(usize::MAX),
+            });
+        }
+        Ok(self.register(state, label.into(), location))
+    }
+
+    fn register(
+        &self,
+        state: Arc<crate::registry::KindState>,
+        label: String,
+        location: &'static Location<'static>,
+    ) -> ResourceGuard {
+        let shared = self.shared();
+        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let acquired = Instant::now();
+        let backtrace = state
+            .capture_backtrace()
+            .then(|| Box::new(Backtrace::force_capture()));
+        let kind = state.name;
+        let slot = shared.registry.insert(LiveEntry {
+            id,
+            kind: state,
+            label,
+            acquired,
+            location,
+            thread: std::thread::current(),
+            task: tokio::task::try_id(),
+            backtrace,
+            leak_reported: false,
+        });
+        ResourceGuard::new(Arc::clone(shared), id, slot, kind, acquired, location)
+    }
+}
