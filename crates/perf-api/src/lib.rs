@@ -1,1 +1,37 @@
-//! The performance service registry and its HTTP API (JSON, Prometheus, OpenAPI) over caches, pools and resources.
+//! The performance service and its HTTP API.
+//!
+//! A [`PerformanceService`] is a registry of the components that report on themselves
+//! (caches, pools, resource trackers — each a [`HealthSource`]); [`router`] serves its
+//! findings as JSON under `/api/performance/*`, plus `/livez` and `/readyz` for load
+//! balancers. The router is an [`axum::Router`] to merge into any application.
+//!
+//! This first version serves the health verdict; the metrics, recommendations, history,
+//! Prometheus and OpenAPI endpoints of DESIGN.md arrive with the components they describe.
+//!
+//! ```
+//! use resync_perf_api::{router, ComponentHealth, HealthSource, PerformanceService};
+//! use resync_perf_core::HealthStatus;
+//!
+//! #[derive(Debug)]
+//! struct Disk;
+//! impl HealthSource for Disk {
+//!     fn name(&self) -> String { "disk".into() }
+//!     fn health(&self) -> ComponentHealth {
+//!         ComponentHealth::new(HealthStatus::Degraded).with_reason("disk 85 % full")
+//!     }
+//! }
+//!
+//! let service = PerformanceService::new();
+//! service.register(std::sync::Arc::new(Disk));
+//! assert_eq!(service.health().status, HealthStatus::Degraded);
+//! let app: axum::Router = router(service);
+//! # let _ = app;
+//! ```
+
+mod health;
+mod routes;
+mod service;
+
+pub use health::{ComponentHealth, HealthReport, HealthSource};
+pub use routes::router;
+pub use service::PerformanceService;

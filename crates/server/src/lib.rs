@@ -1,1 +1,17 @@
-//! The resync server library.
+//! The `resync` server: settings, composition, and serving.
+//!
+//! The binary (`src/main.rs`) stays thin: it parses the command line, loads [`settings`],
+//! starts tracing, and hands over to [`app::serve`], which builds the components as values
+//! (no globals), serves the performance API and shuts down cleanly on SIGINT/SIGTERM.
+//!
+//! ```
+//! use resync_server::settings::Settings;
+//!
+//! let settings = Settings::default();
+//! settings.validate().expect("the defaults are valid");
+//! assert_eq!(settings.bind_addr, "127.0.0.1:8000");
+//! ```
+
+pub mod app;
+pub mod settings;
+pub mod telemetry;

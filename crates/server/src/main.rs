@@ -1,2 +1,82 @@
-//! The `resync` binary.
-fn main() {}
+//! The `resync` binary: parse the command line, load settings, start tracing, serve until
+//! SIGINT/SIGTERM, drain, exit.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use resync_server::{app, settings, telemetry};
+
+/// Exit code for unusable settings (sysexits' EX_CONFIG).
+const EXIT_CONFIG: u8 = 78;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "resync",
+    version,
+    about = "Resync: caching gateway and performance API"
+)]
+struct Cli {
+    /// Settings file (default: ./settings.toml when it exists, else the built-in defaults).
+    #[arg(long, value_name = "PATH", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve (the default).
+    Serve,
+    /// Print the effective settings, secrets redacted, and exit.
+    CheckConfig,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let sources = settings::Sources {
+        config: cli.config,
+        ..settings::Sources::default()
+    };
+    let loaded = match settings::load(&sources) {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            eprintln!("resync: {error}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    if matches!(cli.command, Some(Command::CheckConfig)) {
+        for warning in &loaded.warnings {
+            eprintln!("warning: {warning}");
+        }
+        print!("{}", loaded.settings.redacted_toml());
+        return ExitCode::SUCCESS;
+    }
+
+    telemetry::init(loaded.settings.log_format);
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    match &loaded.file {
+        Some(file) => tracing::info!(file = %file.display(), "settings loaded"),
+        None => tracing::info!("settings: built-in defaults (no settings.toml here)"),
+    }
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(%error, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(app::serve(&loaded.settings, app::shutdown_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "resync stopped with an error");
+            ExitCode::FAILURE
+        }
+    }
+}
