@@ -1,0 +1,3 @@
+//! Benches (filled in later).
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! Backend managers: Postgres, Redis, HTTP and closure-built resources.
+
+pub(crate) mod generic;

@@ -1,0 +1,115 @@
+//! [`PoolConnection`]: the checked-out connection, measured until it is returned.
+
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::time::Instant;
+
+use resync_resource_manager::ResourceGuard;
+
+use crate::stats::PoolStats;
+use crate::wrapper::MonitoredManager;
+
+/// A connection checked out of a [`MonitoredPool`](crate::MonitoredPool).
+///
+/// Dereferences to the backend's connection. Dropping it returns the connection to the pool
+/// and records how long it was held; the checkout is tracked by the pool's
+/// [`ResourceTracker`](resync_resource_manager::ResourceTracker) until then, so holding it past
+/// the leak threshold makes it a counted leak that names the line that called `get()`.
+pub struct PoolConnection<'a, M>
+where
+    M: bb8::ManageConnection,
+    M::Error: std::error::Error + Send + Sync + 'static,
+{
+    conn: bb8::PooledConnection<'a, MonitoredManager<M>>,
+    stats: &'a PoolStats,
+    acquired_at: Instant,
+    _tracking: ResourceGuard,
+}
+
+impl<'a, M> PoolConnection<'a, M>
+where
+    M: bb8::ManageConnection,
+    M::Error: std::error::Error + Send + Sync + 'static,
+{
+    pub(crate) fn new(
+        conn: bb8::PooledConnection<'a, MonitoredManager<M>>,
+        stats: &'a PoolStats,
+        tracking: ResourceGuard,
+    ) -> Self {
+        Self {
+            conn,
+            stats,
+            acquired_at: Instant::now(),
+            _tracking: tracking,
+        }
+    }
+
+    /// Reports that the connection itself failed (an I/O or protocol error, a dropped
+    /// connection): the error is counted as a pool error and the connection is discarded
+    /// when returned. Do not call it for the caller's own failures (a constraint violation,
+    /// a 404), which say nothing about the pool.
+    pub fn report_error(&mut self) {
+        if !self.conn.broken {
+            self.conn.broken = true;
+            PoolStats::count(&self.stats.caller_errors);
+        }
+    }
+
+    /// Whether [`report_error`](Self::report_error) was called on this checkout.
+    #[must_use]
+    pub fn is_reported_broken(&self) -> bool {
+        self.conn.broken
+    }
+}
+
+impl<M> Deref for PoolConnection<'_, M>
+where
+    M: bb8::ManageConnection,
+    M::Error: std::error::Error + Send + Sync + 'static,
+{
+    type Target = M::Connection;
+
+    fn deref(&self) -> &Self::Target {
+        &self.conn.conn
+    }
+}
+
+impl<M> DerefMut for PoolConnection<'_, M>
+where
+    M: bb8::ManageConnection,
+    M::Error: std::error::Error + Send + Sync + 'static,
+{
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.conn.conn
+    }
+}
+
+impl<M> Drop for PoolConnection<'_, M>
+where
+    M: bb8::ManageConnection,
+    M::Error: std::error::Error + Send + Sync + 'static,
+{
+    fn drop(&mut self) {
+        let now = Instant::now();
+        let held = now.saturating_duration_since(self.acquired_at);
+        // Stamp last use before bb8 returns the connection (and calls `has_broken`), so the
+        // next checkout within the validation skip window needs no round trip.
+        self.conn.last_used = now;
+        self.stats
+            .checked_in(u64::try_from(held.as_nanos()).unwrap_or(u64::MAX));
+    }
+}
+
+impl<M> fmt::Debug for PoolConnection<'_, M>
+where
+    M: bb8::ManageConnection,
+    M::Error: std::error::Error + Send + Sync + 'static,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PoolConnection")
+            .field("pool", &self.stats.name)
+            .field("held_for", &self.acquired_at.elapsed())
+            .field("reported_broken", &self.conn.broken)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,233 @@
+//! [`MonitoredPool`]: one bb8 pool under the wrapper manager, with measured checkouts.
+
+use std::fmt;
+use std::future::Future;
+use std::panic::Location;
+use std::sync::Arc;
+use std::time::Instant;
+
+use resync_resource_manager::{KindConfig, LeakThreshold, ResourceTracker};
+
+use crate::config::PoolConfig;
+use crate::error::Error;
+use crate::guard::PoolConnection;
+use crate::metrics::PoolMetrics;
+use crate::stats::PoolStats;
+use crate::wrapper::MonitoredManager;
+
+/// An instrumented connection pool over any bb8 manager `M`.
+///
+/// Cloning is cheap and clones share the pool. Built with bb8's `build_unchecked`, so
+/// creating it never waits for (or fails on) a down backend; it must be created inside a
+/// tokio runtime, since bb8 spawns its connection and reaper tasks there.
+pub struct MonitoredPool<M>
+where
+    M: bb8::ManageConnection,
+    M::Error: std::error::Error + Send + Sync + 'static,
+{
+    pub(crate) inner: Arc<PoolShared<M>>,
+}
+
+pub(crate) struct PoolShared<M>
+where
+    M: bb8::ManageConnection,
+    M::Error: std::error::Error + Send + Sync + 'static,
+{
+    pub(crate) pool: bb8::Pool<MonitoredManager<M>>,
+    pub(crate) manager: Arc<M>,
+    pub(crate) stats: Arc<PoolStats>,
+    pub(crate) config: PoolConfig,
+    pub(crate) tracker: ResourceTracker,
+}
+
+impl<M> Clone for MonitoredPool<M>
+where
+    M: bb8::ManageConnection,
+    M::Error: std::error::Error + Send + Sync + 'static,
+{
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<M> fmt::Debug for MonitoredPool<M>
+where
+    M: bb8::ManageConnection,
+    M::Error: std::error::Error + Send + Sync + 'static,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MonitoredPool")
+            .field("name", &self.inner.stats.name)
+            .field("config", &self.inner.config)
+            .field("state", &self.inner.pool.state())
+            .finish_non_exhaustive()
+    }
+}
+
+/// bb8's error sink: connect errors are already counted and kept by the wrapper manager.
+#[derive(Debug, Clone, Copy)]
+struct CountedElsewhere;
+
+impl<E> bb8::ErrorSink<E> for CountedElsewhere {
+    fn sink(&self, _error: E) {}
+
+    fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<E>> {
+        Box::new(*self)
+    }
+}
+
+impl<M> MonitoredPool<M>
+where
+    M: bb8::ManageConnection,
+    M::Error: std::error::Error + Send + Sync + 'static,
+{
+    /// Builds a pool named `name` over `manager`, tracking checkouts with `tracker`.
+    ///
+    /// The configuration is validated first (bb8's builder would panic on some invalid
+    /// values); no connection is awaited. Must be called within a tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] listing every problem of `config`.
+    pub fn new(
+        name: impl Into<String>,
+        config: PoolConfig,
+        manager: M,
+        tracker: &ResourceTracker,
+    ) -> Result<Self, Error> {
+        config.validate()?;
+        let name: Arc<str> = Arc::from(name.into());
+        let stats = Arc::new(PoolStats::new(Arc::clone(&name)));
+        let manager = Arc::new(manager);
+        let wrapper = MonitoredManager {
+            inner: Arc::clone(&manager),
+            stats: Arc::clone(&stats),
+            connect_timeout: config.connect_timeout,
+            validation_skip_window: config.validation_skip_window,
+        };
+        tracker.configure_kind(
+            config.resource_kind,
+            KindConfig {
+                leak_threshold: LeakThreshold::After(config.leak_threshold),
+                ..KindConfig::default()
+            },
+        );
+        let pool = bb8::Pool::builder()
+            .max_size(config.max_size)
+            .min_idle(Some(config.min_size).filter(|&min| min > 0))
+            .connection_timeout(config.effective_acquire_timeout())
+            .idle_timeout(config.idle_timeout)
+            .max_lifetime(config.max_lifetime)
+            // The wrapper decides per checkout whether the round trip is needed.
+            .test_on_check_out(true)
+            // One attempt per approval: a failed connect is reported at once, and the
+            // next `get()` (or the reaper) asks again.
+            .retry_connection(false)
+            .error_sink(Box::new(CountedElsewhere))
+            .build_unchecked(wrapper);
+        Ok(Self {
+            inner: Arc::new(PoolShared {
+                pool,
+                manager,
+                stats,
+                config,
+                tracker: tracker.clone(),
+            }),
+        })
+    }
+
+    /// The pool's name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.inner.stats.name
+    }
+
+    /// The configuration the pool was built with.
+    #[must_use]
+    pub fn config(&self) -> &PoolConfig {
+        &self.inner.config
+    }
+
+    /// The backend manager (for probes and backend-specific helpers).
+    #[must_use]
+    pub fn manager(&self) -> &M {
+        &self.inner.manager
+    }
+
+    /// Checks out a connection.
+    ///
+    /// Waits up to the acquire timeout while every connection is in use, then fails with
+    /// [`Error::Exhausted`] (counted as an exhaustion). When the backend cannot be reached —
+    /// a connect attempt fails while this call has no connection — it fails at once with
+    /// [`Error::Unavailable`] carrying the connect error, rather than waiting out the timeout.
+    ///
+    /// This is a plain `#[track_caller]` function returning a future (the attribute does
+    /// nothing on an `async fn`), so the checkout is tracked with the caller's source line.
+    #[track_caller]
+    pub fn get(&self) -> impl Future<Output = Result<PoolConnection<'_, M>, Error>> + Send + '_ {
+        let location = Location::caller();
+        let shared = &*self.inner;
+        async move {
+            let started = Instant::now();
+            let failures_seen = shared.stats.connect_failure_count();
+            let outcome = tokio::select! {
+                biased;
+                got = shared.pool.get() => got.map_err(|_timed_out| false),
+                () = shared.stats.wait_for_connect_failure(failures_seen) => Err(true),
+            };
+            let waited = started.elapsed();
+            shared.stats.acquire_latency.record_duration(waited);
+            match outcome {
+                Ok(conn) => {
+                    shared.stats.checked_out();
+                    let tracking = shared.tracker.track_at(
+                        shared.config.resource_kind,
+                        &*shared.stats.name,
+                        location,
+                    );
+                    Ok(PoolConnection::new(conn, &shared.stats, tracking))
+                }
+                Err(connect_failed) => {
+                    Err(shared.acquire_failed(connect_failed, failures_seen, waited))
+                }
+            }
+        }
+    }
+
+    /// A snapshot of the pool's figures (cumulative counters, histograms, current state).
+    #[must_use]
+    pub fn metrics(&self) -> PoolMetrics {
+        PoolMetrics::collect(&self.inner)
+    }
+}
+
+impl<M> PoolShared<M>
+where
+    M: bb8::ManageConnection,
+    M::Error: std::error::Error + Send + Sync + 'static,
+{
+    fn acquire_failed(
+        &self,
+        connect_failed: bool,
+        failures_seen: u64,
+        waited: std::time::Duration,
+    ) -> Error {
+        let connects_failing = connect_failed || self.stats.connect_failure_count() > failures_seen;
+        if connects_failing {
+            if let Some(source) = self.stats.last_connect_error() {
+                PoolStats::count(&self.stats.unavailable);
+                return Error::Unavailable {
+                    pool: Arc::clone(&self.stats.name),
+                    source,
+                };
+            }
+        }
+        PoolStats::count(&self.stats.exhaustions);
+        Error::Exhausted {
+            pool: Arc::clone(&self.stats.name),
+            waited,
+        }
+    }
+}

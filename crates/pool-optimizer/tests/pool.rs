@@ -1,0 +1,240 @@
+//! The pool engine itself, over closure-built resources (no backend needed).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use resync_pool_optimizer::{Error, FnManager, MonitoredPool, PoolConfig};
+use resync_resource_manager::ResourceTracker;
+
+const BOUND: Duration = Duration::from_secs(30);
+
+fn small_config(max_size: u32, acquire_timeout: Duration) -> PoolConfig {
+    PoolConfig {
+        min_size: 0,
+        max_size,
+        acquire_timeout: Some(acquire_timeout),
+        connect_timeout: Duration::from_secs(10),
+        ..PoolConfig::default()
+    }
+}
+
+fn counter_pool(
+    max_size: u32,
+    acquire_timeout: Duration,
+) -> MonitoredPool<impl bb8::ManageConnection<Connection = u64, Error = Error>> {
+    let made = Arc::new(AtomicU64::new(0));
+    let manager = FnManager::new(move || {
+        let made = Arc::clone(&made);
+        async move { Ok::<_, std::io::Error>(made.fetch_add(1, Ordering::Relaxed)) }
+    });
+    MonitoredPool::new(
+        "counter",
+        small_config(max_size, acquire_timeout),
+        manager,
+        &ResourceTracker::new(),
+    )
+    .expect("valid config")
+}
+
+#[tokio::test]
+async fn every_get_is_an_acquire_with_latency_and_hold_time() {
+    let pool = counter_pool(4, BOUND);
+    for _ in 0..25 {
+        let conn = tokio::time::timeout(BOUND, pool.get())
+            .await
+            .expect("bounded")
+            .expect("get");
+        assert!(*conn < 4, "at most max_size connections are made");
+    }
+    let metrics = pool.metrics();
+    assert_eq!(metrics.acquires, 25);
+    assert_eq!(metrics.acquire_latency.count(), 25);
+    assert_eq!(metrics.hold_time.count(), 25);
+    assert_eq!(metrics.in_use, 0);
+    assert_eq!(metrics.peak_in_use, 1);
+    assert_eq!(metrics.exhaustions, 0);
+    assert_eq!(metrics.acquires_direct + metrics.acquires_waited, 25);
+}
+
+#[tokio::test]
+async fn a_third_get_on_a_full_pool_of_two_is_an_exhaustion() {
+    let pool = counter_pool(2, Duration::from_millis(200));
+    let first = pool.get().await.expect("first");
+    let second = pool.get().await.expect("second");
+    let third = tokio::time::timeout(BOUND, pool.get())
+        .await
+        .expect("bounded");
+    match third {
+        Err(Error::Exhausted { pool: name, waited }) => {
+            assert_eq!(&*name, "counter");
+            assert!(
+                waited >= Duration::from_millis(200),
+                "waited the timeout: {waited:?}"
+            );
+        }
+        other => panic!("expected Exhausted, got {other:?}"),
+    }
+    let metrics = pool.metrics();
+    assert_eq!(metrics.exhaustions, 1);
+    assert_eq!(metrics.acquires, 2);
+    assert_eq!(metrics.peak_in_use, 2);
+    drop((first, second));
+    assert!(
+        pool.get().await.is_ok(),
+        "connections come back after release"
+    );
+}
+
+#[tokio::test]
+async fn a_busy_pool_waits_for_a_release_instead_of_failing() {
+    let pool = counter_pool(1, BOUND);
+    let held = pool.get().await.expect("first");
+    let waiter = {
+        let pool = pool.clone();
+        tokio::spawn(async move { pool.get().await.map(|conn| *conn) })
+    };
+    // The waiter is queued inside bb8 once bb8 counts a started, uncompleted get.
+    let queued = Instant::now();
+    while pool.metrics().waiting < 1 {
+        assert!(queued.elapsed() < BOUND, "waiter never queued");
+        tokio::task::yield_now().await;
+    }
+    drop(held);
+    let got = tokio::time::timeout(BOUND, waiter)
+        .await
+        .expect("bounded")
+        .expect("joins");
+    assert_eq!(got.expect("the waiter gets the released connection"), 0);
+}
+
+#[tokio::test]
+async fn failing_connects_make_get_unavailable_without_waiting_the_timeout() {
+    let acquire_timeout = Duration::from_secs(20);
+    let manager = FnManager::new(|| async {
+        Err::<u64, _>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "refused",
+        ))
+    });
+    let pool = MonitoredPool::new(
+        "down",
+        small_config(3, acquire_timeout),
+        manager,
+        &ResourceTracker::new(),
+    )
+    .expect("valid config");
+    let started = Instant::now();
+    let result = tokio::time::timeout(BOUND, pool.get())
+        .await
+        .expect("bounded");
+    let elapsed = started.elapsed();
+    match result {
+        Err(Error::Unavailable { source, .. }) => assert!(source.to_string().contains("refused")),
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    assert!(elapsed < acquire_timeout, "failed fast, took {elapsed:?}");
+    let metrics = pool.metrics();
+    assert_eq!(metrics.unavailable, 1);
+    assert!(metrics.connect_failures >= 1);
+    assert_eq!(metrics.exhaustions, 0);
+}
+
+#[tokio::test]
+async fn a_hanging_connect_is_timed_out_by_the_wrapper() {
+    let connect_timeout = Duration::from_millis(100);
+    let manager = FnManager::new(std::future::pending::<Result<u64, std::io::Error>>);
+    let config = PoolConfig {
+        connect_timeout,
+        acquire_timeout: Some(Duration::from_secs(20)),
+        min_size: 0,
+        max_size: 1,
+        ..PoolConfig::default()
+    };
+    let pool = MonitoredPool::new("hang", config, manager, &ResourceTracker::new()).expect("valid");
+    let started = Instant::now();
+    let result = tokio::time::timeout(BOUND, pool.get())
+        .await
+        .expect("bounded");
+    assert!(
+        matches!(result, Err(Error::Unavailable { .. })),
+        "{result:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(pool.metrics().connect_timeouts, 1);
+}
+
+#[tokio::test]
+async fn recently_used_connections_skip_validation_and_reported_ones_are_discarded() {
+    let alive = Arc::new(AtomicBool::new(true));
+    let manager = {
+        let alive = Arc::clone(&alive);
+        FnManager::new(|| async { Ok::<_, std::io::Error>(0_u64) })
+            .with_check(move |_: &mut u64| alive.load(Ordering::Relaxed))
+    };
+    let config = PoolConfig {
+        validation_skip_window: Duration::from_secs(3600),
+        ..small_config(1, BOUND)
+    };
+    let pool = MonitoredPool::new("skip", config, manager, &ResourceTracker::new()).expect("valid");
+    drop(pool.get().await.expect("first"));
+    drop(pool.get().await.expect("second"));
+    let metrics = pool.metrics();
+    assert_eq!(metrics.validations_run, 0);
+    assert!(metrics.validations_skipped >= 1, "{metrics:?}");
+
+    let mut conn = pool.get().await.expect("third");
+    conn.report_error();
+    drop(conn);
+    let metrics = pool.metrics();
+    assert_eq!(metrics.caller_errors, 1);
+    assert_eq!(metrics.broken, 1);
+    assert_eq!(metrics.closed_broken, 1);
+    assert!(metrics.error_rate().expect("has acquires") > 0.0);
+}
+
+#[tokio::test]
+async fn a_connection_held_past_the_threshold_is_a_leak_naming_this_line() {
+    let tracker = ResourceTracker::new();
+    let config = PoolConfig {
+        leak_threshold: Duration::from_millis(50),
+        ..small_config(2, BOUND)
+    };
+    let manager = FnManager::new(|| async { Ok::<_, std::io::Error>(()) });
+    let pool = MonitoredPool::new("leaky", config, manager, &tracker).expect("valid");
+    let line = line!() + 1;
+    let held = pool.get().await.expect("get");
+    let started = Instant::now();
+    while pool.metrics().leaked == 0 {
+        assert!(started.elapsed() < BOUND, "no leak reported");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let leaks = tracker.leaks();
+    assert_eq!(leaks.len(), 1);
+    assert_eq!(leaks[0].label, "leaky");
+    let expected = format!("{}:{line}:", file!());
+    assert!(
+        leaks[0].acquired_at.starts_with(&expected),
+        "{} vs {expected}",
+        leaks[0].acquired_at
+    );
+    drop(held);
+    assert_eq!(pool.metrics().leaked, 0);
+}
+
+#[tokio::test]
+async fn invalid_configs_are_rejected_before_bb8_could_panic() {
+    let config = PoolConfig {
+        max_size: 0,
+        min_size: 1,
+        ..PoolConfig::http()
+    };
+    let manager = FnManager::new(|| async { Ok::<_, std::io::Error>(()) });
+    match MonitoredPool::new("bad", config, manager, &ResourceTracker::new()) {
+        Err(Error::InvalidConfig(problems)) => {
+            let keys: Vec<_> = problems.iter().map(|p| p.key.as_str()).collect();
+            assert_eq!(keys, ["HTTP_POOL_MAX_SIZE", "HTTP_POOL_MIN_SIZE"]);
+        }
+        other => panic!("expected InvalidConfig, got {other:?}"),
+    }
+}
