@@ -94,6 +94,16 @@ impl ResourceGuard {
             .with_entry(self.id, self.slot, |entry| entry.label = label);
     }
 
+    /// Whether a leak scan (`leaks()`, `stats()` or the scanner) has reported this resource as
+    /// leaked. Reading it does not scan.
+    #[must_use]
+    pub fn is_leaked(&self) -> bool {
+        self.shared
+            .registry
+            .with_entry(self.id, self.slot, |entry| entry.leak_reported)
+            .unwrap_or(false)
+    }
+
     /// Records that the resource was closed deliberately: the release will not count as
     /// "released without close".
     pub fn mark_closed(&mut self) {

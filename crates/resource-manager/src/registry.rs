@@ -340,3 +340,79 @@ impl Registry {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_past_the_lock_free_slots_still_resolve_to_one_state_each() {
+        let table = KindTable::new();
+        let names: Vec<&'static str> = (0..KIND_SLOTS + 10)
+            .map(|i| &*Box::leak(format!("kind-{i}").into_boxed_str()))
+            .collect();
+        let states: Vec<_> = names.iter().map(|name| table.get_or_insert(name)).collect();
+        for (name, state) in names.iter().zip(&states) {
+            // A different pointer with the same text finds the same state.
+            let copy: &'static str = Box::leak(name.to_string().into_boxed_str());
+            assert!(Arc::ptr_eq(state, &table.get_or_insert(copy)));
+        }
+        assert_eq!(table.all().len(), KIND_SLOTS + 10);
+        assert!(table.find(names[0]).is_some());
+        assert!(
+            table.find(names[KIND_SLOTS + 1]).is_none(),
+            "overflow is not lock-free"
+        );
+    }
+
+    #[test]
+    fn slab_reuses_vacant_slots() {
+        let mut slab = Slab::default();
+        let kind = Arc::new(KindState::new("k"));
+        let entry = |id| LiveEntry {
+            id,
+            kind: Arc::clone(&kind),
+            label: String::new(),
+            acquired: Instant::now(),
+            location: Location::caller(),
+            thread: std::thread::current(),
+            task: None,
+            backtrace: None,
+            leak_reported: false,
+        };
+        let a = slab.insert(entry(1));
+        let b = slab.insert(entry(2));
+        assert_eq!(slab.remove(a).map(|e| e.id), Some(1));
+        assert!(slab.remove(a).is_none(), "removing twice finds nothing");
+        let c = slab.insert(entry(3));
+        assert_eq!(c, a, "the vacant slot is reused");
+        assert_eq!(slab.iter_mut().count(), 2);
+        assert_eq!(slab.get_mut(b).map(|e| e.id), Some(2));
+    }
+
+    #[test]
+    fn thresholds_round_trip_through_their_encoding() {
+        let state = KindState::new("k");
+        let default = Duration::from_secs(300);
+        assert_eq!(state.threshold(default), Some(default));
+        for threshold in [
+            LeakThreshold::Never,
+            LeakThreshold::After(Duration::from_millis(50)),
+            LeakThreshold::Default,
+        ] {
+            state.apply(KindConfig {
+                leak_threshold: threshold,
+                ..KindConfig::default()
+            });
+            assert_eq!(state.leak_threshold(), threshold);
+        }
+        state.apply(KindConfig {
+            leak_threshold: LeakThreshold::After(Duration::MAX),
+            ..KindConfig::default()
+        });
+        assert!(
+            state.threshold(default).is_some(),
+            "a huge threshold is not Never"
+        );
+    }
+}
