@@ -1,0 +1,385 @@
+//! The miss-ratio-curve estimator behind the cache's resize advice.
+//!
+//! Method (see the crate README for the reasoning):
+//!
+//! 1. *Spatial sampling.* Every key is hashed with a fixed, fast hash; a key belongs to the
+//!    sample when its hash falls below `rate · 2⁶⁴`. A sampled key is always sampled, so the
+//!    sample sees every access to about `rate` of the keys (SHARDS, Waldspurger et al. 2015).
+//! 2. *Miniature simulations of the same policy.* The sampled accesses drive small moka
+//!    caches with memory bounds of `rate · max_memory · f` for `f` in ½, 1, 2, 4; each
+//!    sampled write carries the real entry's weight. moka's TinyLFU admission is therefore
+//!    simulated by moka itself, not approximated by an LRU stack-distance model.
+//! 3. *Anchoring.* The prediction at factor `f` is the real cache's measured hit rate plus
+//!    the extra hits of the miniature at `f` over the miniature at 1×, divided by the gets
+//!    the sample is expected to hold (`rate · requests`). The sampling error that a few hot
+//!    keys cause mostly cancels: they hit at every size.
+//!
+//! Cost on the hot path: one hash per get or write; for the sampled ~1 %, a push into a
+//! mutex-guarded buffer; every [`BATCH`] samples the pushing thread replays the batch into
+//! the miniatures under a second lock that other threads do not wait for while pushing.
+
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use crate::metrics::{CurvePoint, MissRatioCurve};
+
+/// Capacity factors simulated, relative to the current memory bound.
+pub(crate) const FACTORS: [f64; 4] = [0.5, 1.0, 2.0, 4.0];
+/// Index of the 1× miniature in [`FACTORS`].
+const CURRENT: usize = 1;
+/// Samples buffered before they are replayed into the miniatures.
+pub(crate) const BATCH: usize = 64;
+/// Sampled gets needed before a curve is reported.
+pub(crate) const MIN_SAMPLED_GETS: u64 = 200;
+/// Default share of keys sampled.
+pub(crate) const DEFAULT_SAMPLE_RATE: f64 = 0.01;
+/// Entries the 1× miniature should be able to hold at the least; below it the sample rate is
+/// raised so that admission decisions stay meaningful.
+const MIN_MINIATURE_ENTRIES: f64 = 256.0;
+
+/// What happened to a sampled key.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum SampleKind {
+    Get,
+    Write(u32),
+    Remove,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    key_hash: u64,
+    kind: SampleKind,
+}
+
+type Miniature = moka::sync::Cache<u64, u32, BuildHasherDefault<PassThroughHasher>>;
+
+/// The advisor: sampling filter, pending buffer and the miniature caches.
+pub(crate) struct Advisor {
+    threshold: u64,
+    sample_rate: f64,
+    max_memory_bytes: u64,
+    pending: Mutex<Vec<Sample>>,
+    miniatures: Mutex<Vec<Miniature>>,
+    sampled_gets: AtomicU64,
+    miniature_hits: [AtomicU64; FACTORS.len()],
+}
+
+impl std::fmt::Debug for Advisor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Advisor")
+            .field("sample_rate", &self.sample_rate)
+            .field("sampled_gets", &self.sampled_gets.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Settings the miniatures copy from the real cache.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AdvisorConfig {
+    pub(crate) max_memory_bytes: u64,
+    pub(crate) max_entries: u64,
+    pub(crate) sample_rate: Option<f64>,
+    pub(crate) time_to_live: Option<Duration>,
+    pub(crate) time_to_idle: Option<Duration>,
+}
+
+impl Advisor {
+    pub(crate) fn new(config: AdvisorConfig) -> Self {
+        let sample_rate = config.sample_rate.unwrap_or_else(|| {
+            let floor = MIN_MINIATURE_ENTRIES / config.max_entries as f64;
+            DEFAULT_SAMPLE_RATE.max(floor).min(1.0)
+        });
+        let threshold = if sample_rate >= 1.0 {
+            u64::MAX
+        } else {
+            (sample_rate * u64::MAX as f64) as u64
+        };
+        let miniatures = FACTORS
+            .iter()
+            .map(|factor| {
+                let capacity =
+                    (config.max_memory_bytes as f64 * sample_rate * factor).ceil() as u64;
+                let mut builder = moka::sync::Cache::builder()
+                    .max_capacity(capacity.max(1))
+                    .weigher(|_key: &u64, weight: &u32| *weight);
+                if let Some(ttl) = config.time_to_live {
+                    builder = builder.time_to_live(ttl);
+                }
+                if let Some(tti) = config.time_to_idle {
+                    builder = builder.time_to_idle(tti);
+                }
+                builder.build_with_hasher(BuildHasherDefault::<PassThroughHasher>::default())
+            })
+            .collect();
+        Self {
+            threshold,
+            sample_rate,
+            max_memory_bytes: config.max_memory_bytes,
+            pending: Mutex::new(Vec::with_capacity(BATCH)),
+            miniatures: Mutex::new(miniatures),
+            sampled_gets: AtomicU64::new(0),
+            miniature_hits: Default::default(),
+        }
+    }
+
+    /// The key's hash when the key belongs to the sample.
+    #[inline]
+    pub(crate) fn sampled<K: Hash + ?Sized>(&self, key: &K) -> Option<u64> {
+        let hash = key_hash(key);
+        (hash <= self.threshold).then_some(hash)
+    }
+
+    /// Records a sampled event; replays the buffer when it is full.
+    pub(crate) fn record(&self, key_hash: u64, kind: SampleKind) {
+        let batch = {
+            let mut pending = lock(&self.pending);
+            pending.push(Sample { key_hash, kind });
+            if pending.len() < BATCH {
+                return;
+            }
+            std::mem::replace(&mut *pending, Vec::with_capacity(BATCH))
+        };
+        self.replay(&batch);
+    }
+
+    /// Replays everything buffered and settles the miniatures.
+    pub(crate) fn flush(&self) {
+        let batch = std::mem::take(&mut *lock(&self.pending));
+        self.replay(&batch);
+    }
+
+    fn replay(&self, batch: &[Sample]) {
+        let miniatures = lock(&self.miniatures);
+        let mut gets = 0;
+        let mut hits = [0u64; FACTORS.len()];
+        for sample in batch {
+            match sample.kind {
+                SampleKind::Get => {
+                    gets += 1;
+                    for (hit, miniature) in hits.iter_mut().zip(miniatures.iter()) {
+                        if miniature.get(&sample.key_hash).is_some() {
+                            *hit += 1;
+                        }
+                    }
+                }
+                SampleKind::Write(weight) => {
+                    for miniature in miniatures.iter() {
+                        miniature.insert(sample.key_hash, weight);
+                    }
+                }
+                SampleKind::Remove => {
+                    for miniature in miniatures.iter() {
+                        miniature.invalidate(&sample.key_hash);
+                    }
+                }
+            }
+        }
+        // Evict at the end of every batch so a miniature of a few hundred entries never
+        // runs far over its bound between moka's own maintenance passes.
+        for miniature in miniatures.iter() {
+            miniature.run_pending_tasks();
+        }
+        self.sampled_gets.fetch_add(gets, Ordering::Relaxed);
+        for (total, hit) in self.miniature_hits.iter().zip(hits) {
+            total.fetch_add(hit, Ordering::Relaxed);
+        }
+    }
+
+    /// Discards all simulated state, e.g. after `invalidate_all`.
+    pub(crate) fn clear(&self) {
+        lock(&self.pending).clear();
+        for miniature in lock(&self.miniatures).iter() {
+            miniature.invalidate_all();
+            miniature.run_pending_tasks();
+        }
+    }
+
+    /// The cumulative simulation counts; predictions are anchored later, from the metrics.
+    pub(crate) fn curve(&self) -> MissRatioCurve {
+        let points = FACTORS
+            .iter()
+            .zip(self.miniature_hits.iter())
+            .map(|(factor, hits)| CurvePoint {
+                capacity_factor: *factor,
+                max_memory_bytes: (self.max_memory_bytes as f64 * factor) as u64,
+                simulated_hits: hits.load(Ordering::Relaxed),
+                predicted_hit_rate: None,
+            })
+            .collect();
+        MissRatioCurve {
+            sample_rate: self.sample_rate,
+            sampled_gets: self.sampled_gets.load(Ordering::Relaxed),
+            points,
+        }
+    }
+}
+
+/// Index of the 1× point in a curve's points.
+pub(crate) const CURRENT_POINT: usize = CURRENT;
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while replaying leaves the miniatures usable (moka caches stay consistent),
+    // so poisoning is ignored rather than propagated into the caller's get.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A fixed-seed, fast hash of a key (Fx-style multiply-rotate, then a 64-bit finalizer so all
+/// bits are mixed). Deterministic across runs so tests and traces are reproducible.
+#[inline]
+pub(crate) fn key_hash<K: Hash + ?Sized>(key: &K) -> u64 {
+    let mut hasher = FxHasher { state: 0 };
+    key.hash(&mut hasher);
+    fmix64(hasher.state)
+}
+
+#[inline]
+fn fmix64(mut x: u64) -> u64 {
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^ (x >> 33)
+}
+
+const FX_SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+struct FxHasher {
+    state: u64,
+}
+
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.state = (self.state.rotate_left(5) ^ word).wrapping_mul(FX_SEED);
+    }
+}
+
+impl Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.state
+    }
+}
+
+/// The miniatures' keys are already well-mixed hashes; hashing them again is wasted work.
+#[derive(Debug, Default)]
+pub(crate) struct PassThroughHasher {
+    state: u64,
+}
+
+impl Hasher for PassThroughHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.state = self.state.rotate_left(8) ^ u64::from(*byte);
+        }
+    }
+
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.state = i;
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.state
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sampling_selects_about_the_configured_share_of_keys() {
+        let advisor = Advisor::new(AdvisorConfig {
+            max_memory_bytes: 1 << 30,
+            max_entries: 1_000_000,
+            sample_rate: None,
+            time_to_live: None,
+            time_to_idle: None,
+        });
+        let sampled = (0u64..200_000)
+            .filter(|key| advisor.sampled(key).is_some())
+            .count();
+        let share = sampled as f64 / 200_000.0;
+        assert!((0.008..0.012).contains(&share), "share {share}");
+        // The same key is always in or always out.
+        assert_eq!(advisor.sampled(&42u64), advisor.sampled(&42u64));
+    }
+
+    #[test]
+    fn small_caches_sample_more_keys() {
+        let advisor = Advisor::new(AdvisorConfig {
+            max_memory_bytes: 1 << 20,
+            max_entries: 1_000,
+            sample_rate: None,
+            time_to_live: None,
+            time_to_idle: None,
+        });
+        assert!(advisor.sample_rate > DEFAULT_SAMPLE_RATE);
+    }
+
+    #[test]
+    fn miniatures_count_hits_of_repeated_keys() {
+        let advisor = Advisor::new(AdvisorConfig {
+            max_memory_bytes: 100_000,
+            max_entries: 1_000,
+            sample_rate: Some(1.0),
+            time_to_live: None,
+            time_to_idle: None,
+        });
+        for round in 0..3 {
+            for key in 0u64..10 {
+                let hash = key_hash(&key);
+                advisor.record(hash, SampleKind::Get);
+                if round == 0 {
+                    advisor.record(hash, SampleKind::Write(100));
+                }
+            }
+        }
+        advisor.flush();
+        let curve = advisor.curve();
+        assert_eq!(curve.sampled_gets, 30);
+        for point in &curve.points {
+            assert_eq!(point.simulated_hits, 20, "factor {}", point.capacity_factor);
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! Lock-free statistics striped over cache lines.
+//!
+//! Each thread picks one shard (a thread-local index handed out round-robin) and records into
+//! it with relaxed atomic adds, so threads do not fight over one cache line. Reading sums all
+//! shards. Get latency is timed for one get in [`LATENCY_SAMPLE_EVERY`] per thread.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use resync_perf_core::{Histogram, HistogramSnapshot};
+
+/// One get in this many (per thread) is timed for the latency histogram.
+pub(crate) const LATENCY_SAMPLE_EVERY: u32 = 64;
+
+/// The counters a shard holds, by position.
+#[derive(Debug, Clone, Copy)]
+#[repr(usize)]
+pub(crate) enum Counter {
+    Hits,
+    Misses,
+    Inserts,
+    Invalidations,
+    EvictedSize,
+    EvictedExpired,
+    EvictedExplicit,
+    EvictedReplaced,
+    LoadsOk,
+    LoadsFailed,
+}
+
+const COUNTERS: usize = 10;
+
+/// One shard, alone on its (pair of) cache lines so neighbours never false-share.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Shard {
+    values: [AtomicU64; COUNTERS],
+}
+
+/// Cumulative totals summed over all shards.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Totals {
+    pub(crate) values: [u64; COUNTERS],
+}
+
+impl Totals {
+    pub(crate) fn get(&self, counter: Counter) -> u64 {
+        self.values[counter as usize]
+    }
+}
+
+/// Striped counters plus the load-time and sampled get-latency histograms.
+#[derive(Debug)]
+pub(crate) struct Stats {
+    shards: Box<[Shard]>,
+    mask: usize,
+    load_time: Histogram,
+    get_latency: Histogram,
+}
+
+/// Hands each thread a distinct starting shard; only a thread's first recording touches it.
+static NEXT_THREAD: AtomicU32 = AtomicU32::new(0);
+
+thread_local! {
+    /// (shard seed, get tick) of the current thread.
+    static THREAD_SLOT: Cell<(u32, u32)> = Cell::new((NEXT_THREAD.fetch_add(1, Ordering::Relaxed), 0));
+}
+
+/// The current thread's shard seed and whether this get is one to time.
+#[inline]
+pub(crate) fn thread_slot_tick() -> (usize, bool) {
+    THREAD_SLOT.with(|slot| {
+        let (seed, tick) = slot.get();
+        slot.set((seed, tick.wrapping_add(1)));
+        (seed as usize, tick % LATENCY_SAMPLE_EVERY == 0)
+    })
+}
+
+/// The current thread's shard seed.
+#[inline]
+pub(crate) fn thread_slot() -> usize {
+    THREAD_SLOT.with(|slot| slot.get().0 as usize)
+}
+
+impl Stats {
+    /// `shards` is rounded up to a power of two.
+    pub(crate) fn new(shards: usize) -> Self {
+        let count = shards.max(1).next_power_of_two();
+        Self {
+            shards: (0..count).map(|_| Shard::default()).collect(),
+            mask: count - 1,
+            load_time: Histogram::new(),
+            get_latency: Histogram::new(),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn add_at(&self, slot: usize, counter: Counter, amount: u64) {
+        self.shards[slot & self.mask].values[counter as usize].fetch_add(amount, Ordering::Relaxed);
+    }
+
+    /// Adds to the current thread's shard.
+    #[inline]
+    pub(crate) fn incr(&self, counter: Counter) {
+        self.add_at(thread_slot(), counter, 1);
+    }
+
+    pub(crate) fn record_load(&self, elapsed: Duration, ok: bool) {
+        self.incr(if ok {
+            Counter::LoadsOk
+        } else {
+            Counter::LoadsFailed
+        });
+        self.load_time.record_duration(elapsed);
+    }
+
+    #[inline]
+    pub(crate) fn record_get_latency(&self, elapsed: Duration) {
+        self.get_latency.record_duration(elapsed);
+    }
+
+    pub(crate) fn totals(&self) -> Totals {
+        let mut totals = Totals::default();
+        for shard in self.shards.iter() {
+            for (total, value) in totals.values.iter_mut().zip(shard.values.iter()) {
+                *total += value.load(Ordering::Relaxed);
+            }
+        }
+        totals
+    }
+
+    pub(crate) fn load_time(&self) -> HistogramSnapshot {
+        self.load_time.snapshot()
+    }
+
+    pub(crate) fn get_latency(&self) -> HistogramSnapshot {
+        self.get_latency.snapshot()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn shards_are_a_power_of_two_and_sum_exactly() {
+        let stats = Arc::new(Stats::new(6));
+        assert_eq!(stats.shards.len(), 8);
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let stats = Arc::clone(&stats);
+                std::thread::spawn(move || {
+                    for _ in 0..10_000 {
+                        stats.incr(Counter::Hits);
+                    }
+                    stats.incr(Counter::Misses);
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().expect("counting thread panicked");
+        }
+        let totals = stats.totals();
+        assert_eq!(totals.get(Counter::Hits), 40_000);
+        assert_eq!(totals.get(Counter::Misses), 4);
+    }
+
+    #[test]
+    fn shard_alignment_keeps_shards_on_separate_lines() {
+        assert_eq!(std::mem::align_of::<Shard>(), 128);
+    }
+}
