@@ -1,0 +1,125 @@
+//! Both bounds hold after any sequence of operations and pending maintenance.
+
+use proptest::prelude::*;
+use resync_cache_core::{Cache, Error};
+
+const MAX_ENTRIES: u64 = 40;
+const MAX_MEMORY: u64 = 32 * 1024;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Insert(u16, usize),
+    Get(u16),
+    GetWith(u16, usize),
+    Invalidate(u16),
+    InvalidateAll,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (0u16..200, 0usize..6_000).prop_map(|(key, len)| Op::Insert(key, len)),
+        3 => (0u16..200).prop_map(Op::Get),
+        3 => (0u16..200, 0usize..6_000).prop_map(|(key, len)| Op::GetWith(key, len)),
+        1 => (0u16..200).prop_map(Op::Invalidate),
+        1 => Just(Op::InvalidateAll),
+    ]
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread runtime")
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn bounds_hold_after_any_operations(ops in prop::collection::vec(op(), 1..300)) {
+        runtime().block_on(async {
+            let cache: Cache<u16, Vec<u8>> = Cache::builder()
+                .max_entries(MAX_ENTRIES)
+                .max_memory_bytes(MAX_MEMORY)
+                .build()
+                .expect("valid settings");
+            for op in &ops {
+                match op {
+                    Op::Insert(key, len) => {
+                        let value = vec![0u8; *len];
+                        let weight = cache.weigh(key, &value);
+                        match cache.insert(*key, value).await {
+                            Ok(()) => assert!(weight <= MAX_MEMORY),
+                            Err(Error::EntryTooLarge { weight: refused, .. }) => {
+                                assert_eq!(refused, weight);
+                                assert!(refused > MAX_MEMORY);
+                            }
+                            Err(other) => panic!("unexpected error {other}"),
+                        }
+                    }
+                    Op::Get(key) => {
+                        let _ = cache.get(key).await;
+                    }
+                    Op::GetWith(key, len) => {
+                        let value = cache.get_with(*key, async { vec![0u8; *len] }).await;
+                        assert!(value.len() == *len || cache.contains_key(key));
+                    }
+                    Op::Invalidate(key) => cache.invalidate(key).await,
+                    Op::InvalidateAll => cache.invalidate_all().await,
+                }
+            }
+            cache.run_pending_tasks().await;
+            let present = (0u16..200).filter(|key| cache.contains_key(key)).count() as u64;
+            prop_assert!(cache.weighted_size() <= MAX_MEMORY, "weighted {}", cache.weighted_size());
+            prop_assert!(cache.entry_count() <= MAX_ENTRIES, "entries {}", cache.entry_count());
+            prop_assert!(present <= MAX_ENTRIES, "present {present}");
+            Ok(())
+        })?;
+    }
+}
+
+#[tokio::test]
+async fn the_entry_bound_holds_through_the_weight_floor() {
+    // Tiny entries: only the floor max_memory / max_entries keeps their number bounded.
+    let cache: Cache<u32, u8> = Cache::builder()
+        .max_entries(100)
+        .max_memory_bytes(1 << 30)
+        .build()
+        .expect("valid settings");
+    assert_eq!(cache.weigh(&1, &1), (1u64 << 30).div_ceil(100));
+    for key in 0..5_000 {
+        cache.insert(key, 1).await.expect("small entries fit");
+    }
+    cache.run_pending_tasks().await;
+    assert!(
+        cache.entry_count() <= 100,
+        "entries {}",
+        cache.entry_count()
+    );
+    assert!(cache.entry_count() > 0);
+}
+
+#[tokio::test]
+async fn an_entry_larger_than_the_memory_bound_is_refused() {
+    let cache: Cache<u8, Vec<u8>> = Cache::builder()
+        .max_entries(10)
+        .max_memory_bytes(10_000)
+        .build()
+        .expect("valid settings");
+    let error = cache
+        .insert(1, vec![0u8; 20_000])
+        .await
+        .expect_err("too large");
+    assert!(
+        matches!(
+            error,
+            Error::EntryTooLarge {
+                max_memory_bytes: 10_000,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(!cache.contains_key(&1));
+    assert_eq!(cache.metrics().inserts, 0);
+}

@@ -1,0 +1,131 @@
+//! Counters are exact under concurrency; loads are coalesced and counted.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use resync_cache_core::Cache;
+
+fn cache(name: &str) -> Cache<u64, u64> {
+    Cache::builder()
+        .name(name)
+        .max_entries(10_000)
+        .max_memory_bytes(10_000 * 512)
+        .stat_shards(4)
+        .build()
+        .expect("valid settings")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hits_and_misses_add_up_to_gets_under_concurrency() {
+    let cache = cache("concurrent");
+    for key in 0..500 {
+        cache.insert(key, key).await.expect("fits");
+    }
+    const TASKS: u64 = 32;
+    const GETS: u64 = 2_000;
+    let expected_hits = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|task| {
+            let cache = cache.clone();
+            let expected_hits = Arc::clone(&expected_hits);
+            tokio::spawn(async move {
+                for i in 0..GETS {
+                    // Keys 0..1000: the first half is cached, the second is not.
+                    if cache.get(&((task * 31 + i) % 1_000)).await.is_some() {
+                        expected_hits.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task panicked");
+    }
+    let metrics = cache.metrics();
+    assert_eq!(metrics.hits + metrics.misses, TASKS * GETS);
+    assert_eq!(metrics.hits, expected_hits.load(Ordering::Relaxed));
+    assert_eq!(metrics.inserts, 500);
+    let hit_rate = metrics.hit_rate.expect("requests were made");
+    assert!((0.0..=1.0).contains(&hit_rate));
+    assert!(
+        metrics.get_latency.count > 0,
+        "one get in 64 per thread is timed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_misses_of_one_key_run_one_load() {
+    let cache = cache("coalescing");
+    let loads = Arc::new(AtomicU64::new(0));
+    let started = Arc::new(tokio::sync::Barrier::new(100));
+    let callers: Vec<_> = (0..100)
+        .map(|_| {
+            let cache = cache.clone();
+            let loads = Arc::clone(&loads);
+            let started = Arc::clone(&started);
+            tokio::spawn(async move {
+                started.wait().await;
+                cache
+                    .get_with(7, async {
+                        loads.fetch_add(1, Ordering::SeqCst);
+                        // Hold the load open so the other callers pile up behind it.
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        42
+                    })
+                    .await
+            })
+        })
+        .collect();
+    for caller in callers {
+        assert_eq!(caller.await.expect("caller panicked"), 42);
+    }
+    assert_eq!(loads.load(Ordering::SeqCst), 1);
+    let metrics = cache.metrics();
+    assert_eq!(metrics.loads_ok, 1);
+    assert_eq!(metrics.inserts, 1);
+    assert_eq!(metrics.hits + metrics.misses, 100);
+    assert_eq!(metrics.load_time.count, 1);
+    // The histogram keeps values within 5 %; the load lasted at least its 200 ms sleep.
+    assert!(
+        metrics.load_time.max as f64 >= 0.95 * 200e6,
+        "{:?}",
+        metrics.load_time
+    );
+}
+
+#[tokio::test]
+async fn a_failed_load_is_counted_and_not_cached() {
+    let cache = cache("failing");
+    let failed: Result<u64, _> = cache
+        .try_get_with(1, async { Err::<u64, _>("backend down") })
+        .await;
+    assert_eq!(*failed.expect_err("the load failed"), "backend down");
+    assert!(!cache.contains_key(&1));
+    let loaded = cache.try_get_with(1, async { Ok::<_, &str>(10) }).await;
+    assert_eq!(loaded.expect("the second load succeeds"), 10);
+    let cached = cache.try_get_with(1, async { Ok::<_, &str>(11) }).await;
+    assert_eq!(cached.expect("cached"), 10);
+    let metrics = cache.metrics();
+    assert_eq!((metrics.loads_ok, metrics.loads_failed), (1, 1));
+    assert_eq!((metrics.hits, metrics.misses), (1, 2));
+    assert_eq!(metrics.load_time.count, 2);
+}
+
+#[tokio::test]
+async fn windows_come_from_two_snapshots() {
+    use resync_perf_core::Delta;
+    let cache = cache("windowed");
+    cache.insert(1, 1).await.expect("fits");
+    for _ in 0..10 {
+        let _ = cache.get(&1).await;
+    }
+    let older = cache.metrics();
+    for _ in 0..5 {
+        let _ = cache.get(&2).await;
+    }
+    let window = cache.settled_metrics().await.delta(&older);
+    assert_eq!((window.hits, window.misses, window.inserts), (0, 5, 0));
+    assert_eq!(window.hit_rate, Some(0.0));
+    assert_eq!(window.entries, 1, "gauges keep the newer value");
+}
