@@ -10,14 +10,14 @@
 //! [`Error::Exhausted`] (every connection busy until the timeout) from
 //! [`Error::Unavailable`] (connects failing: returned at once, with the connect error).
 //!
-//! Backends: `PostgresManager` (tokio-postgres, `sslmode=require` over rustls),
-//! `RedisManager` (the redis crate's multiplexed connection with honoured connect and
+//! Backends: [`PostgresManager`] (tokio-postgres, `sslmode=require` over rustls),
+//! [`RedisManager`] (the redis crate's multiplexed connection with honoured connect and
 //! response timeouts, `rediss://`), `HttpManager` (hyper 1 HTTP/1 connections to one base
 //! URL, `https://` over rustls) and [`FnManager`] for any resource made by a closure.
 //!
-//! `PoolManager` holds named pools, health-checks each in the background with a real round
+//! [`PoolManager`] holds named pools, health-checks each in the background with a real round
 //! trip, and turns their [`PoolMetrics`] into health verdicts and sizing advice
-//! (`advise`) from an Erlang-C model of the observed load.
+//! ([`advise`]) from an Erlang-C model of the observed load.
 //!
 //! # Example
 //!
@@ -45,20 +45,33 @@
 //! # Ok(()) }
 //! ```
 
+mod advisor;
 mod backends;
 mod config;
+mod erlang;
 mod error;
 mod guard;
+mod health;
+mod manager;
 mod metrics;
 mod pool;
 mod probe;
 mod stats;
+mod tls;
 mod wrapper;
 
+pub use advisor::{
+    advise, Sizing, HEADROOM, MAX_GROWTH_FACTOR, MAX_WAIT_PROBABILITY, MIN_ACQUIRES,
+};
 pub use backends::generic::FnManager;
+pub use backends::postgres::PostgresManager;
+pub use backends::redis::RedisManager;
 pub use config::{ConfigProblem, PoolConfig};
+pub use erlang::{erlang_c, erlang_c_size};
 pub use error::{Error, SharedError};
 pub use guard::PoolConnection;
+pub use health::{evaluate_health, HealthCheckRecord, HealthThresholds, PoolHealth};
+pub use manager::PoolManager;
 pub use metrics::{PoolMetrics, TARGET_UTILIZATION};
 pub use pool::MonitoredPool;
 pub use probe::HealthProbe;

@@ -8,7 +8,7 @@ use crate::pool::MonitoredPool;
 
 /// A manager that can prove a connection works with a real round trip (`SELECT 1`, `PING`,
 /// an HTTP request). Used by [`MonitoredPool::check_health`] and the
-/// `PoolManager`(crate::PoolManager)'s background checks.
+/// [`PoolManager`](crate::PoolManager)(crate::PoolManager)'s background checks.
 pub trait HealthProbe: bb8::ManageConnection {
     /// Makes the round trip on `conn`.
     fn probe(

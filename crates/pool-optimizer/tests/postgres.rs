@@ -1,0 +1,59 @@
+//! Postgres through the pool, against the shared server (`cargo xtask services up`).
+
+use std::time::Duration;
+
+use resync_pool_optimizer::{Error, MonitoredPool, PoolConfig, PostgresManager};
+use resync_resource_manager::ResourceTracker;
+
+const BOUND: Duration = Duration::from_secs(60);
+
+fn pool(max_size: u32, acquire_timeout: Duration) -> MonitoredPool<PostgresManager> {
+    let url = test_support::shared_database_url();
+    let manager = PostgresManager::new(&url, None).expect("valid url");
+    let config = PoolConfig {
+        min_size: 0,
+        max_size,
+        acquire_timeout: Some(acquire_timeout),
+        connect_timeout: Duration::from_secs(20),
+        ..PoolConfig::database()
+    };
+    MonitoredPool::new("pg", config, manager, &ResourceTracker::new()).expect("valid config")
+}
+
+#[tokio::test]
+async fn round_trips_count_one_acquire_each() {
+    let pool = pool(4, BOUND);
+    for i in 0..10_i32 {
+        let conn = tokio::time::timeout(BOUND, pool.get())
+            .await
+            .expect("bounded")
+            .expect("get");
+        let row = conn
+            .query_one("SELECT $1::int4 + 1", &[&i])
+            .await
+            .expect("query");
+        assert_eq!(row.get::<_, i32>(0), i + 1);
+    }
+    let metrics = pool.metrics();
+    assert_eq!(metrics.acquires, 10);
+    assert!(metrics.created >= 1 && metrics.created <= 4, "{metrics:?}");
+    assert_eq!(metrics.connect_failures, 0);
+    let checked = tokio::time::timeout(BOUND, pool.check_health())
+        .await
+        .expect("bounded");
+    assert!(checked.is_ok(), "SELECT 1 probe: {checked:?}");
+}
+
+#[tokio::test]
+async fn a_third_concurrent_get_times_out_as_an_exhaustion() {
+    let pool = pool(2, Duration::from_millis(300));
+    let first = pool.get().await.expect("first");
+    let second = pool.get().await.expect("second");
+    let third = tokio::time::timeout(BOUND, pool.get())
+        .await
+        .expect("bounded");
+    assert!(matches!(third, Err(Error::Exhausted { .. })), "{third:?}");
+    assert_eq!(pool.metrics().exhaustions, 1);
+    drop(first);
+    drop(second);
+}
