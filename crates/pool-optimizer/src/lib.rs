@@ -12,7 +12,7 @@
 //!
 //! Backends: [`PostgresManager`] (tokio-postgres, `sslmode=require` over rustls),
 //! [`RedisManager`] (the redis crate's multiplexed connection with honoured connect and
-//! response timeouts, `rediss://`), `HttpManager` (hyper 1 HTTP/1 connections to one base
+//! response timeouts, `rediss://`), [`HttpManager`] (hyper 1 HTTP/1 connections to one base
 //! URL, `https://` over rustls) and [`FnManager`] for any resource made by a closure.
 //!
 //! [`PoolManager`] holds named pools, health-checks each in the background with a real round
@@ -64,6 +64,7 @@ pub use advisor::{
     advise, Sizing, HEADROOM, MAX_GROWTH_FACTOR, MAX_WAIT_PROBABILITY, MIN_ACQUIRES,
 };
 pub use backends::generic::FnManager;
+pub use backends::http::{HttpBody, HttpConnection, HttpManager};
 pub use backends::postgres::PostgresManager;
 pub use backends::redis::RedisManager;
 pub use config::{ConfigProblem, PoolConfig};

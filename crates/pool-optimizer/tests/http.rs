@@ -1,0 +1,155 @@
+//! The HTTP pool against a real hyper server on loopback (plain and HTTPS with a test CA).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::http_server::{server_tls, TestHttpServer};
+use resync_perf_core::HealthStatus;
+use resync_pool_optimizer::{Error, HttpManager, MonitoredPool, PoolConfig, PoolManager};
+use resync_resource_manager::ResourceTracker;
+
+const BOUND: Duration = Duration::from_secs(60);
+
+fn pool(base_url: &str, ca_file: Option<&std::path::Path>) -> MonitoredPool<HttpManager> {
+    let manager = HttpManager::new(base_url, ca_file)
+        .expect("manager")
+        .with_health_path("/health");
+    let config = PoolConfig {
+        min_size: 0,
+        max_size: 4,
+        connect_timeout: Duration::from_secs(5),
+        acquire_timeout: Some(Duration::from_secs(5)),
+        health_check_interval: Duration::from_millis(200),
+        ..PoolConfig::http()
+    };
+    MonitoredPool::new("tws", config, manager, &ResourceTracker::new()).expect("valid")
+}
+
+/// One GET the way a gateway does it: a request failing on a stale keep-alive connection is
+/// reported and retried once on a fresh one.
+async fn get_body(pool: &MonitoredPool<HttpManager>, path: &str) -> Result<String, Error> {
+    for attempt in 0..2 {
+        let mut conn = tokio::time::timeout(BOUND, pool.get())
+            .await
+            .expect("bounded")?;
+        match conn.get(path).await {
+            Ok(response) => return Ok(String::from_utf8_lossy(response.body()).into_owned()),
+            Err(error) => {
+                conn.report_error();
+                if attempt == 1 {
+                    return Err(error);
+                }
+            }
+        }
+    }
+    unreachable!("the loop returns on its second attempt")
+}
+
+#[tokio::test]
+async fn keep_alive_round_trips_with_the_host_header() {
+    let server = TestHttpServer::start(None).await;
+    let pool = pool(&format!("http://{}/api", server.addr()), None);
+    for i in 0..5 {
+        let body = get_body(&pool, &format!("/items/{i}")).await.expect("get");
+        assert_eq!(body, format!("path=/api/items/{i} host={}", server.addr()));
+    }
+    let metrics = pool.metrics();
+    assert_eq!(metrics.acquires, 5);
+    assert_eq!(
+        metrics.created, 1,
+        "one keep-alive connection serves sequential requests"
+    );
+    assert!(tokio::time::timeout(BOUND, pool.check_health())
+        .await
+        .expect("bounded")
+        .is_ok());
+}
+
+#[tokio::test]
+async fn a_connection_the_server_closes_is_replaced() {
+    let server = TestHttpServer::start(None).await;
+    let pool = pool(&format!("http://{}", server.addr()), None);
+    get_body(&pool, "/close")
+        .await
+        .expect("the closing response arrives");
+    let body = get_body(&pool, "/after")
+        .await
+        .expect("a new connection serves the next request");
+    assert!(body.starts_with("path=/after"));
+    let metrics = pool.metrics();
+    assert!(metrics.created >= 2, "{metrics:?}");
+    assert!(metrics.closed_broken + metrics.closed_invalid + metrics.caller_errors >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_server_is_unavailable_then_healthy_on_the_same_pool() {
+    let mut server = TestHttpServer::start(None).await;
+    let pool = pool(&format!("http://{}", server.addr()), None);
+    let manager = PoolManager::default();
+    manager.add(pool.clone()).expect("added");
+    get_body(&pool, "/warm").await.expect("warm");
+
+    server.stop().await;
+    let started = Instant::now();
+    loop {
+        match get_body(&pool, "/down").await {
+            Err(Error::Unavailable { .. }) => break,
+            other => assert!(started.elapsed() < BOUND, "never unavailable: {other:?}"),
+        }
+    }
+    let critical = Instant::now();
+    while manager.pool_health("tws").expect("registered").status != HealthStatus::Critical {
+        assert!(critical.elapsed() < BOUND, "health never turned critical");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    server.start_again().await;
+    let recovered = Instant::now();
+    while manager.pool_health("tws").expect("registered").status != HealthStatus::Healthy {
+        assert!(recovered.elapsed() < BOUND, "health never recovered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let body = get_body(&pool, "/back")
+        .await
+        .expect("the same pool reconnects");
+    assert!(body.starts_with("path=/back"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_upstream_is_verified_against_the_ca_file() {
+    let pki = common::TestPki::new();
+    let server = TestHttpServer::start(Some(server_tls(&pki.cert_pem, &pki.key_pem))).await;
+    let url = format!("https://localhost:{}", server.addr().port());
+    let pool = pool(&url, Some(&pki.ca_file));
+    let body = get_body(&pool, "/secure").await.expect("https get");
+    assert_eq!(
+        body,
+        format!("path=/secure host=localhost:{}", server.addr().port())
+    );
+
+    // Without the test CA the certificate is not trusted (or, with no system roots at all,
+    // the configuration is refused up front).
+    match HttpManager::new(&url, None) {
+        Err(error) => assert!(matches!(error, Error::Tls(_)), "{error}"),
+        Ok(manager) => {
+            let untrusted = MonitoredPool::new(
+                "untrusted",
+                PoolConfig {
+                    min_size: 0,
+                    ..PoolConfig::http()
+                },
+                manager,
+                &ResourceTracker::new(),
+            )
+            .expect("valid");
+            let result = tokio::time::timeout(BOUND, untrusted.get())
+                .await
+                .expect("bounded");
+            assert!(
+                matches!(result, Err(Error::Unavailable { .. })),
+                "{result:?}"
+            );
+        }
+    }
+}
