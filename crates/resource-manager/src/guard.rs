@@ -5,14 +5,14 @@ use std::panic::Location;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::tracker::Shared;
+use crate::registry::{stripe_of_id, Shard};
 
 /// A registered resource. Dropping it records the resource's lifetime as a release —
 /// "released without close" unless [`mark_closed`](Self::mark_closed) was called first.
 ///
 /// `Send + Sync + 'static`: it may travel with the resource to any task or thread.
 pub struct ResourceGuard {
-    shared: Arc<Shared>,
+    shard: Arc<Shard>,
     id: u64,
     slot: u32,
     kind: &'static str,
@@ -35,7 +35,7 @@ impl fmt::Debug for ResourceGuard {
 
 impl ResourceGuard {
     pub(crate) fn new(
-        shared: Arc<Shared>,
+        shard: Arc<Shard>,
         id: u64,
         slot: u32,
         kind: &'static str,
@@ -43,7 +43,7 @@ impl ResourceGuard {
         location: &'static Location<'static>,
     ) -> Self {
         Self {
-            shared,
+            shard,
             id,
             slot,
             kind,
@@ -80,27 +80,24 @@ impl ResourceGuard {
     /// The resource's current label.
     #[must_use]
     pub fn label(&self) -> String {
-        self.shared
-            .registry
-            .with_entry(self.id, self.slot, |entry| entry.label.clone())
+        self.shard
+            .with_entry(self.slot, |entry| entry.label.clone())
             .unwrap_or_default()
     }
 
     /// Replaces the label shown in leak reports (e.g. once a connection knows its peer).
     pub fn set_label(&self, label: impl Into<String>) {
         let label = label.into();
-        self.shared
-            .registry
-            .with_entry(self.id, self.slot, |entry| entry.label = label);
+        self.shard
+            .with_entry(self.slot, |entry| entry.label = label);
     }
 
     /// Whether a leak scan (`leaks()`, `stats()` or the scanner) has reported this resource as
     /// leaked. Reading it does not scan.
     #[must_use]
     pub fn is_leaked(&self) -> bool {
-        self.shared
-            .registry
-            .with_entry(self.id, self.slot, |entry| entry.leak_reported)
+        self.shard
+            .with_entry(self.slot, |entry| entry.leak_reported)
             .unwrap_or(false)
     }
 
@@ -120,18 +117,20 @@ impl ResourceGuard {
 impl Drop for ResourceGuard {
     fn drop(&mut self) {
         let lifetime = self.acquired.elapsed();
-        // The entry is always present: only this guard removes it.
-        let Some(entry) = self.shared.registry.remove(self.id, self.slot) else {
+        // The entry and its kind are always present: only this guard removes the entry, and
+        // kinds are never removed.
+        let Some(entry) = self.shard.remove(self.slot) else {
             return;
         };
-        entry.kind.release(lifetime, self.closed);
+        let Some(kind) = self.shard.kinds.get(entry.kind) else {
+            return;
+        };
+        kind.release(stripe_of_id(self.id), lifetime, self.closed);
         if entry.leak_reported {
-            entry
-                .kind
-                .leaked_released
+            kind.leaked_released
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::info!(
-                kind = entry.kind.name,
+                kind = entry.kind_name,
                 label = %entry.label,
                 acquired_at = %entry.location,
                 lifetime_secs = lifetime.as_secs_f64(),

@@ -46,7 +46,7 @@ impl LeakReport {
         };
         Self {
             id: entry.id,
-            kind: entry.kind.name.to_owned(),
+            kind: entry.kind_name.to_owned(),
             label: entry.label.clone(),
             age,
             acquired_at: entry.location.to_string(),

@@ -2,8 +2,11 @@
 //! registry of live resources.
 //!
 //! Nothing here takes a global lock on the track/drop path: a kind is found by scanning a small
-//! array of `OnceLock` slots (an atomic load each), counters are per-kind atomics, and a live
-//! entry lives in one of [`SHARDS`] mutex-protected slabs chosen by the resource id.
+//! array of `OnceLock` slots (an atomic load each), counters are per-kind atomics striped over
+//! [`STRIPES`] cache lines by acquiring thread, and a live entry lives in one of [`SHARDS`]
+//! mutex-protected slabs chosen by the resource id. Ids carry the acquiring thread's stripe in
+//! their low bits, so each thread mostly uses shards and counters of its own and two threads
+//! share only the kind's `active` counter.
 
 use std::backtrace::Backtrace;
 use std::panic::Location;
@@ -15,6 +18,10 @@ use crate::tracker::{KindConfig, LeakThreshold};
 
 /// Number of registry shards (a power of two, so the shard index is a mask of the id).
 pub(crate) const SHARDS: usize = 64;
+
+/// Number of counter stripes and id sequences (a power of two, at most [`SHARDS`]).
+pub(crate) const STRIPES: usize = 16;
+const STRIPE_BITS: u32 = STRIPES.trailing_zeros();
 
 /// Kinds that fit the lock-free table; more kinds still work through a mutex-guarded overflow.
 const KIND_SLOTS: usize = 64;
@@ -32,6 +39,74 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// The stripe of the current thread: its `ThreadId` reduced modulo [`STRIPES`].
+pub(crate) fn stripe_of(thread: &std::thread::Thread) -> usize {
+    use std::hash::{Hash, Hasher};
+
+    /// Keeps the last integer written: `ThreadId` hashes as its sequential `u64`.
+    #[derive(Default)]
+    struct LastWord(u64);
+    impl Hasher for LastWord {
+        fn finish(&self) -> u64 {
+            self.0
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            for byte in bytes {
+                self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
+            }
+        }
+        fn write_u64(&mut self, word: u64) {
+            self.0 = word;
+        }
+    }
+    let mut hasher = LastWord::default();
+    thread.id().hash(&mut hasher);
+    (hasher.finish() as usize) & (STRIPES - 1)
+}
+
+/// The stripe an id was allocated on.
+pub(crate) fn stripe_of_id(id: u64) -> usize {
+    (id as usize) & (STRIPES - 1)
+}
+
+/// A value alone on its cache lines.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub(crate) struct Padded<T>(pub(crate) T);
+
+/// Per-tracker id sequences, one per stripe: `id = sequence << STRIPE_BITS | stripe`.
+#[derive(Debug)]
+pub(crate) struct IdSequences(Box<[Padded<AtomicU64>]>);
+
+impl IdSequences {
+    pub(crate) fn new() -> Self {
+        Self((0..STRIPES).map(|_| Padded(AtomicU64::new(1))).collect())
+    }
+
+    pub(crate) fn next(&self, stripe: usize) -> u64 {
+        let sequence = self.0[stripe].0.fetch_add(1, Ordering::Relaxed);
+        (sequence << STRIPE_BITS) | stripe as u64
+    }
+}
+
+/// The counters one stripe of a kind keeps (summed when read).
+#[derive(Debug, Default)]
+pub(crate) struct StripeCounters {
+    pub(crate) created: AtomicU64,
+    pub(crate) released: AtomicU64,
+    pub(crate) released_without_close: AtomicU64,
+    pub(crate) lifetime_total_nanos: AtomicU64,
+}
+
+/// Sums of a kind's stripes.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct CounterTotals {
+    pub(crate) created: u64,
+    pub(crate) released: u64,
+    pub(crate) released_without_close: u64,
+    pub(crate) lifetime_total_nanos: u64,
+}
+
 pub(crate) fn duration_to_nanos(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
@@ -45,15 +120,14 @@ pub(crate) struct KindState {
     capture_backtrace: AtomicBool,
     /// Whether `configure_kind` was called (built-in defaults then never override it).
     configured: AtomicBool,
-    pub(crate) active: AtomicU64,
+    /// The one counter every acquisition and release of the kind shares (limit and peak need
+    /// the exact current value).
+    pub(crate) active: Padded<AtomicU64>,
     pub(crate) peak: AtomicU64,
-    pub(crate) created: AtomicU64,
-    pub(crate) released: AtomicU64,
-    pub(crate) released_without_close: AtomicU64,
+    pub(crate) lifetime_max_nanos: AtomicU64,
     pub(crate) leaked_total: AtomicU64,
     pub(crate) leaked_released: AtomicU64,
-    pub(crate) lifetime_total_nanos: AtomicU64,
-    pub(crate) lifetime_max_nanos: AtomicU64,
+    stripes: Box<[Padded<StripeCounters>]>,
 }
 
 impl KindState {
@@ -64,15 +138,12 @@ impl KindState {
             limit: AtomicUsize::new(NO_LIMIT),
             capture_backtrace: AtomicBool::new(false),
             configured: AtomicBool::new(false),
-            active: AtomicU64::new(0),
+            active: Padded(AtomicU64::new(0)),
             peak: AtomicU64::new(0),
-            created: AtomicU64::new(0),
-            released: AtomicU64::new(0),
-            released_without_close: AtomicU64::new(0),
+            lifetime_max_nanos: AtomicU64::new(0),
             leaked_total: AtomicU64::new(0),
             leaked_released: AtomicU64::new(0),
-            lifetime_total_nanos: AtomicU64::new(0),
-            lifetime_max_nanos: AtomicU64::new(0),
+            stripes: (0..STRIPES).map(|_| Padded::default()).collect(),
         }
     }
 
@@ -124,19 +195,20 @@ impl KindState {
         self.capture_backtrace.load(Ordering::Relaxed)
     }
 
-    /// Counts one more active resource; with `limit`, refuses (returns false) when the kind
-    /// already has `limit` active resources.
-    pub(crate) fn acquire(&self, limit: Option<usize>) -> bool {
-        let active = match limit {
-            None => self.active.fetch_add(1, Ordering::Relaxed) + 1,
+    /// Counts one more active resource on `stripe`; with `limit`, refuses (returns false) when
+    /// the kind already has `limit` active resources.
+    pub(crate) fn acquire(&self, stripe: usize, limit: Option<usize>) -> bool {
+        let active = &self.active.0;
+        let now_active = match limit {
+            None => active.fetch_add(1, Ordering::Relaxed) + 1,
             Some(limit) => {
                 let limit = u64::try_from(limit).unwrap_or(u64::MAX);
-                let mut current = self.active.load(Ordering::Relaxed);
+                let mut current = active.load(Ordering::Relaxed);
                 loop {
                     if current >= limit {
                         return false;
                     }
-                    match self.active.compare_exchange_weak(
+                    match active.compare_exchange_weak(
                         current,
                         current + 1,
                         Ordering::Relaxed,
@@ -148,22 +220,55 @@ impl KindState {
                 }
             }
         };
-        self.created.fetch_add(1, Ordering::Relaxed);
-        self.peak.fetch_max(active, Ordering::Relaxed);
+        self.stripes[stripe]
+            .0
+            .created
+            .fetch_add(1, Ordering::Relaxed);
+        // Read first: the peak line is only written when the peak really grows.
+        if now_active > self.peak.load(Ordering::Relaxed) {
+            self.peak.fetch_max(now_active, Ordering::Relaxed);
+        }
         true
     }
 
-    /// Counts one release with the resource's lifetime.
-    pub(crate) fn release(&self, lifetime: Duration, closed: bool) {
+    /// Counts one release on `stripe` with the resource's lifetime.
+    pub(crate) fn release(&self, stripe: usize, lifetime: Duration, closed: bool) {
         let nanos = duration_to_nanos(lifetime);
-        self.lifetime_total_nanos
+        let counters = &self.stripes[stripe].0;
+        counters
+            .lifetime_total_nanos
             .fetch_add(nanos, Ordering::Relaxed);
-        self.lifetime_max_nanos.fetch_max(nanos, Ordering::Relaxed);
-        if !closed {
-            self.released_without_close.fetch_add(1, Ordering::Relaxed);
+        if nanos > self.lifetime_max_nanos.load(Ordering::Relaxed) {
+            self.lifetime_max_nanos.fetch_max(nanos, Ordering::Relaxed);
         }
-        self.released.fetch_add(1, Ordering::Relaxed);
-        self.active.fetch_sub(1, Ordering::Relaxed);
+        if !closed {
+            counters
+                .released_without_close
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        counters.released.fetch_add(1, Ordering::Relaxed);
+        self.active.0.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Sums the stripes. Wrapping: a resource may be created on one stripe and released on
+    /// another, but every sum is a true count.
+    pub(crate) fn totals(&self) -> CounterTotals {
+        self.stripes
+            .iter()
+            .fold(CounterTotals::default(), |totals, stripe| CounterTotals {
+                created: totals
+                    .created
+                    .wrapping_add(stripe.0.created.load(Ordering::Relaxed)),
+                released: totals
+                    .released
+                    .wrapping_add(stripe.0.released.load(Ordering::Relaxed)),
+                released_without_close: totals
+                    .released_without_close
+                    .wrapping_add(stripe.0.released_without_close.load(Ordering::Relaxed)),
+                lifetime_total_nanos: totals
+                    .lifetime_total_nanos
+                    .wrapping_add(stripe.0.lifetime_total_nanos.load(Ordering::Relaxed)),
+            })
     }
 }
 
@@ -180,6 +285,24 @@ fn same_kind(a: &str, b: &str) -> bool {
     (a.as_ptr() == b.as_ptr() && a.len() == b.len()) || a == b
 }
 
+/// A kind resolved from its index: borrowed from a lock-free slot, or an overflow clone.
+#[derive(Debug)]
+pub(crate) enum KindRef<'a> {
+    Slot(&'a KindState),
+    Overflow(Arc<KindState>),
+}
+
+impl std::ops::Deref for KindRef<'_> {
+    type Target = KindState;
+
+    fn deref(&self) -> &KindState {
+        match self {
+            Self::Slot(state) => state,
+            Self::Overflow(state) => state,
+        }
+    }
+}
+
 impl KindTable {
     pub(crate) fn new() -> Self {
         Self {
@@ -188,11 +311,14 @@ impl KindTable {
         }
     }
 
-    /// Finds a kind without locking or allocating when it is already known.
-    pub(crate) fn find(&self, kind: &str) -> Option<&Arc<KindState>> {
-        for slot in self.slots.iter() {
+    /// Finds a kind in the lock-free slots, with its index, without locking or allocating.
+    pub(crate) fn find(&self, kind: &str) -> Option<(u32, &Arc<KindState>)> {
+        for (index, slot) in self.slots.iter().enumerate() {
             match slot.get() {
-                Some(state) if same_kind(state.name, kind) => return Some(state),
+                Some(state) if same_kind(state.name, kind) => {
+                    // KIND_SLOTS is far below u32::MAX.
+                    return Some((index as u32, state));
+                }
                 Some(_) => {}
                 None => return None,
             }
@@ -201,50 +327,81 @@ impl KindTable {
     }
 
     /// Finds or inserts a kind (the insert path takes the table's mutex, once per new kind).
-    pub(crate) fn get_or_insert(&self, kind: &'static str) -> Arc<KindState> {
-        if let Some(state) = self.find(kind) {
-            return Arc::clone(state);
+    pub(crate) fn get_or_insert(&self, kind: &'static str) -> (u32, KindRef<'_>) {
+        if let Some((index, state)) = self.find(kind) {
+            return (index, KindRef::Slot(state));
         }
         let mut overflow = lock(&self.overflow);
-        if let Some(state) = overflow.iter().find(|state| same_kind(state.name, kind)) {
-            return Arc::clone(state);
+        if let Some(position) = overflow
+            .iter()
+            .position(|state| same_kind(state.name, kind))
+        {
+            return (
+                overflow_index(position),
+                KindRef::Overflow(Arc::clone(&overflow[position])),
+            );
         }
-        for slot in self.slots.iter() {
+        for (index, slot) in self.slots.iter().enumerate() {
             match slot.get() {
                 // Another thread inserted it between `find` and taking the mutex.
-                Some(state) if same_kind(state.name, kind) => return Arc::clone(state),
+                Some(state) if same_kind(state.name, kind) => {
+                    return (index as u32, KindRef::Slot(state));
+                }
                 Some(_) => {}
                 None => {
-                    let state = Arc::new(KindState::new(kind));
                     // Only insertions set slots and they hold the mutex, so the slot is empty.
-                    let _ = slot.set(Arc::clone(&state));
-                    return state;
+                    let state = slot.get_or_init(|| Arc::new(KindState::new(kind)));
+                    return (index as u32, KindRef::Slot(state));
                 }
             }
         }
         let state = Arc::new(KindState::new(kind));
         overflow.push(Arc::clone(&state));
-        state
+        (overflow_index(overflow.len() - 1), KindRef::Overflow(state))
     }
 
-    /// Every kind, in no particular order.
-    pub(crate) fn all(&self) -> Vec<Arc<KindState>> {
+    /// The kind at `index` (as returned by `find` or `get_or_insert`).
+    pub(crate) fn get(&self, index: u32) -> Option<KindRef<'_>> {
+        let index = index as usize;
+        match self.slots.get(index) {
+            Some(slot) => slot.get().map(|state| KindRef::Slot(state)),
+            None => lock(&self.overflow)
+                .get(index - KIND_SLOTS)
+                .map(|state| KindRef::Overflow(Arc::clone(state))),
+        }
+    }
+
+    /// Every kind with its index, in no particular order.
+    pub(crate) fn all(&self) -> Vec<(u32, Arc<KindState>)> {
         let mut kinds: Vec<_> = self
             .slots
             .iter()
             .map_while(OnceLock::get)
-            .map(Arc::clone)
+            .enumerate()
+            .map(|(index, state)| (index as u32, Arc::clone(state)))
             .collect();
-        kinds.extend(lock(&self.overflow).iter().map(Arc::clone));
+        kinds.extend(
+            lock(&self.overflow)
+                .iter()
+                .enumerate()
+                .map(|(position, state)| (overflow_index(position), Arc::clone(state))),
+        );
         kinds
     }
+}
+
+fn overflow_index(position: usize) -> u32 {
+    // Kinds are `&'static str` names written in code: far fewer than 2^32.
+    u32::try_from(KIND_SLOTS + position).expect("fewer than 2^32 kinds")
 }
 
 /// One live resource, as the registry knows it.
 #[derive(Debug)]
 pub(crate) struct LiveEntry {
     pub(crate) id: u64,
-    pub(crate) kind: Arc<KindState>,
+    /// Index of the kind in the tracker's [`KindTable`].
+    pub(crate) kind: u32,
+    pub(crate) kind_name: &'static str,
     pub(crate) label: String,
     pub(crate) acquired: Instant,
     pub(crate) location: &'static Location<'static>,
@@ -290,51 +447,64 @@ impl Slab {
     }
 }
 
-/// One shard on its own cache lines, so neighbouring shards do not share a line.
-#[derive(Debug, Default)]
+/// One shard: a slab of live entries, on its own cache lines, shared (via `Arc`) by the
+/// guards of its entries so a release needs nothing else.
+#[derive(Debug)]
 #[repr(align(128))]
-struct Shard(Mutex<Slab>);
+pub(crate) struct Shard {
+    slab: Mutex<Slab>,
+    pub(crate) kinds: Arc<KindTable>,
+}
+
+impl Shard {
+    pub(crate) fn insert(&self, entry: LiveEntry) -> u32 {
+        lock(&self.slab).insert(entry)
+    }
+
+    pub(crate) fn remove(&self, slot: u32) -> Option<LiveEntry> {
+        lock(&self.slab).remove(slot)
+    }
+
+    /// Runs `f` on the live entry in `slot`, if it is still registered.
+    pub(crate) fn with_entry<R>(
+        &self,
+        slot: u32,
+        f: impl FnOnce(&mut LiveEntry) -> R,
+    ) -> Option<R> {
+        lock(&self.slab).get_mut(slot).map(f)
+    }
+}
 
 /// The sharded registry of live resources.
 #[derive(Debug)]
 pub(crate) struct Registry {
-    shards: Box<[Shard]>,
+    shards: Box<[Arc<Shard>]>,
 }
 
 impl Registry {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(kinds: &Arc<KindTable>) -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            shards: (0..SHARDS)
+                .map(|_| {
+                    Arc::new(Shard {
+                        slab: Mutex::new(Slab::default()),
+                        kinds: Arc::clone(kinds),
+                    })
+                })
+                .collect(),
         }
     }
 
-    fn shard(&self, id: u64) -> &Mutex<Slab> {
+    /// The shard of `id`.
+    pub(crate) fn shard(&self, id: u64) -> &Arc<Shard> {
         // SHARDS is a power of two; the mask keeps the index in range.
-        &self.shards[(id as usize) & (SHARDS - 1)].0
-    }
-
-    pub(crate) fn insert(&self, entry: LiveEntry) -> u32 {
-        lock(self.shard(entry.id)).insert(entry)
-    }
-
-    pub(crate) fn remove(&self, id: u64, slot: u32) -> Option<LiveEntry> {
-        lock(self.shard(id)).remove(slot)
-    }
-
-    /// Runs `f` on the live entry, if it is still registered.
-    pub(crate) fn with_entry<R>(
-        &self,
-        id: u64,
-        slot: u32,
-        f: impl FnOnce(&mut LiveEntry) -> R,
-    ) -> Option<R> {
-        lock(self.shard(id)).get_mut(slot).map(f)
+        &self.shards[(id as usize) & (SHARDS - 1)]
     }
 
     /// Runs `f` on every live entry, one shard locked at a time.
     pub(crate) fn for_each(&self, mut f: impl FnMut(&mut LiveEntry)) {
         for shard in self.shards.iter() {
-            for entry in lock(&shard.0).iter_mut() {
+            for entry in lock(&shard.slab).iter_mut() {
                 f(entry);
             }
         }
@@ -351,11 +521,15 @@ mod tests {
         let names: Vec<&'static str> = (0..KIND_SLOTS + 10)
             .map(|i| &*Box::leak(format!("kind-{i}").into_boxed_str()))
             .collect();
-        let states: Vec<_> = names.iter().map(|name| table.get_or_insert(name)).collect();
-        for (name, state) in names.iter().zip(&states) {
-            // A different pointer with the same text finds the same state.
+        let indices: Vec<u32> = names
+            .iter()
+            .map(|name| table.get_or_insert(name).0)
+            .collect();
+        for (name, index) in names.iter().zip(&indices) {
+            // A different pointer with the same text finds the same kind.
             let copy: &'static str = Box::leak(name.to_string().into_boxed_str());
-            assert!(Arc::ptr_eq(state, &table.get_or_insert(copy)));
+            assert_eq!(table.get_or_insert(copy).0, *index);
+            assert_eq!(table.get(*index).map(|kind| kind.name), Some(*name));
         }
         assert_eq!(table.all().len(), KIND_SLOTS + 10);
         assert!(table.find(names[0]).is_some());
@@ -368,10 +542,10 @@ mod tests {
     #[test]
     fn slab_reuses_vacant_slots() {
         let mut slab = Slab::default();
-        let kind = Arc::new(KindState::new("k"));
         let entry = |id| LiveEntry {
             id,
-            kind: Arc::clone(&kind),
+            kind: 0,
+            kind_name: "k",
             label: String::new(),
             acquired: Instant::now(),
             location: Location::caller(),

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::leaks::LeakReport;
@@ -63,13 +62,14 @@ pub(crate) fn serialize_secs<S: serde::Serializer>(
 
 impl ResourceStats {
     fn from_state(state: &KindState, leaked_now: u64) -> Self {
-        // Read the releases before the creations so `created >= released + active` holds even
-        // while other threads track and release.
-        let released = state.released.load(Ordering::Relaxed);
-        let released_without_close = state.released_without_close.load(Ordering::Relaxed);
-        let lifetime_total = state.lifetime_total_nanos.load(Ordering::Relaxed);
-        let active = state.active.load(Ordering::Relaxed);
-        let created = state.created.load(Ordering::Relaxed);
+        // Counters are read one by one: exact when the kind is quiet, approximate (each figure
+        // true at some instant of the read) while other threads track and release.
+        let totals = state.totals();
+        let released = totals.released;
+        let released_without_close = totals.released_without_close;
+        let lifetime_total = totals.lifetime_total_nanos;
+        let active = state.active.0.load(Ordering::Relaxed);
+        let created = totals.created;
         let mean_lifetime = lifetime_total
             .checked_div(released)
             .map_or(Duration::ZERO, Duration::from_nanos);
@@ -106,7 +106,10 @@ pub(crate) fn scan(shared: &Shared, mut on_leak: impl FnMut(&LiveEntry, Duration
     let default = shared.default_leak_threshold;
     let mut newly_leaked = Vec::new();
     shared.registry.for_each(|entry| {
-        let Some(threshold) = entry.kind.threshold(default) else {
+        let Some(kind) = shared.kinds.get(entry.kind) else {
+            return;
+        };
+        let Some(threshold) = kind.threshold(default) else {
             return;
         };
         let age = now.saturating_duration_since(entry.acquired);
@@ -115,7 +118,7 @@ pub(crate) fn scan(shared: &Shared, mut on_leak: impl FnMut(&LiveEntry, Duration
         }
         if !entry.leak_reported {
             entry.leak_reported = true;
-            entry.kind.leaked_total.fetch_add(1, Ordering::Relaxed);
+            kind.leaked_total.fetch_add(1, Ordering::Relaxed);
             newly_leaked.push(LeakReport::from_entry(entry, age));
         }
         on_leak(entry, age);
@@ -141,11 +144,11 @@ impl ResourceTracker {
         let shared = self.shared();
         let leaked_now = leaked_now_by_kind(shared);
         let mut kinds = shared.kinds.all();
-        kinds.sort_unstable_by_key(|state| state.name);
+        kinds.sort_unstable_by_key(|(_, state)| state.name);
         kinds
             .iter()
-            .map(|state| {
-                let leaked = leaked_now.get(&Arc::as_ptr(state)).copied().unwrap_or(0);
+            .map(|(index, state)| {
+                let leaked = leaked_now.get(index).copied().unwrap_or(0);
                 ResourceStats::from_state(state, leaked)
             })
             .collect()
@@ -156,23 +159,20 @@ impl ResourceTracker {
     #[must_use]
     pub fn stats_for(&self, kind: &str) -> Option<ResourceStats> {
         let shared = self.shared();
-        let state = shared
+        let (index, state) = shared
             .kinds
             .all()
             .into_iter()
-            .find(|state| state.name == kind)?;
-        let leaked = leaked_now_by_kind(shared)
-            .get(&Arc::as_ptr(&state))
-            .copied()
-            .unwrap_or(0);
+            .find(|(_, state)| state.name == kind)?;
+        let leaked = leaked_now_by_kind(shared).get(&index).copied().unwrap_or(0);
         Some(ResourceStats::from_state(&state, leaked))
     }
 }
 
-fn leaked_now_by_kind(shared: &Shared) -> HashMap<*const KindState, u64> {
+fn leaked_now_by_kind(shared: &Shared) -> HashMap<u32, u64> {
     let mut leaked_now = HashMap::new();
     scan(shared, |entry, _| {
-        *leaked_now.entry(Arc::as_ptr(&entry.kind)).or_insert(0) += 1;
+        *leaked_now.entry(entry.kind).or_insert(0) += 1;
     });
     leaked_now
 }

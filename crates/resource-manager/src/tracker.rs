@@ -2,13 +2,12 @@
 
 use std::backtrace::Backtrace;
 use std::panic::Location;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
 use crate::guard::ResourceGuard;
-use crate::registry::{KindTable, LiveEntry, Registry};
+use crate::registry::{stripe_of, IdSequences, KindState, KindTable, LiveEntry, Registry};
 
 /// Leak threshold used by [`ResourceTracker::new`], in seconds (the `LEAK_THRESHOLD_SECS`
 /// setting's default).
@@ -57,9 +56,9 @@ pub(crate) struct TrackerHandle {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) default_leak_threshold: Duration,
-    pub(crate) kinds: KindTable,
+    pub(crate) kinds: Arc<KindTable>,
     pub(crate) registry: Registry,
-    next_id: AtomicU64,
+    ids: IdSequences,
 }
 
 impl Default for ResourceTracker {
@@ -78,13 +77,14 @@ impl ResourceTracker {
     /// A tracker whose kinds leak after `threshold` unless configured otherwise.
     #[must_use]
     pub fn with_default_leak_threshold(threshold: Duration) -> Self {
+        let kinds = Arc::new(KindTable::new());
         Self {
             handle: Arc::new(TrackerHandle {
                 shared: Arc::new(Shared {
                     default_leak_threshold: threshold,
-                    kinds: KindTable::new(),
-                    registry: Registry::new(),
-                    next_id: AtomicU64::new(1),
+                    registry: Registry::new(&kinds),
+                    kinds,
+                    ids: IdSequences::new(),
                 }),
             }),
         }
@@ -103,13 +103,13 @@ impl ResourceTracker {
     /// Sets the configuration of `kind` (applies to live resources too: thresholds are read
     /// when scanning).
     pub fn configure_kind(&self, kind: &'static str, config: KindConfig) {
-        self.shared().kinds.get_or_insert(kind).apply(config);
+        self.shared().kinds.get_or_insert(kind).1.apply(config);
     }
 
     /// Configures `kind` only if nobody configured it yet (built-in kinds use this so a
     /// user's own configuration always wins).
     pub(crate) fn configure_kind_if_unset(&self, kind: &'static str, config: KindConfig) {
-        let state = self.shared().kinds.get_or_insert(kind);
+        let (_, state) = self.shared().kinds.get_or_insert(kind);
         if !state.is_configured() {
             state.apply(config);
         }
@@ -118,13 +118,12 @@ impl ResourceTracker {
     /// The configuration currently applied to `kind`, if the kind is known.
     #[must_use]
     pub fn kind_config(&self, kind: &str) -> Option<KindConfig> {
-        let state = self.shared().kinds.find(kind).cloned().or_else(|| {
-            self.shared()
-                .kinds
-                .all()
-                .into_iter()
-                .find(|state| state.name == kind)
-        })?;
+        let (_, state) = self
+            .shared()
+            .kinds
+            .all()
+            .into_iter()
+            .find(|(_, state)| state.name == kind)?;
         Some(KindConfig {
             leak_threshold: state.leak_threshold(),
             limit: state.limit(),
@@ -149,9 +148,11 @@ impl ResourceTracker {
         label: impl Into<String>,
         location: &'static Location<'static>,
     ) -> ResourceGuard {
-        let state = self.shared().kinds.get_or_insert(kind);
-        state.acquire(None);
-        self.register(state, label.into(), location)
+        let (index, state) = self.shared().kinds.get_or_insert(kind);
+        let thread = std::thread::current();
+        let stripe = stripe_of(&thread);
+        state.acquire(stripe, None);
+        self.register(index, &state, stripe, thread, label.into(), location)
     }
 
     /// Like [`track`](Self::track), but fails with [`Error::LimitReached`] when the kind
@@ -172,41 +173,47 @@ impl ResourceTracker {
         label: impl Into<String>,
         location: &'static Location<'static>,
     ) -> Result<ResourceGuard, Error> {
-        let state = self.shared().kinds.get_or_insert(kind);
+        let (index, state) = self.shared().kinds.get_or_insert(kind);
+        let thread = std::thread::current();
+        let stripe = stripe_of(&thread);
         let limit = state.limit();
-        if !state.acquire(limit) {
+        if !state.acquire(stripe, limit) {
             return Err(Error::LimitReached {
                 kind,
                 limit: limit.unwrap_or(usize::MAX),
             });
         }
-        Ok(self.register(state, label.into(), location))
+        Ok(self.register(index, &state, stripe, thread, label.into(), location))
     }
 
     fn register(
         &self,
-        state: Arc<crate::registry::KindState>,
+        kind_index: u32,
+        state: &KindState,
+        stripe: usize,
+        thread: std::thread::Thread,
         label: String,
         location: &'static Location<'static>,
     ) -> ResourceGuard {
         let shared = self.shared();
-        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = shared.ids.next(stripe);
         let acquired = Instant::now();
         let backtrace = state
             .capture_backtrace()
             .then(|| Box::new(Backtrace::force_capture()));
-        let kind = state.name;
-        let slot = shared.registry.insert(LiveEntry {
+        let shard = shared.registry.shard(id);
+        let slot = shard.insert(LiveEntry {
             id,
-            kind: state,
+            kind: kind_index,
+            kind_name: state.name,
             label,
             acquired,
             location,
-            thread: std::thread::current(),
+            thread,
             task: tokio::task::try_id(),
             backtrace,
             leak_reported: false,
         });
-        ResourceGuard::new(Arc::clone(shared), id, slot, kind, acquired, location)
+        ResourceGuard::new(Arc::clone(shard), id, slot, state.name, acquired, location)
     }
 }
