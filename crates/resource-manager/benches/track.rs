@@ -1,5 +1,8 @@
-//! Track + drop of a `ResourceGuard`, on one thread and on two threads at once, beside a
-//! baseline registry behind one global `Mutex<HashMap>` (what sharding avoids).
+//! Track + drop of a `ResourceGuard`, on one thread and on two threads at once, beside two
+//! baselines: the pair of clock reads every track + drop makes, and a bare registry behind one
+//! global `Mutex<HashMap>` (no clock, no counters: what sharding avoids under contention).
+//!
+//! Two-thread figures are the wall time per pair of each thread while both run at once.
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -52,6 +55,10 @@ fn track_and_drop(c: &mut Criterion) {
                 drop(black_box(tracker.track("bench", "")));
             })
         });
+    });
+    // The two clock reads every pair makes (acquisition time, lifetime at release).
+    group.bench_function("baseline_clock_pair/1_thread", |b| {
+        b.iter(|| black_box(Instant::now()).elapsed());
     });
     group.bench_function("baseline_global_mutex_map/1_thread", |b| {
         let mut id = 0;

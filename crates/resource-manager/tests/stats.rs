@@ -71,6 +71,11 @@ async fn stats_are_exact_after_ten_thousand_concurrent_track_and_drop() {
 
 #[test]
 fn std_threads_track_concurrently_with_exact_counts() {
+    // Guards and trackers travel to any thread (checked at compile time).
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+    assert_send_sync::<ResourceGuard>();
+    assert_send_sync::<ResourceTracker>();
+
     let tracker = ResourceTracker::new();
     std::thread::scope(|scope| {
         for _ in 0..8 {
