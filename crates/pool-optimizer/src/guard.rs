@@ -34,12 +34,13 @@ where
     pub(crate) fn new(
         conn: bb8::PooledConnection<'a, MonitoredManager<M>>,
         stats: &'a PoolStats,
+        acquired_at: Instant,
         tracking: ResourceGuard,
     ) -> Self {
         Self {
             conn,
             stats,
-            acquired_at: Instant::now(),
+            acquired_at,
             _tracking: tracking,
         }
     }

@@ -177,7 +177,8 @@ where
                 got = shared.pool.get() => got.map_err(|_timed_out| false),
                 () = shared.stats.wait_for_connect_failure(failures_seen) => Err(true),
             };
-            let waited = started.elapsed();
+            let finished = Instant::now();
+            let waited = finished.saturating_duration_since(started);
             shared.stats.acquire_latency.record_duration(waited);
             match outcome {
                 Ok(conn) => {
@@ -187,7 +188,7 @@ where
                         &*shared.stats.name,
                         location,
                     );
-                    Ok(PoolConnection::new(conn, &shared.stats, tracking))
+                    Ok(PoolConnection::new(conn, &shared.stats, finished, tracking))
                 }
                 Err(connect_failed) => {
                     Err(shared.acquire_failed(connect_failed, failures_seen, waited))
