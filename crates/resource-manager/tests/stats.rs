@@ -77,16 +77,27 @@ fn std_threads_track_concurrently_with_exact_counts() {
     assert_send_sync::<ResourceTracker>();
 
     let tracker = ResourceTracker::new();
-    std::thread::scope(|scope| {
-        for _ in 0..8 {
-            scope.spawn(|| {
-                for _ in 0..1_000 {
-                    let mut guard = tracker.track("thread_churn", "");
-                    guard.mark_closed();
-                }
-            });
-        }
+    let ids: Vec<u64> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                scope.spawn(|| {
+                    (0..1_000)
+                        .map(|_| {
+                            let mut guard = tracker.track("thread_churn", "");
+                            guard.mark_closed();
+                            guard.id()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .flat_map(|thread| thread.join().expect("no thread panics"))
+            .collect()
     });
+    let distinct: std::collections::HashSet<_> = ids.iter().collect();
+    assert_eq!(distinct.len(), ids.len(), "ids are unique across threads");
     let stats = tracker.stats_for("thread_churn").expect("kind is known");
     assert_eq!(
         (stats.created, stats.released, stats.active),
