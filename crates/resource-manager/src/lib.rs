@@ -76,6 +76,7 @@ mod batch;
 mod error;
 mod file;
 mod guard;
+mod kinds;
 mod leaks;
 mod managed;
 mod registry;

@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use crate::kinds::KindState;
 use crate::leaks::LeakReport;
-use crate::registry::{KindState, LiveEntry};
+use crate::registry::LiveEntry;
 use crate::tracker::{ResourceTracker, Shared};
 
 /// Statistics of one resource kind. Counters are cumulative since the tracker was created.

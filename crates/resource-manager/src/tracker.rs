@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use crate::error::Error;
 use crate::guard::ResourceGuard;
-use crate::registry::{stripe_of, IdSequences, KindState, KindTable, LiveEntry, Registry};
+use crate::kinds::{KindState, KindTable};
+use crate::registry::{stripe_of, IdSequences, LiveEntry, Registry};
 
 /// Leak threshold used by [`ResourceTracker::new`], in seconds (the `LEAK_THRESHOLD_SECS`
 /// setting's default).

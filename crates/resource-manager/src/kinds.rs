@@ -1,0 +1,381 @@
+//! Resource kinds: the read-mostly table from kind name to [`KindState`] (lock-free lookups)
+//! and each kind's configuration mirrors and counters, striped over cache lines by acquiring
+//! thread so that two threads share only the kind's `active` counter.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use crate::registry::{lock, Padded, STRIPES};
+use crate::tracker::{KindConfig, LeakThreshold};
+
+/// Kinds that fit the lock-free table; more kinds still work through a mutex-guarded overflow.
+const KIND_SLOTS: usize = 64;
+
+/// Encodes [`LeakThreshold::Default`] in [`KindState::threshold_nanos`].
+const THRESHOLD_DEFAULT: u64 = u64::MAX;
+/// Encodes [`LeakThreshold::Never`] in [`KindState::threshold_nanos`].
+const THRESHOLD_NEVER: u64 = u64::MAX - 1;
+/// Encodes "no limit" in [`KindState::limit`].
+const NO_LIMIT: usize = usize::MAX;
+
+/// The counters one stripe of a kind keeps (summed when read).
+#[derive(Debug, Default)]
+pub(crate) struct StripeCounters {
+    pub(crate) created: AtomicU64,
+    pub(crate) released: AtomicU64,
+    pub(crate) released_without_close: AtomicU64,
+    pub(crate) lifetime_total_nanos: AtomicU64,
+}
+
+/// Sums of a kind's stripes.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct CounterTotals {
+    pub(crate) created: u64,
+    pub(crate) released: u64,
+    pub(crate) released_without_close: u64,
+    pub(crate) lifetime_total_nanos: u64,
+}
+
+pub(crate) fn duration_to_nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Per-kind configuration mirrors and cumulative counters, all atomics.
+#[derive(Debug)]
+pub(crate) struct KindState {
+    pub(crate) name: &'static str,
+    threshold_nanos: AtomicU64,
+    limit: AtomicUsize,
+    capture_backtrace: AtomicBool,
+    /// Whether `configure_kind` was called (built-in defaults then never override it).
+    configured: AtomicBool,
+    /// The one counter every acquisition and release of the kind shares (limit and peak need
+    /// the exact current value).
+    pub(crate) active: Padded<AtomicU64>,
+    pub(crate) peak: AtomicU64,
+    pub(crate) lifetime_max_nanos: AtomicU64,
+    pub(crate) leaked_total: AtomicU64,
+    pub(crate) leaked_released: AtomicU64,
+    stripes: Box<[Padded<StripeCounters>]>,
+}
+
+impl KindState {
+    fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            threshold_nanos: AtomicU64::new(THRESHOLD_DEFAULT),
+            limit: AtomicUsize::new(NO_LIMIT),
+            capture_backtrace: AtomicBool::new(false),
+            configured: AtomicBool::new(false),
+            active: Padded(AtomicU64::new(0)),
+            peak: AtomicU64::new(0),
+            lifetime_max_nanos: AtomicU64::new(0),
+            leaked_total: AtomicU64::new(0),
+            leaked_released: AtomicU64::new(0),
+            stripes: (0..STRIPES).map(|_| Padded::default()).collect(),
+        }
+    }
+
+    pub(crate) fn apply(&self, config: KindConfig) {
+        let threshold = match config.leak_threshold {
+            LeakThreshold::Default => THRESHOLD_DEFAULT,
+            LeakThreshold::Never => THRESHOLD_NEVER,
+            // Clamp so a real duration never collides with the two sentinels.
+            LeakThreshold::After(after) => duration_to_nanos(after).min(THRESHOLD_NEVER - 1),
+        };
+        self.threshold_nanos.store(threshold, Ordering::Relaxed);
+        self.limit
+            .store(config.limit.unwrap_or(NO_LIMIT), Ordering::Relaxed);
+        self.capture_backtrace
+            .store(config.capture_backtrace, Ordering::Relaxed);
+        self.configured.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn is_configured(&self) -> bool {
+        self.configured.load(Ordering::Relaxed)
+    }
+
+    /// The leak threshold of this kind, `None` when it is never a leak.
+    pub(crate) fn threshold(&self, default: Duration) -> Option<Duration> {
+        match self.threshold_nanos.load(Ordering::Relaxed) {
+            THRESHOLD_DEFAULT => Some(default),
+            THRESHOLD_NEVER => None,
+            nanos => Some(Duration::from_nanos(nanos)),
+        }
+    }
+
+    /// The configured threshold, as given.
+    pub(crate) fn leak_threshold(&self) -> LeakThreshold {
+        match self.threshold_nanos.load(Ordering::Relaxed) {
+            THRESHOLD_DEFAULT => LeakThreshold::Default,
+            THRESHOLD_NEVER => LeakThreshold::Never,
+            nanos => LeakThreshold::After(Duration::from_nanos(nanos)),
+        }
+    }
+
+    pub(crate) fn limit(&self) -> Option<usize> {
+        match self.limit.load(Ordering::Relaxed) {
+            NO_LIMIT => None,
+            limit => Some(limit),
+        }
+    }
+
+    pub(crate) fn capture_backtrace(&self) -> bool {
+        self.capture_backtrace.load(Ordering::Relaxed)
+    }
+
+    /// Counts one more active resource on `stripe`; with `limit`, refuses (returns false) when
+    /// the kind already has `limit` active resources.
+    pub(crate) fn acquire(&self, stripe: usize, limit: Option<usize>) -> bool {
+        let active = &self.active.0;
+        let now_active = match limit {
+            None => active.fetch_add(1, Ordering::Relaxed) + 1,
+            Some(limit) => {
+                let limit = u64::try_from(limit).unwrap_or(u64::MAX);
+                let mut current = active.load(Ordering::Relaxed);
+                loop {
+                    if current >= limit {
+                        return false;
+                    }
+                    match active.compare_exchange_weak(
+                        current,
+                        current + 1,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    ) {
+                        Ok(_) => break current + 1,
+                        Err(actual) => current = actual,
+                    }
+                }
+            }
+        };
+        self.stripes[stripe]
+            .0
+            .created
+            .fetch_add(1, Ordering::Relaxed);
+        // Read first: the peak line is only written when the peak really grows.
+        if now_active > self.peak.load(Ordering::Relaxed) {
+            self.peak.fetch_max(now_active, Ordering::Relaxed);
+        }
+        true
+    }
+
+    /// Counts one release on `stripe` with the resource's lifetime.
+    pub(crate) fn release(&self, stripe: usize, lifetime: Duration, closed: bool) {
+        let nanos = duration_to_nanos(lifetime);
+        let counters = &self.stripes[stripe].0;
+        counters
+            .lifetime_total_nanos
+            .fetch_add(nanos, Ordering::Relaxed);
+        if nanos > self.lifetime_max_nanos.load(Ordering::Relaxed) {
+            self.lifetime_max_nanos.fetch_max(nanos, Ordering::Relaxed);
+        }
+        if !closed {
+            counters
+                .released_without_close
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        counters.released.fetch_add(1, Ordering::Relaxed);
+        self.active.0.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Sums the stripes. Wrapping: a resource may be created on one stripe and released on
+    /// another, but every sum is a true count.
+    pub(crate) fn totals(&self) -> CounterTotals {
+        self.stripes
+            .iter()
+            .fold(CounterTotals::default(), |totals, stripe| CounterTotals {
+                created: totals
+                    .created
+                    .wrapping_add(stripe.0.created.load(Ordering::Relaxed)),
+                released: totals
+                    .released
+                    .wrapping_add(stripe.0.released.load(Ordering::Relaxed)),
+                released_without_close: totals
+                    .released_without_close
+                    .wrapping_add(stripe.0.released_without_close.load(Ordering::Relaxed)),
+                lifetime_total_nanos: totals
+                    .lifetime_total_nanos
+                    .wrapping_add(stripe.0.lifetime_total_nanos.load(Ordering::Relaxed)),
+            })
+    }
+}
+
+/// The read-mostly map from kind name to its state.
+#[derive(Debug)]
+pub(crate) struct KindTable {
+    slots: Box<[OnceLock<Arc<KindState>>]>,
+    /// Serialises insertions; also holds the kinds past the lock-free slots.
+    overflow: Mutex<Vec<Arc<KindState>>>,
+}
+
+fn same_kind(a: &str, b: &str) -> bool {
+    // Kind names are `&'static str` literals, usually the very same pointer: compare that first.
+    (a.as_ptr() == b.as_ptr() && a.len() == b.len()) || a == b
+}
+
+/// A kind resolved from its index: borrowed from a lock-free slot, or an overflow clone.
+#[derive(Debug)]
+pub(crate) enum KindRef<'a> {
+    Slot(&'a KindState),
+    Overflow(Arc<KindState>),
+}
+
+impl std::ops::Deref for KindRef<'_> {
+    type Target = KindState;
+
+    fn deref(&self) -> &KindState {
+        match self {
+            Self::Slot(state) => state,
+            Self::Overflow(state) => state,
+        }
+    }
+}
+
+impl KindTable {
+    pub(crate) fn new() -> Self {
+        Self {
+            slots: (0..KIND_SLOTS).map(|_| OnceLock::new()).collect(),
+            overflow: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Finds a kind in the lock-free slots, with its index, without locking or allocating.
+    pub(crate) fn find(&self, kind: &str) -> Option<(u32, &Arc<KindState>)> {
+        for (index, slot) in self.slots.iter().enumerate() {
+            match slot.get() {
+                Some(state) if same_kind(state.name, kind) => {
+                    // KIND_SLOTS is far below u32::MAX.
+                    return Some((index as u32, state));
+                }
+                Some(_) => {}
+                None => return None,
+            }
+        }
+        None
+    }
+
+    /// Finds or inserts a kind (the insert path takes the table's mutex, once per new kind).
+    pub(crate) fn get_or_insert(&self, kind: &'static str) -> (u32, KindRef<'_>) {
+        if let Some((index, state)) = self.find(kind) {
+            return (index, KindRef::Slot(state));
+        }
+        let mut overflow = lock(&self.overflow);
+        if let Some(position) = overflow
+            .iter()
+            .position(|state| same_kind(state.name, kind))
+        {
+            return (
+                overflow_index(position),
+                KindRef::Overflow(Arc::clone(&overflow[position])),
+            );
+        }
+        for (index, slot) in self.slots.iter().enumerate() {
+            match slot.get() {
+                // Another thread inserted it between `find` and taking the mutex.
+                Some(state) if same_kind(state.name, kind) => {
+                    return (index as u32, KindRef::Slot(state));
+                }
+                Some(_) => {}
+                None => {
+                    // Only insertions set slots and they hold the mutex, so the slot is empty.
+                    let state = slot.get_or_init(|| Arc::new(KindState::new(kind)));
+                    return (index as u32, KindRef::Slot(state));
+                }
+            }
+        }
+        let state = Arc::new(KindState::new(kind));
+        overflow.push(Arc::clone(&state));
+        (overflow_index(overflow.len() - 1), KindRef::Overflow(state))
+    }
+
+    /// The kind at `index` (as returned by `find` or `get_or_insert`).
+    pub(crate) fn get(&self, index: u32) -> Option<KindRef<'_>> {
+        let index = index as usize;
+        match self.slots.get(index) {
+            Some(slot) => slot.get().map(|state| KindRef::Slot(state)),
+            None => lock(&self.overflow)
+                .get(index - KIND_SLOTS)
+                .map(|state| KindRef::Overflow(Arc::clone(state))),
+        }
+    }
+
+    /// Every kind with its index, in no particular order.
+    pub(crate) fn all(&self) -> Vec<(u32, Arc<KindState>)> {
+        let mut kinds: Vec<_> = self
+            .slots
+            .iter()
+            .map_while(OnceLock::get)
+            .enumerate()
+            .map(|(index, state)| (index as u32, Arc::clone(state)))
+            .collect();
+        kinds.extend(
+            lock(&self.overflow)
+                .iter()
+                .enumerate()
+                .map(|(position, state)| (overflow_index(position), Arc::clone(state))),
+        );
+        kinds
+    }
+}
+
+fn overflow_index(position: usize) -> u32 {
+    // Kinds are `&'static str` names written in code: far fewer than 2^32.
+    u32::try_from(KIND_SLOTS + position).expect("fewer than 2^32 kinds")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_past_the_lock_free_slots_still_resolve_to_one_state_each() {
+        let table = KindTable::new();
+        let names: Vec<&'static str> = (0..KIND_SLOTS + 10)
+            .map(|i| &*Box::leak(format!("kind-{i}").into_boxed_str()))
+            .collect();
+        let indices: Vec<u32> = names
+            .iter()
+            .map(|name| table.get_or_insert(name).0)
+            .collect();
+        for (name, index) in names.iter().zip(&indices) {
+            // A different pointer with the same text finds the same kind.
+            let copy: &'static str = Box::leak(name.to_string().into_boxed_str());
+            assert_eq!(table.get_or_insert(copy).0, *index);
+            assert_eq!(table.get(*index).map(|kind| kind.name), Some(*name));
+        }
+        assert_eq!(table.all().len(), KIND_SLOTS + 10);
+        assert!(table.find(names[0]).is_some());
+        assert!(
+            table.find(names[KIND_SLOTS + 1]).is_none(),
+            "overflow is not lock-free"
+        );
+    }
+
+    #[test]
+    fn thresholds_round_trip_through_their_encoding() {
+        let state = KindState::new("k");
+        let default = Duration::from_secs(300);
+        assert_eq!(state.threshold(default), Some(default));
+        for threshold in [
+            LeakThreshold::Never,
+            LeakThreshold::After(Duration::from_millis(50)),
+            LeakThreshold::Default,
+        ] {
+            state.apply(KindConfig {
+                leak_threshold: threshold,
+                ..KindConfig::default()
+            });
+            assert_eq!(state.leak_threshold(), threshold);
+        }
+        state.apply(KindConfig {
+            leak_threshold: LeakThreshold::After(Duration::MAX),
+            ..KindConfig::default()
+        });
+        assert!(
+            state.threshold(default).is_some(),
+            "a huge threshold is not Never"
+        );
+    }
+}
