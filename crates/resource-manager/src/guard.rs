@@ -11,6 +11,7 @@ use crate::registry::{stripe_of_id, Shard};
 /// "released without close" unless [`mark_closed`](Self::mark_closed) was called first.
 ///
 /// `Send + Sync + 'static`: it may travel with the resource to any task or thread.
+#[must_use = "dropping the guard records the release at once"]
 pub struct ResourceGuard {
     shard: Arc<Shard>,
     id: u64,

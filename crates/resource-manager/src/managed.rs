@@ -78,7 +78,6 @@ impl<T: ManagedResource> Managed<T> {
     }
 
     /// The resource's tracking guard.
-    #[must_use]
     pub fn guard(&self) -> &ResourceGuard {
         self.guard
             .as_ref()
@@ -111,7 +110,6 @@ impl<T: ManagedResource> Managed<T> {
     }
 
     /// Takes the resource and its guard apart without closing (the caller takes over both).
-    #[must_use]
     pub fn into_parts(mut self) -> (T, ResourceGuard) {
         let resource = self
             .resource
@@ -248,7 +246,6 @@ impl<T: SyncManagedResource> SyncManaged<T> {
     }
 
     /// The resource's tracking guard.
-    #[must_use]
     pub fn guard(&self) -> &ResourceGuard {
         self.guard
             .as_ref()
@@ -271,7 +268,6 @@ impl<T: SyncManagedResource> SyncManaged<T> {
     }
 
     /// Takes the resource and its guard apart without closing.
-    #[must_use]
     pub fn into_parts(mut self) -> (T, ResourceGuard) {
         let resource = self
             .resource
