@@ -1,0 +1,119 @@
+//! PoolManager over closure-built pools: background checks, health verdicts, timeouts.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use resync_perf_core::HealthStatus;
+use resync_pool_optimizer::{
+    Error, FnManager, HealthProbe, MonitoredPool, PoolConfig, PoolManager,
+};
+use resync_resource_manager::ResourceTracker;
+
+const BOUND: Duration = Duration::from_secs(30);
+
+fn switchable_pool(
+    name: &str,
+    alive: &Arc<AtomicBool>,
+    config: PoolConfig,
+) -> MonitoredPool<impl HealthProbe<Connection = (), Error = Error>> {
+    let alive = Arc::clone(alive);
+    let manager = FnManager::new(|| async { Ok::<_, std::io::Error>(()) })
+        .with_check(move |_: &mut ()| alive.load(Ordering::Relaxed));
+    MonitoredPool::new(name, config, manager, &ResourceTracker::new()).expect("valid")
+}
+
+fn config() -> PoolConfig {
+    PoolConfig {
+        min_size: 0,
+        max_size: 2,
+        health_check_interval: Duration::from_millis(100),
+        acquire_timeout: Some(Duration::from_secs(1)),
+        ..PoolConfig::default()
+    }
+}
+
+async fn wait_for(manager: &PoolManager, name: &str, wanted: HealthStatus) {
+    let started = Instant::now();
+    loop {
+        let health = manager.pool_health(name).expect("registered");
+        let checks = manager.health_check(name).expect("registered").checks;
+        if health.status == wanted && checks > 0 {
+            return;
+        }
+        assert!(
+            started.elapsed() < BOUND,
+            "still {health:?} after {checks} checks"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn background_checks_turn_a_failing_pool_critical_and_back() {
+    let alive = Arc::new(AtomicBool::new(true));
+    let manager = PoolManager::default();
+    manager
+        .add(switchable_pool("switch", &alive, config()))
+        .expect("added");
+    wait_for(&manager, "switch", HealthStatus::Healthy).await;
+
+    alive.store(false, Ordering::Relaxed);
+    wait_for(&manager, "switch", HealthStatus::Critical).await;
+    let record = manager.health_check("switch").expect("registered");
+    assert!(record.consecutive_failures >= 1);
+    assert!(record.last_duration_secs.is_some());
+    let health = manager.pool_health("switch").expect("registered");
+    assert!(
+        health
+            .reasons
+            .iter()
+            .any(|r| r.contains("health check failing")),
+        "{health:?}"
+    );
+    let advice = manager.recommendations(&[]);
+    assert!(
+        advice.iter().any(|rec| rec.code == "pool.unhealthy"),
+        "{advice:#?}"
+    );
+
+    alive.store(true, Ordering::Relaxed);
+    wait_for(&manager, "switch", HealthStatus::Healthy).await;
+}
+
+#[tokio::test]
+async fn check_all_runs_every_pool_and_a_stuck_check_times_out() {
+    let alive = Arc::new(AtomicBool::new(true));
+    let manager = PoolManager::default();
+    manager
+        .add(switchable_pool("ok", &alive, config()))
+        .expect("added");
+    let stuck_config = PoolConfig {
+        max_size: 1,
+        health_check_interval: Duration::from_secs(3600),
+        health_check_timeout: Some(Duration::from_millis(100)),
+        acquire_timeout: Some(Duration::from_secs(20)),
+        ..config()
+    };
+    let stuck = switchable_pool("stuck", &alive, stuck_config);
+    manager.add(stuck.clone()).expect("added");
+    assert!(matches!(
+        manager.add(switchable_pool("ok", &alive, config())),
+        Err(Error::DuplicatePool(_))
+    ));
+    // The only connection of "stuck" is held, so its check cannot get one in time.
+    let held = stuck.get().await.expect("get");
+    let results = tokio::time::timeout(BOUND, manager.check_all())
+        .await
+        .expect("bounded");
+    assert!(results["ok"].is_ok(), "{results:?}");
+    assert!(
+        matches!(results["stuck"], Err(Error::HealthCheckTimeout { .. })),
+        "{results:?}"
+    );
+    assert_eq!(manager.names(), ["ok", "stuck"]);
+    assert_eq!(manager.metrics().len(), 2);
+    drop(held);
+    assert!(manager.remove("stuck"));
+    assert_eq!(manager.names(), ["ok"]);
+}
