@@ -238,3 +238,15 @@ async fn invalid_configs_are_rejected_before_bb8_could_panic() {
         other => panic!("expected InvalidConfig, got {other:?}"),
     }
 }
+
+#[cfg(feature = "serde")]
+#[tokio::test]
+async fn metrics_serialize_with_numbers_not_strings() {
+    let pool = counter_pool(2, BOUND);
+    drop(pool.get().await.expect("get"));
+    let json = serde_json::to_value(pool.metrics()).expect("serializes");
+    assert_eq!(json["name"], "counter");
+    assert_eq!(json["acquires"], 1);
+    assert!(json["elapsed_secs"].is_f64());
+    assert_eq!(json["hold_time"]["count"], 1);
+}

@@ -57,3 +57,50 @@ async fn a_third_concurrent_get_times_out_as_an_exhaustion() {
     drop(first);
     drop(second);
 }
+
+#[tokio::test]
+async fn a_connection_held_past_the_threshold_is_a_leak_naming_this_line() {
+    let url = test_support::shared_database_url();
+    let tracker = ResourceTracker::new();
+    let config = PoolConfig {
+        min_size: 0,
+        max_size: 2,
+        leak_threshold: Duration::from_millis(100),
+        ..PoolConfig::database()
+    };
+    let pool = MonitoredPool::new(
+        "pg-leak",
+        config,
+        PostgresManager::new(&url, None).expect("url"),
+        &tracker,
+    )
+    .expect("valid config");
+    let line = line!() + 1;
+    let held = tokio::time::timeout(BOUND, pool.get())
+        .await
+        .expect("bounded")
+        .expect("get");
+    let started = std::time::Instant::now();
+    while pool.metrics().leaked == 0 {
+        assert!(
+            started.elapsed() < BOUND,
+            "the held connection never became a leak"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let leak = tracker
+        .leaks()
+        .into_iter()
+        .find(|leak| leak.label == "pg-leak")
+        .expect("a leak report for this pool");
+    assert_eq!(leak.kind, "db_connection");
+    assert!(
+        leak.acquired_at
+            .starts_with(&format!("{}:{line}:", file!())),
+        "acquired at {}, expected this file's line {line}",
+        leak.acquired_at
+    );
+    held.simple_query("SELECT 1").await.expect("still usable");
+    drop(held);
+    assert_eq!(pool.metrics().leaked, 0);
+}
