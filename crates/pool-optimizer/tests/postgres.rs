@@ -104,3 +104,36 @@ async fn a_connection_held_past_the_threshold_is_a_leak_naming_this_line() {
     drop(held);
     assert_eq!(pool.metrics().leaked, 0);
 }
+
+#[tokio::test]
+async fn a_pool_for_a_down_backend_builds_at_once_and_fails_fast() {
+    let port = test_support::free_port().expect("free port");
+    let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+    let config = PoolConfig {
+        min_size: 2,
+        max_size: 4,
+        connect_timeout: Duration::from_secs(5),
+        acquire_timeout: Some(Duration::from_secs(20)),
+        ..PoolConfig::database()
+    };
+    let pool = MonitoredPool::new(
+        "pg-down",
+        config,
+        PostgresManager::new(&url, None).expect("url"),
+        &ResourceTracker::new(),
+    )
+    .expect("building never waits for the backend");
+    let started = std::time::Instant::now();
+    let result = tokio::time::timeout(BOUND, pool.get())
+        .await
+        .expect("bounded");
+    assert!(
+        matches!(result, Err(Error::Unavailable { .. })),
+        "{result:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "waited the whole acquire timeout"
+    );
+    assert!(pool.metrics().connect_failures >= 1);
+}

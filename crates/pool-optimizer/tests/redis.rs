@@ -62,3 +62,41 @@ async fn a_third_concurrent_get_times_out_as_an_exhaustion() {
     assert_eq!(pool.metrics().exhaustions, 1);
     drop((first, second));
 }
+
+#[tokio::test]
+async fn the_response_timeout_is_honoured() {
+    let url = test_support::shared_redis_url();
+    let response_timeout = Duration::from_millis(200);
+    let manager = RedisManager::new(&url, Duration::from_secs(10), response_timeout, None)
+        .expect("valid url");
+    let config = PoolConfig {
+        min_size: 0,
+        max_size: 1,
+        ..PoolConfig::redis()
+    };
+    let pool =
+        MonitoredPool::new("redis-slow", config, manager, &ResourceTracker::new()).expect("valid");
+    let mut conn = tokio::time::timeout(BOUND, pool.get())
+        .await
+        .expect("bounded")
+        .expect("get");
+    let key = format!("pool-optimizer-empty-{}", std::process::id());
+    let started = std::time::Instant::now();
+    // The server holds BLPOP for 5 s; the client gives up after its response timeout.
+    let result: Result<Option<(String, String)>, _> = tokio::time::timeout(
+        BOUND,
+        redis::cmd("BLPOP").arg(&key).arg(5).query_async(&mut *conn),
+    )
+    .await
+    .expect("bounded");
+    let elapsed = started.elapsed();
+    assert!(
+        result.is_err(),
+        "BLPOP should time out on the client: {result:?}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "the client waited the server's 5 s: {elapsed:?}"
+    );
+    conn.report_error();
+}
