@@ -72,7 +72,7 @@ pub use erlang::{erlang_c, erlang_c_size};
 pub use error::{Error, SharedError};
 pub use guard::PoolConnection;
 pub use health::{evaluate_health, HealthCheckRecord, HealthThresholds, PoolHealth};
-pub use manager::PoolManager;
+pub use manager::{PoolManager, PoolReport};
 pub use metrics::{PoolMetrics, TARGET_UTILIZATION};
 pub use pool::MonitoredPool;
 pub use probe::HealthProbe;

@@ -104,6 +104,24 @@ impl Entry {
     }
 }
 
+/// Everything known about one pool, in one value (for reports and APIs).
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct PoolReport {
+    /// Cumulative metrics since the pool was built.
+    pub metrics: PoolMetrics,
+    /// Health verdict over the recent window.
+    pub health: PoolHealth,
+    /// What the background health checks have seen.
+    pub health_check: HealthCheckRecord,
+    /// Efficiency score 0–100 since start (`None` before any `get()`).
+    pub efficiency_score: Option<f64>,
+    /// Utilization since start, in `[0, 1]`.
+    pub utilization: Option<f64>,
+    /// Error rate since start.
+    pub error_rate: Option<f64>,
+}
+
 /// Aborts a background task when dropped.
 #[derive(Debug)]
 struct AbortOnDrop(JoinHandle<()>);
@@ -271,6 +289,27 @@ impl PoolManager {
             let (window, record) = entry.health_window();
             evaluate_health(&window, &record, &self.thresholds)
         })
+    }
+
+    /// One [`PoolReport`] per pool, sorted by name.
+    #[must_use]
+    pub fn reports(&self) -> Vec<PoolReport> {
+        self.entries()
+            .iter()
+            .map(|(_, entry)| {
+                let (window, record) = entry.health_window();
+                let health = evaluate_health(&window, &record, &self.thresholds);
+                let metrics = entry.pool.metrics();
+                PoolReport {
+                    efficiency_score: metrics.efficiency_score(),
+                    utilization: metrics.utilization(),
+                    error_rate: metrics.error_rate(),
+                    metrics,
+                    health,
+                    health_check: record,
+                }
+            })
+            .collect()
     }
 
     /// Sizing advice for every pool over the window since `older` (a snapshot list from an

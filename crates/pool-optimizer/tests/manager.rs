@@ -113,6 +113,11 @@ async fn check_all_runs_every_pool_and_a_stuck_check_times_out() {
     );
     assert_eq!(manager.names(), ["ok", "stuck"]);
     assert_eq!(manager.metrics().len(), 2);
+    let reports = manager.reports();
+    assert_eq!(reports.len(), 2);
+    assert_eq!(reports[1].metrics.name, "stuck");
+    assert!(reports[1].health_check.is_failing());
+    assert_eq!(reports[1].health.status, HealthStatus::Critical);
     drop(held);
     assert!(manager.remove("stuck"));
     assert_eq!(manager.names(), ["ok"]);
