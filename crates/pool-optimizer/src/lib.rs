@@ -22,7 +22,6 @@
 //! # Example
 //!
 //! ```
-//! use std::time::Duration;
 //! use resync_pool_optimizer::{Error, FnManager, MonitoredPool, PoolConfig};
 //! use resync_resource_manager::ResourceTracker;
 //!
