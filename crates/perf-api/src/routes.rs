@@ -16,12 +16,19 @@ use crate::service::PerformanceService;
 ///   200 unless the verdict is critical, then 503.
 /// * `GET /livez` — 200 while the process serves requests.
 /// * `GET /readyz` — 200 unless the verdict is critical, then 503; status only.
+///
+/// With a token set ([`PerformanceService::with_api_token`]), `/api/performance/*` answers
+/// 401 without `Authorization: Bearer <token>`. The router sets no fallback (axum refuses
+/// to merge two routers that both have one): the application adds its own.
 pub fn router(service: PerformanceService) -> Router {
     Router::new()
         .route("/api/performance/health", get(health))
         .route("/livez", get(|| async { Json(json!({ "status": "ok" })) }))
         .route("/readyz", get(ready))
-        .fallback(not_found)
+        .route_layer(axum::middleware::from_fn_with_state(
+            service.clone(),
+            crate::auth::require_token,
+        ))
         .with_state(service)
 }
 
@@ -40,13 +47,6 @@ async fn health(State(service): State<PerformanceService>) -> impl IntoResponse 
 async fn ready(State(service): State<PerformanceService>) -> impl IntoResponse {
     let status = service.health().status;
     (status_code(status), Json(json!({ "status": status })))
-}
-
-async fn not_found() -> impl IntoResponse {
-    (
-        StatusCode::NOT_FOUND,
-        Json(json!({ "error": { "code": "not_found", "message": "no such route" } })),
-    )
 }
 
 #[cfg(test)]
@@ -74,8 +74,15 @@ mod tests {
     }
 
     async fn get_json(app: Router, path: &str) -> (StatusCode, serde_json::Value) {
+        get_json_with(app, Request::get(path)).await
+    }
+
+    async fn get_json_with(
+        app: Router,
+        request: axum::http::request::Builder,
+    ) -> (StatusCode, serde_json::Value) {
         let response = app
-            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .oneshot(request.body(Body::empty()).unwrap())
             .await
             .unwrap();
         let status = response.status();
@@ -90,7 +97,9 @@ mod tests {
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body["status"], "healthy");
 
-        service.register(Arc::new(Fixed("cache:a", HealthStatus::Degraded)));
+        service
+            .register(Arc::new(Fixed("cache:a", HealthStatus::Degraded)))
+            .unwrap();
         let (status, body) = get_json(router(service.clone()), "/api/performance/health").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body["status"], "degraded");
@@ -99,7 +108,9 @@ mod tests {
             "cache:a says so"
         );
 
-        service.register(Arc::new(Fixed("pool:db", HealthStatus::Critical)));
+        service
+            .register(Arc::new(Fixed("pool:db", HealthStatus::Critical)))
+            .unwrap();
         let (status, body) = get_json(router(service.clone()), "/api/performance/health").await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(body["status"], "critical");
@@ -108,10 +119,36 @@ mod tests {
         assert_eq!(body, serde_json::json!({ "status": "critical" }));
     }
 
+    #[test]
+    fn a_second_component_of_one_name_is_refused() {
+        let service = PerformanceService::new();
+        service
+            .register(Arc::new(Fixed("pool:db", HealthStatus::Critical)))
+            .unwrap();
+        let error = service
+            .register(Arc::new(Fixed("pool:db", HealthStatus::Healthy)))
+            .unwrap_err();
+        assert_eq!(error, crate::Error::DuplicateComponent("pool:db".into()));
+        assert_eq!(service.health().status, HealthStatus::Critical);
+    }
+
     #[tokio::test]
-    async fn unknown_paths_get_a_json_404() {
-        let (status, body) = get_json(router(PerformanceService::new()), "/nope").await;
-        assert_eq!(status, StatusCode::NOT_FOUND);
-        assert_eq!(body["error"]["code"], "not_found");
+    async fn the_token_guards_the_api_but_not_the_probes() {
+        let service = PerformanceService::new().with_api_token("s3cret");
+        let app = router(service);
+        let (status, body) = get_json(app.clone(), "/api/performance/health").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(body["error"]["code"], "unauthorized");
+        let wrong = Request::get("/api/performance/health").header("authorization", "Bearer nope");
+        assert_eq!(
+            get_json_with(app.clone(), wrong).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+        let right =
+            Request::get("/api/performance/health").header("authorization", "Bearer s3cret");
+        let (status, body) = get_json_with(app.clone(), right).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["status"], "healthy");
+        assert_eq!(get_json(app, "/livez").await.0, StatusCode::OK);
     }
 }

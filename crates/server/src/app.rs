@@ -4,7 +4,11 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
 use resync_perf_api::{router, PerformanceService};
+use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::settings::{Settings, SettingsError};
@@ -42,15 +46,14 @@ impl App {
     /// Builds every component from the settings.
     #[must_use]
     pub fn build(settings: &Settings) -> Self {
-        let _ = settings;
         Self {
-            service: PerformanceService::new(),
+            service: PerformanceService::new().with_api_token(&settings.perf_api_token),
         }
     }
 
-    /// The HTTP router of the whole application.
+    /// The HTTP router of the whole application; unknown paths get a JSON 404.
     pub fn router(&self) -> axum::Router {
-        router(self.service.clone())
+        router(self.service.clone()).fallback(not_found)
     }
 }
 
@@ -91,25 +94,30 @@ pub async fn serve(
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = interrupt => {},
-                    _ = terminate.recv() => {},
-                }
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM; only SIGINT stops the server");
-                let _ = interrupt.await;
-            }
+async fn not_found() -> impl IntoResponse {
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({ "error": { "code": "not_found", "message": "no such route" } })),
+    )
+}
+
+/// A future that resolves on SIGINT or SIGTERM.
+///
+/// The handlers are installed when this function is called, not when the future is first
+/// polled, so a signal that arrives while the server is still starting is not lost (and
+/// does not kill the process without a drain). Call it inside the runtime, before binding.
+///
+/// # Errors
+///
+/// When the signal handlers cannot be installed.
+pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
         }
-    }
-    #[cfg(not(unix))]
-    let _ = interrupt.await;
+    })
 }

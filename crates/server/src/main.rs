@@ -72,7 +72,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(app::serve(&loaded.settings, app::shutdown_signal())) {
+    let served = runtime.block_on(async {
+        let shutdown = app::shutdown_signal().map_err(app::ServeError::Serve)?;
+        app::serve(&loaded.settings, shutdown).await
+    });
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "resync stopped with an error");

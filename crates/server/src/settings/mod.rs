@@ -160,7 +160,7 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// Every settings key, in declaration order.
+    /// Every settings key, sorted.
     #[must_use]
     pub fn keys() -> Vec<String> {
         match serde_json::to_value(Self::default()) {
