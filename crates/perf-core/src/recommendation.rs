@@ -174,9 +174,12 @@ impl SettingChange {
 /// )
 /// .with_evidence("hit_ratio", 0.41)
 /// .with_evidence("evicted_by_size_per_second", 120.0)
-/// .with_change(SettingChange::new("CACHE_MAX_MEMORY_MB", 64_u32, 128_u32));
+/// .with_change(SettingChange::new("ASYNC_CACHE_MAX_MEMORY_MB", 64_u32, 128_u32));
 /// assert_eq!(advice.evidence["hit_ratio"], 0.41);
-/// assert_eq!(advice.change.map(|change| change.key).as_deref(), Some("CACHE_MAX_MEMORY_MB"));
+/// assert_eq!(
+///     advice.change.map(|change| change.key).as_deref(),
+///     Some("ASYNC_CACHE_MAX_MEMORY_MB")
+/// );
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]

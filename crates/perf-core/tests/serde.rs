@@ -50,14 +50,18 @@ fn recommendation_has_flat_fields_and_round_trips() {
         "evictions",
     )
     .with_evidence("hit_ratio", 0.5)
-    .with_change(SettingChange::new("CACHE_MAX_MEMORY_MB", 64_u32, 128_u32));
+    .with_change(SettingChange::new(
+        "ASYNC_CACHE_MAX_MEMORY_MB",
+        64_u32,
+        128_u32,
+    ));
     let expected = json!({
         "component": "cache:responses",
         "code": "cache.grow_memory",
         "severity": "warning",
         "message": "evictions",
         "evidence": {"hit_ratio": 0.5},
-        "change": {"key": "CACHE_MAX_MEMORY_MB", "current": 64, "suggested": 128},
+        "change": {"key": "ASYNC_CACHE_MAX_MEMORY_MB", "current": 64, "suggested": 128},
     });
     assert_eq!(round_trip(&advice, &expected), advice);
 
