@@ -1,4 +1,5 @@
-//! Serde shapes and round trips of the snapshot types (run with `--features serde`).
+//! Serde shapes and round trips of the snapshot types (the self dev-dependency in Cargo.toml
+//! enables `serde` for every test build).
 #![cfg(feature = "serde")]
 
 use std::collections::BTreeMap;
