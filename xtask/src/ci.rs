@@ -17,16 +17,29 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     run_step("rustfmt", fmt)?;
 
     let mut clippy = cargo(root);
-    clippy.args(["clippy", "--workspace", "--all-targets", "--locked", "--"]);
+    clippy.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--all-features",
+        "--locked",
+    ]);
+    clippy.arg("--");
     clippy.args(["-D", "warnings"]);
     run_step("clippy", clippy)?;
 
     let mut doc = cargo(root);
-    doc.args(["doc", "--workspace", "--no-deps", "--locked"]);
+    doc.args([
+        "doc",
+        "--workspace",
+        "--all-features",
+        "--no-deps",
+        "--locked",
+    ]);
     doc.env("RUSTDOCFLAGS", "-D warnings");
     run_step("rustdoc", doc)?;
 
-    test(root, &[])?;
+    run_tests(root, &[])?;
     eprintln!("\n==> ci passed in {:.0?}", started.elapsed());
     Ok(())
 }
@@ -35,9 +48,17 @@ pub(crate) fn run(root: &Path) -> Result<()> {
 /// stopped afterwards whether the tests pass or not.
 pub(crate) fn test(root: &Path, extra: &[String]) -> Result<()> {
     packages::ensure_installed()?;
+    run_tests(root, extra)
+}
+
+/// `cargo test` over the whole workspace, every feature on (so feature-gated code such as
+/// the `serde` snapshots is tested), against fresh servers.
+fn run_tests(root: &Path, extra: &[String]) -> Result<()> {
     let running = services::Running::start()?;
     let mut tests = cargo(root);
-    tests.args(["test", "--workspace", "--locked"]).args(extra);
+    tests
+        .args(["test", "--workspace", "--all-features", "--locked"])
+        .args(extra);
     running.export_to(&mut tests);
     let result = run_step("tests", tests);
     drop(running);

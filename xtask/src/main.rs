@@ -7,6 +7,7 @@
 //! * `services up|down|status` — throwaway servers for running tests by hand.
 
 mod ci;
+mod interrupt;
 mod packages;
 mod services;
 #[cfg(test)]
@@ -51,6 +52,7 @@ enum Task {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let root = project_root();
+    interrupt::install_handlers()?;
     match cli.command {
         Task::Ci => ci::run(&root),
         Task::Test { args } => ci::test(&root, &args),
@@ -73,11 +75,9 @@ fn cargo(root: &Path) -> Command {
 }
 
 /// Runs `command`, echoing it first, and fails when it fails.
-fn run_step(what: &str, mut command: Command) -> Result<()> {
+fn run_step(what: &str, command: Command) -> Result<()> {
     eprintln!("\n==> {what}: {command:?}");
-    let status = command
-        .status()
-        .with_context(|| format!("cannot run {what}"))?;
+    let status = interrupt::run(command).with_context(|| format!("{what} did not finish"))?;
     if !status.success() {
         bail!("{what} failed ({status})");
     }

@@ -23,7 +23,7 @@ pub(crate) fn ensure_installed() -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    let is_root = nix_is_root();
+    let is_root = nix::unistd::Uid::effective().is_root();
     if !is_root || !on_path("apt-get") {
         bail!(
             "missing system packages: {} — install them (Debian: `apt-get install {}`) and run again",
@@ -91,13 +91,6 @@ fn present(program: &str) -> bool {
 fn on_path(program: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
-}
-
-fn nix_is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
 }
 
 fn set_executable(path: &Path) -> Result<()> {

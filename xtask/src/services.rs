@@ -50,11 +50,7 @@ impl Record {
     }
 
     fn is_running(&self) -> bool {
-        // `kill -0` tells whether the process exists without touching it.
-        Command::new("kill")
-            .args(["-0", &self.pid.to_string()])
-            .status()
-            .is_ok_and(|status| status.success())
+        self.service().is_running()
     }
 
     fn env_var(&self) -> &'static str {
@@ -78,11 +74,14 @@ impl Running {
     pub(crate) fn start() -> Result<Self> {
         eprintln!("==> starting throwaway postgres and redis-server");
         let postgres = std::thread::spawn(PostgresServer::start);
-        let redis = RedisServer::start().context("starting redis-server")?;
+        let redis = RedisServer::start().context("starting redis-server");
+        // Join before looking at redis's result, so a failed redis start still stops
+        // postgres (when its value drops) instead of leaving it running.
         let postgres = postgres
             .join()
             .map_err(|_| anyhow!("the postgres start-up thread panicked"))?
             .context("starting postgres")?;
+        let redis = redis?;
         eprintln!(
             "    postgres: {}\n    redis:    {}",
             postgres.url(),

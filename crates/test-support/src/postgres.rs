@@ -155,7 +155,9 @@ impl PostgresServer {
 
     /// Whether the server process is running.
     pub fn is_running(&mut self) -> bool {
-        self.process.as_mut().is_some_and(ServiceProcess::is_running)
+        self.process
+            .as_mut()
+            .is_some_and(ServiceProcess::is_running)
     }
 
     /// Stops the server (fast shutdown: open sessions are ended), keeping its data and port.
@@ -211,12 +213,18 @@ impl PostgresServer {
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         loop {
             process.ensure_running()?;
-            let ready = Command::new(self.bin.join("pg_isready"))
-                .args(["-q", "-h", "127.0.0.1", "-U", "postgres", "-p"])
-                .arg(self.port.to_string())
-                .status()?;
-            if ready.success() {
-                break;
+            // postmaster.pid names the pid, port and state of the server that owns the data
+            // directory: "ready" there means *our* server listens, not some other process
+            // that took the port first. pg_isready then proves it accepts connections.
+            if self.owns_port_and_is_ready(process.pid()) {
+                let ready = Command::new(self.bin.join("pg_isready"))
+                    .args(["-q", "-h", "127.0.0.1", "-U", "postgres", "-p"])
+                    .arg(self.port.to_string())
+                    .status()?;
+                if ready.success() {
+                    process.ensure_running()?;
+                    break;
+                }
             }
             if Instant::now() >= deadline {
                 return Err(io::Error::new(
@@ -231,6 +239,16 @@ impl PostgresServer {
         }
         self.process = Some(process);
         Ok(())
+    }
+
+    fn owns_port_and_is_ready(&self, pid: Option<u32>) -> bool {
+        let Ok(text) = std::fs::read_to_string(self.dir.path().join("data/postmaster.pid")) else {
+            return false;
+        };
+        let lines: Vec<&str> = text.lines().map(str::trim).collect();
+        let ours = pid.is_some_and(|pid| lines.first() == Some(&pid.to_string().as_str()));
+        ours && lines.get(3) == Some(&self.port.to_string().as_str())
+            && lines.get(7) == Some(&"ready")
     }
 
     /// Leaves the server running after this value is dropped (for `cargo xtask services up`).

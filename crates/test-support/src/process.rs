@@ -141,21 +141,49 @@ pub struct DetachedService {
 }
 
 impl DetachedService {
-    /// Stops the process group (`SIGTERM`, then `SIGKILL` after a grace period) and removes
-    /// the directory.
+    /// Whether the process is alive and still the server we started: after a reboot or a
+    /// long gap the pid may belong to an unrelated program, which must not be signalled.
+    #[must_use]
+    pub fn is_running(&self) -> bool {
+        let proc_dir = PathBuf::from(format!("/proc/{}", self.pid));
+        let alive = std::fs::read_to_string(proc_dir.join("stat")).is_ok_and(|stat| {
+            // The state follows the parenthesised command name; `Z` is a zombie.
+            stat.rsplit_once(')')
+                .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+        });
+        if !alive {
+            return false;
+        }
+        let cmdline = std::fs::read(proc_dir.join("cmdline"))
+            .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
+            .unwrap_or_default();
+        let port = self.url.rsplit(':').next().unwrap_or_default();
+        let port = port.split('/').next().unwrap_or_default();
+        match self.name.as_str() {
+            // postgres keeps its arguments, which name our data directory.
+            "postgres" => cmdline.contains(&self.dir.display().to_string()),
+            // redis rewrites its title to `redis-server 127.0.0.1:PORT`.
+            _ => cmdline.contains("redis-server") && cmdline.contains(&format!(":{port}")),
+        }
+    }
+
+    /// Stops the process group (`SIGTERM`, then `SIGKILL` after a grace period) if it is
+    /// still ours, and removes the directory.
     ///
     /// # Errors
     ///
     /// When the directory cannot be removed.
     pub fn stop(&self) -> io::Result<()> {
         let pid = pid_of(self.pid);
-        if kill(pid, None).is_ok() {
+        if self.is_running() {
             let _ = killpg(pid, Signal::SIGTERM);
             let deadline = Instant::now() + STOP_GRACE;
-            while kill(pid, None).is_ok() && Instant::now() < deadline {
+            while self.is_running() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(20));
             }
-            let _ = killpg(pid, Signal::SIGKILL);
+            if self.is_running() {
+                let _ = killpg(pid, Signal::SIGKILL);
+            }
         }
         match std::fs::remove_dir_all(&self.dir) {
             Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),

@@ -127,7 +127,9 @@ impl RedisServer {
 
     /// Whether the server process is running.
     pub fn is_running(&mut self) -> bool {
-        self.process.as_mut().is_some_and(ServiceProcess::is_running)
+        self.process
+            .as_mut()
+            .is_some_and(ServiceProcess::is_running)
     }
 
     /// Stops the server, keeping its port for [`RedisServer::start_again`].
@@ -185,12 +187,15 @@ impl RedisServer {
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         loop {
             process.ensure_running()?;
+            // With TLS we cannot speak to it here; the port check is the best there is, and
+            // the process must still be alive afterwards (it exits when the port is taken).
             let ready = if self.builder.tls.is_some() {
                 TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok()
             } else {
-                answers_ping(addr)
+                server_pid(addr) == process.pid()
             };
             if ready {
+                process.ensure_running()?;
                 break;
             }
             if Instant::now() >= deadline {
@@ -229,14 +234,23 @@ impl Drop for RedisServer {
     }
 }
 
-fn answers_ping(addr: SocketAddr) -> bool {
-    let attempt = || -> io::Result<bool> {
-        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
-        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-        stream.write_all(b"PING\r\n")?;
-        let mut reply = [0_u8; 7];
-        stream.read_exact(&mut reply)?;
-        Ok(&reply == b"+PONG\r\n")
-    };
-    attempt().unwrap_or(false)
+/// The `process_id` that the server on `addr` reports (`INFO server`), so start-up knows
+/// it reached its own server and not another one that took the port first.
+fn server_pid(addr: SocketAddr) -> Option<u32> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream.write_all(b"INFO server\r\n").ok()?;
+    let mut reply = Vec::new();
+    let mut chunk = [0_u8; 4096];
+    while !String::from_utf8_lossy(&reply).contains("process_id:") || !reply.ends_with(b"\r\n") {
+        let read = stream.read(&mut chunk).ok()?;
+        if read == 0 || reply.len() > 1 << 16 {
+            break;
+        }
+        reply.extend_from_slice(&chunk[..read]);
+    }
+    String::from_utf8_lossy(&reply)
+        .lines()
+        .find_map(|line| line.strip_prefix("process_id:"))
+        .and_then(|pid| pid.trim().parse().ok())
 }
