@@ -1,5 +1,7 @@
 //! Leak reports and the periodic leak scanner.
 
+use std::backtrace::Backtrace;
+use std::panic::Location;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,24 +36,59 @@ pub struct LeakReport {
     pub backtrace: Option<String>,
 }
 
-impl LeakReport {
-    pub(crate) fn from_entry(entry: &LiveEntry, age: Duration) -> Self {
-        let thread = entry
-            .thread
-            .name()
-            .map_or_else(|| format!("{:?}", entry.thread.id()), str::to_owned);
-        let thread = match entry.task {
-            Some(task) => format!("task {task} on {thread}"),
-            None => thread,
-        };
+/// What a leak report needs from a live entry, copied under the shard lock: cheap fields and
+/// `Arc`s only. Formatting (thread name, location, and above all the backtrace, whose symbol
+/// resolution can take hundreds of milliseconds) happens in
+/// [`into_report`](Self::into_report), after the lock is released.
+#[derive(Debug)]
+pub(crate) struct LeakSnapshot {
+    pub(crate) id: u64,
+    pub(crate) kind: &'static str,
+    pub(crate) label: String,
+    pub(crate) age: Duration,
+    pub(crate) location: &'static Location<'static>,
+    pub(crate) thread: std::thread::Thread,
+    pub(crate) task: Option<tokio::task::Id>,
+    pub(crate) backtrace: Option<Arc<Backtrace>>,
+}
+
+impl LeakSnapshot {
+    /// Copies `entry` (called under its shard's lock: no formatting here).
+    pub(crate) fn of(entry: &LiveEntry, age: Duration) -> Self {
         Self {
             id: entry.id,
-            kind: entry.kind_name.to_owned(),
+            kind: entry.kind_name,
             label: entry.label.clone(),
             age,
-            acquired_at: entry.location.to_string(),
-            thread: Some(thread),
-            backtrace: entry.backtrace.as_ref().map(ToString::to_string),
+            location: entry.location,
+            thread: entry.thread.clone(),
+            task: entry.task,
+            backtrace: entry.backtrace.clone(),
+        }
+    }
+
+    /// The acquiring thread (name, or id when unnamed), prefixed by the tokio task id.
+    pub(crate) fn thread_text(&self) -> String {
+        let thread = self
+            .thread
+            .name()
+            .map_or_else(|| format!("{:?}", self.thread.id()), str::to_owned);
+        match self.task {
+            Some(task) => format!("task {task} on {thread}"),
+            None => thread,
+        }
+    }
+
+    /// Formats the report (call it without holding any shard lock).
+    pub(crate) fn into_report(self) -> LeakReport {
+        LeakReport {
+            thread: Some(self.thread_text()),
+            id: self.id,
+            kind: self.kind.to_owned(),
+            label: self.label,
+            age: self.age,
+            acquired_at: self.location.to_string(),
+            backtrace: self.backtrace.as_deref().map(ToString::to_string),
         }
     }
 }
@@ -68,12 +105,17 @@ impl ResourceTracker {
     /// threshold still decides what is a leak).
     #[must_use]
     pub fn leaks_older_than(&self, min_age: Duration) -> Vec<LeakReport> {
-        let mut leaks = Vec::new();
+        let mut snapshots = Vec::new();
         scan(self.shared(), |entry, age| {
             if age >= min_age {
-                leaks.push(LeakReport::from_entry(entry, age));
+                snapshots.push(LeakSnapshot::of(entry, age));
             }
         });
+        // The shard locks are released: format (and resolve backtraces) now.
+        let mut leaks: Vec<LeakReport> = snapshots
+            .into_iter()
+            .map(LeakSnapshot::into_report)
+            .collect();
         leaks.sort_by(|a, b| b.age.cmp(&a.age).then(a.id.cmp(&b.id)));
         leaks
     }
@@ -100,5 +142,43 @@ impl ResourceTracker {
                 scan(&handle.shared, |_, _| {});
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+
+    #[test]
+    fn snapshot_shares_the_backtrace_and_the_report_formats_it_afterwards() {
+        let backtrace = Arc::new(Backtrace::force_capture());
+        let entry = LiveEntry {
+            id: 7,
+            kind: 0,
+            kind_name: "export_job",
+            label: "nightly".to_owned(),
+            acquired: Instant::now(),
+            location: Location::caller(),
+            thread: std::thread::current(),
+            task: None,
+            backtrace: Some(Arc::clone(&backtrace)),
+            leak_reported: false,
+        };
+        let age = Duration::from_secs(1);
+        let snapshot = LeakSnapshot::of(&entry, age);
+        let shared = snapshot.backtrace.as_ref().expect("backtrace copied");
+        assert!(
+            Arc::ptr_eq(shared, &backtrace),
+            "the snapshot shares the captured backtrace instead of formatting it"
+        );
+
+        let report = snapshot.into_report();
+        assert_eq!(report.backtrace, Some(backtrace.to_string()));
+        assert_eq!((report.id, report.kind.as_str()), (7, "export_job"));
+        assert_eq!(report.acquired_at, entry.location.to_string());
+        assert_eq!(report.age, age);
+        assert!(report.thread.is_some_and(|thread| !thread.is_empty()));
     }
 }

@@ -89,7 +89,8 @@ pub(crate) struct LiveEntry {
     pub(crate) location: &'static Location<'static>,
     pub(crate) thread: std::thread::Thread,
     pub(crate) task: Option<tokio::task::Id>,
-    pub(crate) backtrace: Option<Box<Backtrace>>,
+    /// Shared so a leak report copies it under the shard lock and formats it after.
+    pub(crate) backtrace: Option<Arc<Backtrace>>,
     /// Set by the first scan that saw this resource past its threshold.
     pub(crate) leak_reported: bool,
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::kinds::KindState;
-use crate::leaks::LeakReport;
+use crate::leaks::LeakSnapshot;
 use crate::registry::LiveEntry;
 use crate::tracker::{ResourceTracker, Shared};
 
@@ -101,7 +101,8 @@ impl ResourceStats {
 
 /// Visits every live resource past its kind's threshold with its age. Marks and counts the
 /// ones no scan saw before (`leaked_total`) and logs them once, after the shard locks are
-/// released.
+/// released. `on_leak` runs under the entry's shard lock: it must only copy cheap fields
+/// (see [`LeakSnapshot`]), never format a backtrace.
 pub(crate) fn scan(shared: &Shared, mut on_leak: impl FnMut(&LiveEntry, Duration)) {
     let now = Instant::now();
     let default = shared.default_leak_threshold;
@@ -120,18 +121,19 @@ pub(crate) fn scan(shared: &Shared, mut on_leak: impl FnMut(&LiveEntry, Duration
         if !entry.leak_reported {
             entry.leak_reported = true;
             kind.leaked_total.fetch_add(1, Ordering::Relaxed);
-            newly_leaked.push(LeakReport::from_entry(entry, age));
+            newly_leaked.push(LeakSnapshot::of(entry, age));
         }
         on_leak(entry, age);
     });
+    // Logged from snapshots after the locks are released; the backtrace is never formatted here.
     for leak in newly_leaked {
         tracing::warn!(
             id = leak.id,
-            kind = %leak.kind,
+            kind = leak.kind,
             label = %leak.label,
-            acquired_at = %leak.acquired_at,
+            acquired_at = %leak.location,
             age_secs = leak.age.as_secs_f64(),
-            thread = leak.thread.as_deref().unwrap_or("unknown"),
+            thread = %leak.thread_text(),
             "resource leaked: alive past its kind's threshold"
         );
     }

@@ -201,7 +201,7 @@ impl ResourceTracker {
         let acquired = Instant::now();
         let backtrace = state
             .capture_backtrace()
-            .then(|| Box::new(Backtrace::force_capture()));
+            .then(|| Arc::new(Backtrace::force_capture()));
         let shard = shared.registry.shard(id);
         let slot = shard.insert(LiveEntry {
             id,
