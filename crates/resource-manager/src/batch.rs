@@ -6,6 +6,7 @@ use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{BatchError, BoxError, CloseFailure};
 use crate::managed::{Managed, ManagedResource};
@@ -38,8 +39,19 @@ struct Member {
     item: Box<dyn BatchItem>,
 }
 
-/// Typed handle to a resource held by a [`Batch`] (returned by [`Batch::acquire`]).
+/// Source of [`Batch`] ids. An id generator, not shared state: it only makes every batch of
+/// the process distinguishable, so a slot of one batch is never honoured by another.
+static NEXT_BATCH_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Typed handle to a resource held by a [`Batch`] (returned by [`Batch::acquire`] and
+/// [`Batch::push`]).
+///
+/// It names its batch and the batch's generation: used on another batch, or on its own batch
+/// after a rollback emptied it, [`Batch::get`] and [`Batch::get_mut`] return `None` instead of
+/// whatever now sits at the same position.
 pub struct BatchSlot<T> {
+    batch: u64,
+    generation: u64,
     index: usize,
     _resource: PhantomData<fn() -> T>,
 }
@@ -63,6 +75,8 @@ impl<T> Copy for BatchSlot<T> {}
 impl<T> fmt::Debug for BatchSlot<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BatchSlot")
+            .field("batch", &self.batch)
+            .field("generation", &self.generation)
             .field("index", &self.index)
             .finish()
     }
@@ -78,14 +92,29 @@ impl<T> fmt::Debug for BatchSlot<T> {
 /// - Dropping a non-empty batch drops its resources in reverse order: each counts as a release
 ///   without close, is logged with its acquiring line and cleaned up best-effort, as for
 ///   [`Managed`].
-#[derive(Default)]
 pub struct Batch {
+    /// Unique in the process (from [`NEXT_BATCH_ID`]).
+    id: u64,
+    /// Changes on every rollback, so slots handed out before it stop resolving.
+    generation: u64,
     members: Vec<Member>,
+}
+
+impl Default for Batch {
+    fn default() -> Self {
+        Self {
+            id: NEXT_BATCH_ID.fetch_add(1, Ordering::Relaxed),
+            generation: 0,
+            members: Vec::new(),
+        }
+    }
 }
 
 impl fmt::Debug for Batch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Batch")
+            .field("id", &self.id)
+            .field("generation", &self.generation)
             .field("steps", &self.steps().collect::<Vec<_>>())
             .finish()
     }
@@ -141,6 +170,8 @@ impl Batch {
                     "batch acquisition failed; rolling back"
                 );
                 let rollback_failures = self.close_members().await;
+                // Slots handed out before the rollback must not resolve to later members.
+                self.generation = self.generation.wrapping_add(1);
                 Err(BatchError::Acquire {
                     index,
                     step,
@@ -163,14 +194,25 @@ impl Batch {
             item: Box::new(resource),
         });
         BatchSlot {
+            batch: self.id,
+            generation: self.generation,
             index,
             _resource: PhantomData,
         }
     }
 
-    /// The resource behind `slot` (`None` after a rollback emptied the batch).
+    /// Whether `slot` was handed out by this batch since its last rollback.
+    fn owns<T>(&self, slot: BatchSlot<T>) -> bool {
+        slot.batch == self.id && slot.generation == self.generation
+    }
+
+    /// The resource behind `slot`; `None` when the slot comes from another batch or from
+    /// before a rollback of this one.
     #[must_use]
     pub fn get<T: ManagedResource>(&self, slot: BatchSlot<T>) -> Option<&Managed<T>> {
+        if !self.owns(slot) {
+            return None;
+        }
         self.members
             .get(slot.index)?
             .item
@@ -178,9 +220,12 @@ impl Batch {
             .downcast_ref::<Managed<T>>()
     }
 
-    /// The resource behind `slot`, mutably.
+    /// The resource behind `slot`, mutably (`None` as for [`get`](Self::get)).
     #[must_use]
     pub fn get_mut<T: ManagedResource>(&mut self, slot: BatchSlot<T>) -> Option<&mut Managed<T>> {
+        if !self.owns(slot) {
+            return None;
+        }
         self.members
             .get_mut(slot.index)?
             .item

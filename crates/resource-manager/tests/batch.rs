@@ -279,3 +279,59 @@ async fn a_batch_dropped_without_close_all_is_counted_and_cleaned_up() {
     closed.sort();
     assert_eq!(closed, ["x", "y"]);
 }
+
+#[tokio::test]
+async fn a_stale_slot_resolves_to_nothing_after_a_rollback_or_on_another_batch() {
+    let tracker = ResourceTracker::new();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = CloseLog::default();
+    let missing = dir.path().join("no-such-dir");
+
+    let mut batch = Batch::new();
+    let before = batch
+        .acquire(
+            "old",
+            open_journal(&tracker, dir.path(), "old", &log, false),
+        )
+        .await
+        .expect("first acquisition");
+    assert_eq!(batch.get(before).map(|j| j.name.as_str()), Some("old"));
+    batch
+        .acquire(
+            "broken",
+            open_journal(&tracker, &missing, "broken", &log, false),
+        )
+        .await
+        .expect_err("the second acquisition fails and rolls back");
+    assert!(batch.is_empty());
+
+    // A new resource of the same type now sits at the same position as the stale slot.
+    let after = batch
+        .acquire(
+            "new",
+            open_journal(&tracker, dir.path(), "new", &log, false),
+        )
+        .await
+        .expect("acquisition after the rollback");
+    assert_eq!(before.index(), after.index());
+    assert!(batch.get(before).is_none(), "stale slot after a rollback");
+    assert!(batch.get_mut(before).is_none());
+    assert_eq!(batch.get(after).map(|j| j.name.as_str()), Some("new"));
+
+    // Same type, same position, other batch.
+    let mut other = Batch::new();
+    let foreign = other
+        .acquire(
+            "other",
+            open_journal(&tracker, dir.path(), "other", &log, false),
+        )
+        .await
+        .expect("acquisition in the other batch");
+    assert_eq!(foreign.index(), after.index());
+    assert!(batch.get(foreign).is_none(), "slot of another batch");
+    assert!(other.get_mut(after).is_none(), "slot of another batch");
+    assert_eq!(other.get(foreign).map(|j| j.name.as_str()), Some("other"));
+
+    batch.close_all().await.expect("close batch");
+    other.close_all().await.expect("close other");
+}
