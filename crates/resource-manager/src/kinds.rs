@@ -48,8 +48,10 @@ pub(crate) struct KindState {
     threshold_nanos: AtomicU64,
     limit: AtomicUsize,
     capture_backtrace: AtomicBool,
-    /// Whether `configure_kind` was called (built-in defaults then never override it).
-    configured: AtomicBool,
+    /// Whether the kind was configured (built-in defaults then never override it). The mutex
+    /// serialises configuration writes, so "apply if unset" is one atomic step and two
+    /// configurations never interleave their fields; readers of the mirrors take no lock.
+    configured: Mutex<bool>,
     /// The one counter every acquisition and release of the kind shares (limit and peak need
     /// the exact current value).
     pub(crate) active: Padded<AtomicU64>,
@@ -67,7 +69,7 @@ impl KindState {
             threshold_nanos: AtomicU64::new(THRESHOLD_DEFAULT),
             limit: AtomicUsize::new(NO_LIMIT),
             capture_backtrace: AtomicBool::new(false),
-            configured: AtomicBool::new(false),
+            configured: Mutex::new(false),
             active: Padded(AtomicU64::new(0)),
             peak: AtomicU64::new(0),
             lifetime_max_nanos: AtomicU64::new(0),
@@ -77,7 +79,28 @@ impl KindState {
         }
     }
 
+    /// Applies `config`, replacing any earlier configuration.
     pub(crate) fn apply(&self, config: KindConfig) {
+        let mut configured = lock(&self.configured);
+        self.store(config);
+        *configured = true;
+    }
+
+    /// Applies `config` only if the kind was never configured; returns whether it did. The
+    /// check and the write happen under one lock, so a concurrent [`apply`](Self::apply) is
+    /// never overwritten.
+    pub(crate) fn apply_if_unset(&self, config: KindConfig) -> bool {
+        let mut configured = lock(&self.configured);
+        if *configured {
+            return false;
+        }
+        self.store(config);
+        *configured = true;
+        true
+    }
+
+    /// Writes the configuration mirrors (callers hold `configured`).
+    fn store(&self, config: KindConfig) {
         let threshold = match config.leak_threshold {
             LeakThreshold::Default => THRESHOLD_DEFAULT,
             LeakThreshold::Never => THRESHOLD_NEVER,
@@ -89,11 +112,6 @@ impl KindState {
             .store(config.limit.unwrap_or(NO_LIMIT), Ordering::Relaxed);
         self.capture_backtrace
             .store(config.capture_backtrace, Ordering::Relaxed);
-        self.configured.store(true, Ordering::Relaxed);
-    }
-
-    pub(crate) fn is_configured(&self) -> bool {
-        self.configured.load(Ordering::Relaxed)
     }
 
     /// The leak threshold of this kind, `None` when it is never a leak.

@@ -111,9 +111,8 @@ impl ResourceTracker {
     /// user's own configuration always wins).
     pub(crate) fn configure_kind_if_unset(&self, kind: &'static str, config: KindConfig) {
         let (_, state) = self.shared().kinds.get_or_insert(kind);
-        if !state.is_configured() {
-            state.apply(config);
-        }
+        // One atomic step: a concurrent `configure_kind` is never overwritten by the default.
+        state.apply_if_unset(config);
     }
 
     /// The configuration currently applied to `kind`, if the kind is known.
@@ -216,5 +215,59 @@ impl ResourceTracker {
             leak_reported: false,
         });
         ResourceGuard::new(Arc::clone(shard), id, slot, state.name, acquired, location)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Barrier;
+
+    use super::*;
+
+    #[test]
+    fn a_concurrent_user_configuration_always_beats_the_built_in_default() {
+        let user = KindConfig {
+            leak_threshold: LeakThreshold::After(Duration::from_secs(7)),
+            limit: Some(3),
+            capture_backtrace: false,
+        };
+        let built_in = KindConfig {
+            leak_threshold: LeakThreshold::Never,
+            ..KindConfig::default()
+        };
+        // Whichever runs first, the user's configuration must be the one left in place.
+        for _ in 0..200 {
+            let tracker = ResourceTracker::new();
+            let start = Barrier::new(2);
+            std::thread::scope(|scope| {
+                scope.spawn(|| {
+                    start.wait();
+                    tracker.configure_kind("race", user);
+                });
+                scope.spawn(|| {
+                    start.wait();
+                    tracker.configure_kind_if_unset("race", built_in);
+                });
+            });
+            assert_eq!(tracker.kind_config("race"), Some(user));
+        }
+    }
+
+    #[test]
+    fn the_built_in_default_applies_once_and_never_over_a_user_configuration() {
+        let tracker = ResourceTracker::new();
+        let built_in = KindConfig {
+            leak_threshold: LeakThreshold::Never,
+            ..KindConfig::default()
+        };
+        tracker.configure_kind_if_unset("listener", built_in);
+        assert_eq!(tracker.kind_config("listener"), Some(built_in));
+        let user = KindConfig {
+            limit: Some(1),
+            ..KindConfig::default()
+        };
+        tracker.configure_kind("listener", user);
+        tracker.configure_kind_if_unset("listener", built_in);
+        assert_eq!(tracker.kind_config("listener"), Some(user));
     }
 }
