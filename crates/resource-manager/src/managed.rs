@@ -44,17 +44,104 @@ pub trait SyncManagedResource: Send + Sized + 'static {
     }
 }
 
+/// A resource and its guard, held together until `close`, `into_parts` or `drop` takes them.
+struct Held<T>(Option<(T, ResourceGuard)>);
+
+/// Why [`Held`] cannot be empty: only `close`, `into_parts` and `drop` empty it, and the first
+/// two consume the wrapper, so nothing can observe it afterwards.
+const PRESENT: &str = "the resource is present until close, into_parts or drop";
+
+impl<T> Held<T> {
+    fn new(resource: T, guard: ResourceGuard) -> Self {
+        Self(Some((resource, guard)))
+    }
+
+    fn resource(&self) -> &T {
+        &self.0.as_ref().expect(PRESENT).0
+    }
+
+    fn resource_mut(&mut self) -> &mut T {
+        &mut self.0.as_mut().expect(PRESENT).0
+    }
+
+    fn guard(&self) -> &ResourceGuard {
+        &self.0.as_ref().expect(PRESENT).1
+    }
+
+    /// Takes both out (by `close` and `into_parts`, which consume the wrapper).
+    fn take(&mut self) -> (T, ResourceGuard) {
+        self.0.take().expect(PRESENT)
+    }
+
+    /// For `drop`: takes both out if `close` or `into_parts` did not, logs the drop without
+    /// close and records the release (without close), and returns the resource to clean up
+    /// with what the cleanup's own failure log needs.
+    fn abandon(&mut self) -> Option<(T, Abandoned)> {
+        let (resource, guard) = self.0.take()?;
+        let abandoned = Abandoned {
+            kind: guard.kind(),
+            label: guard.label(),
+            acquired_at: guard.acquired_at(),
+        };
+        tracing::warn!(
+            kind = abandoned.kind,
+            label = %abandoned.label,
+            acquired_at = %abandoned.acquired_at,
+            age_secs = guard.age().as_secs_f64(),
+            "resource dropped without close; cleaning up best-effort"
+        );
+        // The release (without close) is recorded now; the cleanup is best-effort.
+        drop(guard);
+        Some((resource, abandoned))
+    }
+
+    fn fmt(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result
+    where
+        T: fmt::Debug,
+    {
+        let held = self.0.as_ref();
+        f.debug_struct(name)
+            .field("resource", &held.map(|(resource, _)| resource))
+            .field("guard", &held.map(|(_, guard)| guard))
+            .finish()
+    }
+}
+
+/// Records a deliberate close (also when it failed: the attempt was made) and logs its error.
+fn finish_close<E: fmt::Display>(mut guard: ResourceGuard, result: &Result<(), E>) {
+    guard.mark_closed();
+    if let Err(error) = result {
+        tracing::warn!(
+            kind = guard.kind(),
+            label = %guard.label(),
+            acquired_at = %guard.acquired_at(),
+            error = %error,
+            "closing resource failed"
+        );
+    }
+}
+
+/// What the log of a failed cleanup names, kept after the guard of a dropped resource is gone.
+struct Abandoned {
+    kind: &'static str,
+    label: String,
+    acquired_at: &'static std::panic::Location<'static>,
+}
+
 /// An async resource plus its tracking guard. Derefs to the resource.
 ///
 /// `close().await` is the deterministic path. Dropping it without `close()` counts a release
 /// without close, logs a warning naming the kind, label and acquiring source line, and cleans
 /// up best-effort: `close()` is spawned on the current tokio runtime when there is one,
 /// otherwise [`ManagedResource::cleanup_sync`] runs. It never panics outside a runtime.
-#[derive(Debug)]
 pub struct Managed<T: ManagedResource> {
-    // Both are `Some` until `close`, `into_parts` or `drop` take them.
-    resource: Option<T>,
-    guard: Option<ResourceGuard>,
+    held: Held<T>,
+}
+
+impl<T: ManagedResource + fmt::Debug> fmt::Debug for Managed<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.held.fmt("Managed", f)
+    }
 }
 
 impl<T: ManagedResource> Managed<T> {
@@ -72,54 +159,27 @@ impl<T: ManagedResource> Managed<T> {
     /// Pairs a resource with a guard obtained elsewhere (e.g. from `track_at` or `try_track`).
     pub fn with_guard(resource: T, guard: ResourceGuard) -> Self {
         Self {
-            resource: Some(resource),
-            guard: Some(guard),
+            held: Held::new(resource, guard),
         }
     }
 
     /// The resource's tracking guard.
     pub fn guard(&self) -> &ResourceGuard {
-        self.guard
-            .as_ref()
-            .expect("the guard is present until close, into_parts or drop")
+        self.held.guard()
     }
 
     /// Closes the resource and records a deliberate close (also when the close fails: the
-    /// attempt was made and its error is returned).
+    /// attempt was made, its error is logged and returned).
     pub async fn close(mut self) -> Result<(), T::Error> {
-        let resource = self
-            .resource
-            .take()
-            .expect("the resource is present until close, into_parts or drop");
-        let mut guard = self
-            .guard
-            .take()
-            .expect("the guard is present until close, into_parts or drop");
+        let (resource, guard) = self.held.take();
         let result = resource.close().await;
-        guard.mark_closed();
-        if let Err(error) = &result {
-            tracing::warn!(
-                kind = guard.kind(),
-                label = %guard.label(),
-                acquired_at = %guard.acquired_at(),
-                error = %error,
-                "closing resource failed"
-            );
-        }
+        finish_close(guard, &result);
         result
     }
 
     /// Takes the resource and its guard apart without closing (the caller takes over both).
     pub fn into_parts(mut self) -> (T, ResourceGuard) {
-        let resource = self
-            .resource
-            .take()
-            .expect("the resource is present until close, into_parts or drop");
-        let guard = self
-            .guard
-            .take()
-            .expect("the guard is present until close, into_parts or drop");
-        (resource, guard)
+        self.held.take()
     }
 }
 
@@ -127,45 +187,29 @@ impl<T: ManagedResource> Deref for Managed<T> {
     type Target = T;
 
     fn deref(&self) -> &T {
-        self.resource
-            .as_ref()
-            .expect("the resource is present until close, into_parts or drop")
+        self.held.resource()
     }
 }
 
 impl<T: ManagedResource> DerefMut for Managed<T> {
     fn deref_mut(&mut self) -> &mut T {
-        self.resource
-            .as_mut()
-            .expect("the resource is present until close, into_parts or drop")
+        self.held.resource_mut()
     }
 }
 
 impl<T: ManagedResource> Drop for Managed<T> {
     fn drop(&mut self) {
-        let (Some(resource), Some(guard)) = (self.resource.take(), self.guard.take()) else {
+        let Some((resource, abandoned)) = self.held.abandon() else {
             return;
         };
-        let kind = guard.kind();
-        let label = guard.label();
-        let acquired_at = guard.acquired_at();
-        tracing::warn!(
-            kind,
-            label = %label,
-            acquired_at = %acquired_at,
-            age_secs = guard.age().as_secs_f64(),
-            "resource dropped without close; cleaning up best-effort"
-        );
-        // The release (without close) is recorded now; the cleanup is best-effort.
-        drop(guard);
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
                 runtime.spawn(async move {
                     if let Err(error) = resource.close().await {
                         tracing::warn!(
-                            kind,
-                            label = %label,
-                            acquired_at = %acquired_at,
+                            kind = abandoned.kind,
+                            label = %abandoned.label,
+                            acquired_at = %abandoned.acquired_at,
                             error = %error,
                             "background close of a dropped resource failed"
                         );
@@ -211,17 +255,12 @@ impl<T: ManagedResource + AsyncWrite + Unpin> AsyncWrite for Managed<T> {
 /// without close, logs a warning with the acquiring source line and runs
 /// [`SyncManagedResource::cleanup_on_drop`] (logging its error).
 pub struct SyncManaged<T: SyncManagedResource> {
-    // Both are `Some` until `close`, `into_parts` or `drop` take them.
-    resource: Option<T>,
-    guard: Option<ResourceGuard>,
+    held: Held<T>,
 }
 
 impl<T: SyncManagedResource + fmt::Debug> fmt::Debug for SyncManaged<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SyncManaged")
-            .field("resource", &self.resource)
-            .field("guard", &self.guard)
-            .finish()
+        self.held.fmt("SyncManaged", f)
     }
 }
 
@@ -240,44 +279,27 @@ impl<T: SyncManagedResource> SyncManaged<T> {
     /// Pairs a resource with a guard obtained elsewhere.
     pub fn with_guard(resource: T, guard: ResourceGuard) -> Self {
         Self {
-            resource: Some(resource),
-            guard: Some(guard),
+            held: Held::new(resource, guard),
         }
     }
 
     /// The resource's tracking guard.
     pub fn guard(&self) -> &ResourceGuard {
-        self.guard
-            .as_ref()
-            .expect("the guard is present until close, into_parts or drop")
+        self.held.guard()
     }
 
-    /// Closes the resource and records a deliberate close (also when the close fails).
+    /// Closes the resource and records a deliberate close (also when the close fails: the
+    /// attempt was made, its error is logged and returned).
     pub fn close(mut self) -> Result<(), T::Error> {
-        let resource = self
-            .resource
-            .take()
-            .expect("the resource is present until close, into_parts or drop");
-        let mut guard = self
-            .guard
-            .take()
-            .expect("the guard is present until close, into_parts or drop");
+        let (resource, guard) = self.held.take();
         let result = resource.close();
-        guard.mark_closed();
+        finish_close(guard, &result);
         result
     }
 
     /// Takes the resource and its guard apart without closing.
     pub fn into_parts(mut self) -> (T, ResourceGuard) {
-        let resource = self
-            .resource
-            .take()
-            .expect("the resource is present until close, into_parts or drop");
-        let guard = self
-            .guard
-            .take()
-            .expect("the guard is present until close, into_parts or drop");
-        (resource, guard)
+        self.held.take()
     }
 }
 
@@ -285,41 +307,26 @@ impl<T: SyncManagedResource> Deref for SyncManaged<T> {
     type Target = T;
 
     fn deref(&self) -> &T {
-        self.resource
-            .as_ref()
-            .expect("the resource is present until close, into_parts or drop")
+        self.held.resource()
     }
 }
 
 impl<T: SyncManagedResource> DerefMut for SyncManaged<T> {
     fn deref_mut(&mut self) -> &mut T {
-        self.resource
-            .as_mut()
-            .expect("the resource is present until close, into_parts or drop")
+        self.held.resource_mut()
     }
 }
 
 impl<T: SyncManagedResource> Drop for SyncManaged<T> {
     fn drop(&mut self) {
-        let (Some(resource), Some(guard)) = (self.resource.take(), self.guard.take()) else {
+        let Some((resource, abandoned)) = self.held.abandon() else {
             return;
         };
-        let kind = guard.kind();
-        let label = guard.label();
-        let acquired_at = guard.acquired_at();
-        tracing::warn!(
-            kind,
-            label = %label,
-            acquired_at = %acquired_at,
-            age_secs = guard.age().as_secs_f64(),
-            "resource dropped without close; cleaning up best-effort"
-        );
-        drop(guard);
         if let Err(error) = resource.cleanup_on_drop() {
             tracing::warn!(
-                kind,
-                label = %label,
-                acquired_at = %acquired_at,
+                kind = abandoned.kind,
+                label = %abandoned.label,
+                acquired_at = %abandoned.acquired_at,
                 error = %error,
                 "cleanup of a dropped resource failed"
             );
