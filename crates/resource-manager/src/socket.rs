@@ -122,7 +122,9 @@ impl Managed<TcpListener> {
     }
 
     /// Accepts a connection and tracks it as a [`TCP_SOCKET_KIND`] acquired at the caller's
-    /// line, in the listener's tracker.
+    /// line, in `tracker`. The listener does not remember which tracker it was bound with:
+    /// pass the same one to keep listener and connections in one place, or another to count
+    /// the connections elsewhere.
     #[track_caller]
     pub fn accept(
         &self,
