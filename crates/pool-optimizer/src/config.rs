@@ -46,11 +46,13 @@ pub struct PoolConfig {
     pub validation_skip_window: Duration,
 }
 
-/// One thing wrong with a [`PoolConfig`], naming the settings key and the struct field.
+/// One thing wrong with a [`PoolConfig`], naming the struct field and, when the field is
+/// read from one, the settings key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigProblem {
-    /// The settings key, e.g. `DB_POOL_MAX_SIZE`.
-    pub key: String,
+    /// The settings key, e.g. `DB_POOL_MAX_SIZE`; `None` for fields no settings key sets
+    /// (`acquire_timeout`, `health_check_timeout`, `settings_prefix`).
+    pub key: Option<String>,
     /// The [`PoolConfig`] field, e.g. `max_size`.
     pub field: &'static str,
     /// What is wrong, in words.
@@ -59,7 +61,10 @@ pub struct ConfigProblem {
 
 impl fmt::Display for ConfigProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({}): {}", self.key, self.field, self.message)
+        match &self.key {
+            Some(key) => write!(f, "{key} ({}): {}", self.field, self.message),
+            None => write!(f, "{} (no settings key): {}", self.field, self.message),
+        }
     }
 }
 
@@ -80,9 +85,16 @@ impl PoolConfig {
 
     /// The original's HTTP pool defaults (`HTTP_POOL_*`: 10..100, connect 10 s, idle 300 s,
     /// lifetime 1800 s, health check every 60 s).
+    ///
+    /// `validation_skip_window` is zero: an HTTP connection's validation is a local check
+    /// that it can take a request (no round trip), and a connection returned while a
+    /// response body was still streaming must not be handed out unchecked.
     #[must_use]
     pub fn http() -> Self {
-        Self::with_defaults("HTTP_POOL", "http_connection", 10, 100, 10, 300)
+        Self {
+            validation_skip_window: Duration::ZERO,
+            ..Self::with_defaults("HTTP_POOL", "http_connection", 10, 100, 10, 300)
+        }
     }
 
     fn with_defaults(
@@ -134,19 +146,19 @@ impl PoolConfig {
     /// [`Error::InvalidConfig`] with one [`ConfigProblem`] per invalid field.
     pub fn validate(&self) -> Result<(), Error> {
         let mut problems = Vec::new();
-        let mut problem = |suffix: &str, field: &'static str, message: String| {
+        let mut problem = |suffix: Option<&str>, field: &'static str, message: String| {
             problems.push(ConfigProblem {
-                key: self.key(suffix),
+                key: suffix.map(|suffix| self.key(suffix)),
                 field,
                 message,
             });
         };
         if self.max_size == 0 {
-            problem("MAX_SIZE", "max_size", "must be at least 1".into());
+            problem(Some("MAX_SIZE"), "max_size", "must be at least 1".into());
         }
         if self.min_size > self.max_size {
             problem(
-                "MIN_SIZE",
+                Some("MIN_SIZE"),
                 "min_size",
                 format!(
                     "{} is larger than max_size {}",
@@ -154,30 +166,24 @@ impl PoolConfig {
                 ),
             );
         }
-        let positive: [(&str, &'static str, Option<Duration>); 7] = [
+        // `acquire_timeout` and `health_check_timeout` have no settings key (unset, they
+        // follow `*_CONNECT_TIMEOUT`); the leak threshold's key is global, fixed below.
+        let positive: [(Option<&str>, &'static str, Option<Duration>); 7] = [
             (
-                "CONNECT_TIMEOUT",
+                Some("CONNECT_TIMEOUT"),
                 "connect_timeout",
                 Some(self.connect_timeout),
             ),
-            ("ACQUIRE_TIMEOUT", "acquire_timeout", self.acquire_timeout),
-            ("IDLE_TIMEOUT", "idle_timeout", self.idle_timeout),
-            ("MAX_LIFETIME", "max_lifetime", self.max_lifetime),
+            (None, "acquire_timeout", self.acquire_timeout),
+            (Some("IDLE_TIMEOUT"), "idle_timeout", self.idle_timeout),
+            (Some("MAX_LIFETIME"), "max_lifetime", self.max_lifetime),
             (
-                "HEALTH_CHECK_INTERVAL",
+                Some("HEALTH_CHECK_INTERVAL"),
                 "health_check_interval",
                 Some(self.health_check_interval),
             ),
-            (
-                "HEALTH_CHECK_TIMEOUT",
-                "health_check_timeout",
-                self.health_check_timeout,
-            ),
-            (
-                "LEAK_THRESHOLD",
-                "leak_threshold",
-                Some(self.leak_threshold),
-            ),
+            (None, "health_check_timeout", self.health_check_timeout),
+            (None, "leak_threshold", Some(self.leak_threshold)),
         ];
         for (suffix, field, value) in positive {
             if value == Some(Duration::ZERO) {
@@ -186,7 +192,7 @@ impl PoolConfig {
         }
         if self.settings_prefix.is_empty() {
             problems.push(ConfigProblem {
-                key: "<prefix>".into(),
+                key: None,
                 field: "settings_prefix",
                 message: "must name the settings group, e.g. DB_POOL".into(),
             });
@@ -194,7 +200,7 @@ impl PoolConfig {
         // The leak threshold is one global key, not a per-pool one.
         for p in &mut problems {
             if p.field == "leak_threshold" {
-                p.key = "LEAK_THRESHOLD_SECS".into();
+                p.key = Some("LEAK_THRESHOLD_SECS".into());
             }
         }
         if problems.is_empty() {
@@ -245,18 +251,41 @@ mod tests {
         let Err(Error::InvalidConfig(problems)) = config.validate() else {
             panic!("an invalid config must be rejected");
         };
-        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        let keys: Vec<Option<&str>> = problems.iter().map(|p| p.key.as_deref()).collect();
         assert_eq!(
             keys,
             [
-                "REDIS_POOL_MAX_SIZE",
-                "REDIS_POOL_MIN_SIZE",
-                "REDIS_POOL_CONNECT_TIMEOUT",
-                "REDIS_POOL_IDLE_TIMEOUT",
-                "LEAK_THRESHOLD_SECS",
+                Some("REDIS_POOL_MAX_SIZE"),
+                Some("REDIS_POOL_MIN_SIZE"),
+                Some("REDIS_POOL_CONNECT_TIMEOUT"),
+                Some("REDIS_POOL_IDLE_TIMEOUT"),
+                Some("LEAK_THRESHOLD_SECS"),
             ]
         );
         let message = Error::InvalidConfig(problems).to_string();
         assert!(message.contains("REDIS_POOL_MIN_SIZE (min_size): 5 is larger than max_size 0"));
+    }
+
+    #[test]
+    fn fields_without_a_settings_key_are_named_as_fields() {
+        let config = PoolConfig {
+            acquire_timeout: Some(Duration::ZERO),
+            health_check_timeout: Some(Duration::ZERO),
+            ..PoolConfig::database()
+        };
+        let Err(Error::InvalidConfig(problems)) = config.validate() else {
+            panic!("zero timeouts must be rejected");
+        };
+        let named: Vec<(Option<&str>, &str)> = problems
+            .iter()
+            .map(|p| (p.key.as_deref(), p.field))
+            .collect();
+        assert_eq!(
+            named,
+            [(None, "acquire_timeout"), (None, "health_check_timeout")]
+        );
+        assert!(problems[0]
+            .to_string()
+            .starts_with("acquire_timeout (no settings key): "));
     }
 }

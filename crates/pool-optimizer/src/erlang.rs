@@ -21,15 +21,36 @@ pub fn erlang_c(servers: u32, load: f64) -> f64 {
     (c * blocking / (c - load * (1.0 - blocking))).clamp(0.0, 1.0)
 }
 
-/// The smallest number of connections whose Erlang-C wait probability is at most
-/// `max_wait_probability` for `load` Erlangs (at least 1).
+/// The smallest number of connections, at most `cap`, whose Erlang-C wait probability is at
+/// most `max_wait_probability` for `load` Erlangs (at least 1).
+///
+/// `None` when no size up to `cap` meets the target (the answer is "more than `cap`") or
+/// `load` is not a finite number. One pass of the Erlang-B recursion, checking C at each
+/// size: O(answer), never more than `cap` steps.
 #[must_use]
-pub fn erlang_c_size(load: f64, max_wait_probability: f64) -> u32 {
-    let mut servers = 1_u32;
-    while erlang_c(servers, load) > max_wait_probability && servers < u32::MAX {
-        servers += 1;
+pub fn erlang_c_size(load: f64, max_wait_probability: f64, cap: u32) -> Option<u32> {
+    if !load.is_finite() {
+        return None;
     }
-    servers
+    if load <= 0.0 {
+        return Some(1);
+    }
+    if load >= f64::from(cap) {
+        // C(c) = 1 for every c ≤ load.
+        return None;
+    }
+    let mut blocking = 1.0;
+    for servers in 1..=cap {
+        let c = f64::from(servers);
+        blocking = load * blocking / (c + load * blocking);
+        if c > load {
+            let waiting = (c * blocking / (c - load * (1.0 - blocking))).clamp(0.0, 1.0);
+            if waiting <= max_wait_probability {
+                return Some(servers);
+            }
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -48,10 +69,21 @@ mod tests {
 
     #[test]
     fn size_is_the_smallest_meeting_the_target() {
-        for load in [0.3, 1.0, 4.0, 9.5, 40.0] {
-            let size = erlang_c_size(load, 0.05);
+        for load in [0.0, 0.3, 1.0, 4.0, 9.5, 40.0] {
+            let size = erlang_c_size(load, 0.05, 1_000).expect("under the cap");
             assert!(erlang_c(size, load) <= 0.05);
             assert!(size == 1 || erlang_c(size - 1, load) > 0.05);
         }
+    }
+
+    #[test]
+    fn huge_or_non_finite_loads_stop_at_the_cap() {
+        assert_eq!(erlang_c_size(f64::INFINITY, 0.05, 400), None);
+        assert_eq!(erlang_c_size(f64::NAN, 0.05, 400), None);
+        assert_eq!(erlang_c_size(1e12, 0.05, 400), None);
+        // 399 Erlangs need more than 400 connections at 5 %.
+        assert_eq!(erlang_c_size(399.0, 0.05, 400), None);
+        let needed = erlang_c_size(399.0, 0.05, u32::MAX).expect("finite answer");
+        assert!(needed > 400 && erlang_c(needed, 399.0) <= 0.05);
     }
 }

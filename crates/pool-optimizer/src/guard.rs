@@ -23,7 +23,7 @@ where
     conn: bb8::PooledConnection<'a, MonitoredManager<M>>,
     stats: &'a PoolStats,
     acquired_at: Instant,
-    _tracking: ResourceGuard,
+    tracking: ResourceGuard,
 }
 
 impl<'a, M> PoolConnection<'a, M>
@@ -41,7 +41,7 @@ where
             conn,
             stats,
             acquired_at,
-            _tracking: tracking,
+            tracking,
         }
     }
 
@@ -50,8 +50,8 @@ where
     /// when returned. Do not call it for the caller's own failures (a constraint violation,
     /// a 404), which say nothing about the pool.
     pub fn report_error(&mut self) {
-        if !self.conn.broken {
-            self.conn.broken = true;
+        if !self.conn.reported {
+            self.conn.reported = true;
             PoolStats::count(&self.stats.caller_errors);
         }
     }
@@ -59,7 +59,7 @@ where
     /// Whether [`report_error`](Self::report_error) was called on this checkout.
     #[must_use]
     pub fn is_reported_broken(&self) -> bool {
-        self.conn.broken
+        self.conn.reported
     }
 }
 
@@ -91,13 +91,16 @@ where
     M::Error: std::error::Error + Send + Sync + 'static,
 {
     fn drop(&mut self) {
+        // One clock read: the hold time's end and the last-use stamp. The stamp is set
+        // before bb8 takes the connection back (and calls `has_broken`), so the next checkout
+        // within the validation skip window needs no round trip.
         let now = Instant::now();
         let held = now.saturating_duration_since(self.acquired_at);
-        // Stamp last use before bb8 returns the connection (and calls `has_broken`), so the
-        // next checkout within the validation skip window needs no round trip.
         self.conn.last_used = now;
         self.stats
             .checked_in(u64::try_from(held.as_nanos()).unwrap_or(u64::MAX));
+        // Returning a connection to the pool is a proper close of the checkout.
+        self.tracking.mark_closed();
     }
 }
 
@@ -110,7 +113,7 @@ where
         f.debug_struct("PoolConnection")
             .field("pool", &self.stats.name)
             .field("held_for", &self.acquired_at.elapsed())
-            .field("reported_broken", &self.conn.broken)
+            .field("reported_broken", &self.conn.reported)
             .finish_non_exhaustive()
     }
 }

@@ -60,7 +60,8 @@ mod tls;
 mod wrapper;
 
 pub use advisor::{
-    advise, Sizing, HEADROOM, MAX_GROWTH_FACTOR, MAX_WAIT_PROBABILITY, MIN_ACQUIRES,
+    advise, Sizing, GENEROUS_FACTOR, HEADROOM, MAX_GROWTH_FACTOR, MAX_WAIT_PROBABILITY,
+    MIN_ACQUIRES, MIN_CONNECTS, NEAR_TIMEOUT,
 };
 pub use backends::generic::FnManager;
 pub use backends::http::{HttpBody, HttpConnection, HttpManager};

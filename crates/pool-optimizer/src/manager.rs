@@ -47,8 +47,11 @@ where
 
 /// The per-pool state the manager and its check task share.
 struct Entry {
+    name: Arc<str>,
     pool: Box<dyn ManagedPool>,
     state: Mutex<EntryState>,
+    /// Held for the whole of a check: a pool's checks never overlap.
+    checking: tokio::sync::Mutex<()>,
 }
 
 #[derive(Default)]
@@ -64,10 +67,13 @@ impl Entry {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// One health check with its timeout; the outcome is recorded.
-    async fn run_check(&self) -> Result<(), Error> {
-        let snapshot = self.pool.metrics();
-        {
+    /// One health check with its timeout; the outcome is recorded. Waits for a check in
+    /// progress to finish first. Only the periodic checks (`rotate`) move the health
+    /// window, so extra `check_all` calls never shrink it.
+    async fn run_check(&self, rotate: bool) -> Result<(), Error> {
+        let _checking = self.checking.lock().await;
+        if rotate {
+            let snapshot = self.pool.metrics();
             let mut state = self.lock();
             state.previous = state.latest.replace(snapshot);
         }
@@ -77,13 +83,13 @@ impl Entry {
         let outcome = match tokio::time::timeout(timeout, self.pool.check()).await {
             Ok(outcome) => outcome,
             Err(_elapsed) => Err(Error::HealthCheckTimeout {
-                pool: Arc::from(self.pool.metrics().name),
+                pool: Arc::clone(&self.name),
                 timeout,
             }),
         };
         let took = started.elapsed();
         if let Err(error) = &outcome {
-            tracing::warn!(%error, ?took, "pool health check failed");
+            tracing::warn!(pool = %self.name, %error, ?took, "pool health check failed");
         }
         self.lock()
             .record
@@ -202,8 +208,10 @@ impl PoolManager {
         }
         let interval = pool.config().health_check_interval;
         let entry = Arc::new(Entry {
+            name: Arc::from(name.as_str()),
             pool: Box::new(pool),
             state: Mutex::new(EntryState::default()),
+            checking: tokio::sync::Mutex::new(()),
         });
         let weak = Arc::downgrade(&entry);
         let task = tokio::spawn(async move {
@@ -214,7 +222,7 @@ impl PoolManager {
                 ticks.tick().await;
                 let Some(entry) = weak.upgrade() else { break };
                 // Failures are recorded and logged by `run_check`.
-                let _outcome = entry.run_check().await;
+                let _outcome = entry.run_check(true).await;
             }
         });
         pools.insert(name, (entry, AbortOnDrop(task)));
@@ -236,12 +244,19 @@ impl PoolManager {
         self.entries().into_iter().map(|(name, _)| name).collect()
     }
 
-    /// Runs every pool's health check now, concurrently, each within its timeout.
+    /// Runs every pool's health check now, concurrently, each within its timeout. A pool
+    /// whose background check is running is checked once that one has finished (checks of
+    /// one pool never overlap); these checks are recorded but do not move the health window.
     pub async fn check_all(&self) -> BTreeMap<String, Result<(), Error>> {
         let handles: Vec<_> = self
             .entries()
             .into_iter()
-            .map(|(name, entry)| (name, tokio::spawn(async move { entry.run_check().await })))
+            .map(|(name, entry)| {
+                (
+                    name,
+                    tokio::spawn(async move { entry.run_check(false).await }),
+                )
+            })
             .collect();
         let mut results = BTreeMap::new();
         for (name, handle) in handles {

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use resync_perf_core::{clamp_unit, falloff, ratio, weighted_score, Delta, HistogramSnapshot};
+use resync_perf_core::{
+    clamp_unit, falloff, ratio, weighted_score, Delta, Histogram, HistogramSnapshot,
+};
 
 use crate::pool::PoolShared;
 use crate::stats::PoolStats;
@@ -36,15 +38,16 @@ pub struct PoolMetrics {
     pub idle: u32,
     /// Connections checked out now.
     pub in_use: u64,
-    /// `get()` calls waiting for a connection now.
+    /// `get()` calls waiting for a connection now (the pool's own gauge).
     pub waiting: u64,
     /// Most connections ever checked out at once (not windowed).
     pub peak_in_use: u64,
-    /// Successful checkouts.
+    /// Successful checkouts (`acquires_direct + acquires_waited`).
     pub acquires: u64,
-    /// Checkouts served without waiting for a connection (bb8's `get_direct`).
+    /// Checkouts served on the first poll, without waiting (recorded as 0 ns in
+    /// `acquire_latency`).
     pub acquires_direct: u64,
-    /// Checkouts that had to wait (bb8's `get_waited`).
+    /// Checkouts that had to wait (for a release, a connect or a validation round trip).
     pub acquires_waited: u64,
     /// `get()` calls that timed out with every connection in use.
     pub exhaustions: u64,
@@ -56,15 +59,18 @@ pub struct PoolMetrics {
     pub connect_failures: u64,
     /// Connect attempts that hit the connect timeout.
     pub connect_timeouts: u64,
-    /// Connections found broken when returned.
+    /// Connections the backend reported broken when returned (caller-reported ones are
+    /// counted in `caller_errors` only).
     pub broken: u64,
     /// Connection errors reported by callers through the guard.
     pub caller_errors: u64,
     /// Checkout validations that made the round trip.
     pub validations_run: u64,
-    /// Checkout validations skipped because the connection was used recently.
+    /// Checkouts whose connection skipped the round trip because it was used recently
+    /// (derived: acquires − round trips that passed).
     pub validations_skipped: u64,
-    /// Checkout validations that failed (the connection was discarded).
+    /// Checkout validations that failed (the connection was discarded; bb8 counts it in
+    /// `closed_invalid`).
     pub validation_failures: u64,
     /// Connections created (bb8's statistics).
     pub created: u64,
@@ -76,7 +82,7 @@ pub struct PoolMetrics {
     pub closed_max_lifetime: u64,
     /// Connections closed at `idle_timeout`.
     pub closed_idle_timeout: u64,
-    /// Total time connections were held, in seconds.
+    /// Total time connections were held, in seconds (the hold histogram's sum).
     pub hold_secs_total: f64,
     /// Checkouts of this pool currently alive past the leak threshold.
     pub leaked: u64,
@@ -104,6 +110,20 @@ impl PoolMetrics {
             .filter(|leak| leak.kind == shared.config.resource_kind && *leak.label == *stats.name)
             .count();
         let load = PoolStats::load;
+        let direct = load(&stats.direct);
+        let waited = load(&stats.waited);
+        let acquires = direct + waited;
+        let validations_run = load(&stats.validations_run);
+        let validations_passed =
+            validations_run.saturating_sub(load(&stats.validation_run_failures));
+        // Direct checkouts are not timed on the hot path: they are zeros of the histogram.
+        let mut acquire_latency = stats.acquire_latency.snapshot();
+        if direct > 0 {
+            let zeros = Histogram::new();
+            zeros.record_n(0, direct);
+            acquire_latency.merge(&zeros.snapshot());
+        }
+        let hold_time = stats.hold_time.snapshot();
         Self {
             name: stats.name.to_string(),
             settings_prefix: shared.config.settings_prefix.to_owned(),
@@ -113,11 +133,11 @@ impl PoolMetrics {
             connections: state.connections,
             idle: state.idle_connections,
             in_use: load(&stats.in_use),
-            waiting: bb8.pending_gets(),
+            waiting: load(&stats.waiting),
             peak_in_use: load(&stats.peak_in_use),
-            acquires: load(&stats.acquires),
-            acquires_direct: bb8.get_direct,
-            acquires_waited: bb8.get_waited,
+            acquires,
+            acquires_direct: direct,
+            acquires_waited: waited,
             exhaustions: load(&stats.exhaustions),
             unavailable: load(&stats.unavailable),
             connect_attempts: load(&stats.connect_attempts),
@@ -125,18 +145,19 @@ impl PoolMetrics {
             connect_timeouts: load(&stats.connect_timeouts),
             broken: load(&stats.broken),
             caller_errors: load(&stats.caller_errors),
-            validations_run: load(&stats.validations_run),
-            validations_skipped: load(&stats.validations_skipped),
+            validations_run,
+            // Every checkout passed exactly one validation: skipped, or a round trip.
+            validations_skipped: acquires.saturating_sub(validations_passed),
             validation_failures: load(&stats.validation_failures),
             created: bb8.connections_created,
             closed_broken: bb8.connections_closed_broken,
             closed_invalid: bb8.connections_closed_invalid,
             closed_max_lifetime: bb8.connections_closed_max_lifetime,
             closed_idle_timeout: bb8.connections_closed_idle_timeout,
-            hold_secs_total: Duration::from_nanos(load(&stats.hold_nanos_total)).as_secs_f64(),
+            hold_secs_total: Duration::from_nanos(hold_time.sum()).as_secs_f64(),
             leaked: u64::try_from(leaked).unwrap_or(u64::MAX),
-            acquire_latency: stats.acquire_latency.snapshot(),
-            hold_time: stats.hold_time.snapshot(),
+            acquire_latency,
+            hold_time,
             connect_latency: stats.connect_latency.snapshot(),
         }
     }
@@ -153,14 +174,14 @@ impl PoolMetrics {
         self.connect_failures + self.broken + self.caller_errors
     }
 
-    /// Error rate = (connect errors + broken + caller-reported) / acquires; `None` without
-    /// acquires (or, with errors but no acquire at all, `Some(1.0)`).
+    /// Error rate = (connect errors + broken + caller-reported) / acquires, at most 1;
+    /// `None` without acquires (or, with errors but no acquire at all, `Some(1.0)`).
     #[must_use]
     pub fn error_rate(&self) -> Option<f64> {
         if self.acquires == 0 {
             return (self.errors() > 0).then_some(1.0);
         }
-        ratio(self.errors() as f64, self.acquires as f64)
+        ratio(self.errors() as f64, self.acquires as f64).map(|rate| rate.min(1.0))
     }
 
     /// Utilization = Σ hold time / (elapsed × max_size), in `[0, 1]`; `None` when no time

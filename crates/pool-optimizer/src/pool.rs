@@ -3,16 +3,18 @@
 use std::fmt;
 use std::future::Future;
 use std::panic::Location;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
+use std::task::Poll;
+use std::time::{Duration, Instant};
 
 use resync_resource_manager::{KindConfig, LeakThreshold, ResourceTracker};
 
 use crate::config::PoolConfig;
-use crate::error::Error;
+use crate::error::{Error, SharedError};
 use crate::guard::PoolConnection;
 use crate::metrics::PoolMetrics;
-use crate::stats::PoolStats;
+use crate::stats::{PoolStats, Waiting};
 use crate::wrapper::MonitoredManager;
 
 /// An instrumented connection pool over any bb8 manager `M`.
@@ -158,10 +160,13 @@ where
 
     /// Checks out a connection.
     ///
-    /// Waits up to the acquire timeout while every connection is in use, then fails with
-    /// [`Error::Exhausted`] (counted as an exhaustion). When the backend cannot be reached —
-    /// a connect attempt fails while this call has no connection — it fails at once with
-    /// [`Error::Unavailable`] carrying the connect error, rather than waiting out the timeout.
+    /// While every connection is in use it waits up to the acquire timeout, then fails with
+    /// [`Error::Exhausted`] (counted as an exhaustion). When a connect attempt fails while
+    /// this call waits and no connection is checked out (so none can come back), it fails at
+    /// once with [`Error::Unavailable`] carrying the connect error; while connections are
+    /// checked out a failed connect does not end the wait (they may come back). A timeout
+    /// with fewer than `max_size` connections checked out was a wait for a connect, so it is
+    /// [`Error::Unavailable`] too (the last connect error, or [`Error::ConnectTimeout`]).
     ///
     /// This is a plain `#[track_caller]` function returning a future (the attribute does
     /// nothing on an `async fn`), so the checkout is tracked with the caller's source line.
@@ -170,30 +175,32 @@ where
         let location = Location::caller();
         let shared = &*self.inner;
         async move {
-            let started = Instant::now();
             let failures_seen = shared.stats.connect_failure_count();
-            let outcome = tokio::select! {
-                biased;
-                got = shared.pool.get() => got.map_err(|_timed_out| false),
-                () = shared.stats.wait_for_connect_failure(failures_seen) => Err(true),
+            let mut getting = std::pin::pin!(shared.pool.get());
+            // Poll bb8 once by hand: a connection ready at once is a direct checkout and
+            // needs no start time (it is a zero in the acquire histogram).
+            let first = std::future::poll_fn(|cx| Poll::Ready(getting.as_mut().poll(cx))).await;
+            let (conn, acquired_at) = match first {
+                Poll::Ready(Ok(conn)) => {
+                    PoolStats::count(&shared.stats.direct);
+                    (conn, Instant::now())
+                }
+                Poll::Ready(Err(_timed_out)) => {
+                    return Err(shared.timed_out(failures_seen, Duration::ZERO));
+                }
+                Poll::Pending => shared.wait(getting, failures_seen).await?,
             };
-            let finished = Instant::now();
-            let waited = finished.saturating_duration_since(started);
-            shared.stats.acquire_latency.record_duration(waited);
-            match outcome {
-                Ok(conn) => {
-                    shared.stats.checked_out();
-                    let tracking = shared.tracker.track_at(
-                        shared.config.resource_kind,
-                        &*shared.stats.name,
-                        location,
-                    );
-                    Ok(PoolConnection::new(conn, &shared.stats, finished, tracking))
-                }
-                Err(connect_failed) => {
-                    Err(shared.acquire_failed(connect_failed, failures_seen, waited))
-                }
-            }
+            shared.stats.checked_out();
+            let tracking =
+                shared
+                    .tracker
+                    .track_at(shared.config.resource_kind, &*shared.stats.name, location);
+            Ok(PoolConnection::new(
+                conn,
+                &shared.stats,
+                acquired_at,
+                tracking,
+            ))
         }
     }
 
@@ -209,26 +216,77 @@ where
     M: bb8::ManageConnection,
     M::Error: std::error::Error + Send + Sync + 'static,
 {
-    fn acquire_failed(
-        &self,
-        connect_failed: bool,
-        failures_seen: u64,
-        waited: std::time::Duration,
-    ) -> Error {
-        let connects_failing = connect_failed || self.stats.connect_failure_count() > failures_seen;
-        if connects_failing {
-            if let Some(source) = self.stats.last_connect_error() {
-                PoolStats::count(&self.stats.unavailable);
-                return Error::Unavailable {
-                    pool: Arc::clone(&self.stats.name),
-                    source,
-                };
+    /// The slow path of `get()`: bb8 did not hand out a connection on the first poll.
+    /// Returns the connection and the instant it arrived (the hold time's start).
+    async fn wait<'a, F>(
+        &'a self,
+        mut getting: Pin<&mut F>,
+        mut failures_seen: u64,
+    ) -> Result<(Checkout<'a, M>, Instant), Error>
+    where
+        F: Future<Output = Result<Checkout<'a, M>, bb8::RunError<SharedError>>>,
+    {
+        let started = Instant::now();
+        let _waiting = Waiting::start(&self.stats.waiting);
+        loop {
+            tokio::select! {
+                biased;
+                got = getting.as_mut() => {
+                    let now = Instant::now();
+                    let waited = now.saturating_duration_since(started);
+                    self.stats.acquire_latency.record_duration(waited);
+                    return match got {
+                        Ok(conn) => {
+                            PoolStats::count(&self.stats.waited);
+                            Ok((conn, now))
+                        }
+                        Err(_timed_out) => Err(self.timed_out(failures_seen, waited)),
+                    };
+                }
+                () = self.stats.wait_for_connect_failure(failures_seen) => {
+                    if self.stats.in_use() == 0 {
+                        // Nothing is checked out, so nothing can come back: the backend is
+                        // unreachable now.
+                        self.stats.acquire_latency.record_duration(started.elapsed());
+                        if let Some(source) = self.stats.last_connect_error() {
+                            return Err(self.unavailable(source));
+                        }
+                    }
+                    // Merely busy: checked-out connections will come back. Keep waiting.
+                    failures_seen = self.stats.connect_failure_count();
+                }
             }
         }
-        PoolStats::count(&self.stats.exhaustions);
-        Error::Exhausted {
+    }
+
+    /// Classifies a `get()` that bb8 timed out: every connection checked out ⇒ exhausted;
+    /// otherwise the wait was for a connect ⇒ unavailable.
+    fn timed_out(&self, failures_seen: u64, waited: Duration) -> Error {
+        if self.stats.in_use() >= u64::from(self.config.max_size) {
+            PoolStats::count(&self.stats.exhaustions);
+            return Error::Exhausted {
+                pool: Arc::clone(&self.stats.name),
+                waited,
+            };
+        }
+        let source = if self.stats.connect_failure_count() > failures_seen {
+            self.stats.last_connect_error()
+        } else {
+            None
+        };
+        let source =
+            source.unwrap_or_else(|| Arc::new(Error::ConnectTimeout(self.config.connect_timeout)));
+        self.unavailable(source)
+    }
+
+    fn unavailable(&self, source: SharedError) -> Error {
+        PoolStats::count(&self.stats.unavailable);
+        Error::Unavailable {
             pool: Arc::clone(&self.stats.name),
-            waited,
+            source,
         }
     }
 }
+
+/// What bb8 hands out for a pool over `M`.
+type Checkout<'a, M> = bb8::PooledConnection<'a, MonitoredManager<M>>;

@@ -10,11 +10,21 @@ use tokio::sync::Notify;
 use crate::error::SharedError;
 
 /// Counters and histograms of one pool. Cumulative; recorded lock-free.
+///
+/// Checkout path cost: a direct checkout touches `direct`, `in_use` and (only when a new
+/// peak is reached) `peak_in_use`; a release touches `in_use` and the hold-time histogram.
+/// Figures that can be derived are not stored: acquires = direct + waited, validations
+/// skipped = acquires − passed round trips, Σ hold time = the hold histogram's sum.
 #[derive(Debug)]
 pub(crate) struct PoolStats {
     pub(crate) name: Arc<str>,
     pub(crate) started: Instant,
-    pub(crate) acquires: AtomicU64,
+    /// Checkouts whose first poll returned a connection (no clock read, no wait).
+    pub(crate) direct: AtomicU64,
+    /// Checkouts that had to wait (timed; recorded in `acquire_latency`).
+    pub(crate) waited: AtomicU64,
+    /// `get()` calls waiting now (gauge, kept by a drop guard so cancelled gets leave it).
+    pub(crate) waiting: AtomicU64,
     pub(crate) exhaustions: AtomicU64,
     pub(crate) unavailable: AtomicU64,
     pub(crate) connect_attempts: AtomicU64,
@@ -23,11 +33,13 @@ pub(crate) struct PoolStats {
     pub(crate) broken: AtomicU64,
     pub(crate) caller_errors: AtomicU64,
     pub(crate) validations_run: AtomicU64,
-    pub(crate) validations_skipped: AtomicU64,
+    /// Round trips that failed (a subset of `validations_run`).
+    pub(crate) validation_run_failures: AtomicU64,
     pub(crate) validation_failures: AtomicU64,
     pub(crate) in_use: AtomicU64,
     pub(crate) peak_in_use: AtomicU64,
-    pub(crate) hold_nanos_total: AtomicU64,
+    /// Waited gets only (successful or not); direct checkouts are added as zeros at
+    /// snapshot time.
     pub(crate) acquire_latency: Histogram,
     pub(crate) hold_time: Histogram,
     pub(crate) connect_latency: Histogram,
@@ -42,7 +54,9 @@ impl PoolStats {
         Self {
             name,
             started: Instant::now(),
-            acquires: AtomicU64::new(0),
+            direct: AtomicU64::new(0),
+            waited: AtomicU64::new(0),
+            waiting: AtomicU64::new(0),
             exhaustions: AtomicU64::new(0),
             unavailable: AtomicU64::new(0),
             connect_attempts: AtomicU64::new(0),
@@ -51,11 +65,10 @@ impl PoolStats {
             broken: AtomicU64::new(0),
             caller_errors: AtomicU64::new(0),
             validations_run: AtomicU64::new(0),
-            validations_skipped: AtomicU64::new(0),
+            validation_run_failures: AtomicU64::new(0),
             validation_failures: AtomicU64::new(0),
             in_use: AtomicU64::new(0),
             peak_in_use: AtomicU64::new(0),
-            hold_nanos_total: AtomicU64::new(0),
             acquire_latency: Histogram::new(),
             hold_time: Histogram::new(),
             connect_latency: Histogram::new(),
@@ -72,18 +85,25 @@ impl PoolStats {
         counter.load(Ordering::Relaxed)
     }
 
-    /// Called by a `get()` that obtained a connection.
+    /// Connections checked out now.
+    pub(crate) fn in_use(&self) -> u64 {
+        self.in_use.load(Ordering::Relaxed)
+    }
+
+    /// Called by a `get()` that obtained a connection (after counting it direct or waited).
+    #[inline]
     pub(crate) fn checked_out(&self) {
-        self.acquires.fetch_add(1, Ordering::Relaxed);
         let in_use = self.in_use.fetch_add(1, Ordering::Relaxed) + 1;
-        self.peak_in_use.fetch_max(in_use, Ordering::Relaxed);
+        // A plain load first: the read-modify-write only when a new peak is reached.
+        if in_use > self.peak_in_use.load(Ordering::Relaxed) {
+            self.peak_in_use.fetch_max(in_use, Ordering::Relaxed);
+        }
     }
 
     /// Called by the guard's drop.
+    #[inline]
     pub(crate) fn checked_in(&self, held_nanos: u64) {
         self.in_use.fetch_sub(1, Ordering::Relaxed);
-        self.hold_nanos_total
-            .fetch_add(held_nanos, Ordering::Relaxed);
         self.hold_time.record(held_nanos);
     }
 
@@ -122,5 +142,23 @@ impl PoolStats {
             }
             notified.await;
         }
+    }
+}
+
+/// Keeps the `waiting` gauge while a `get()` waits; dropping it (also on cancellation)
+/// takes the caller off the gauge.
+#[derive(Debug)]
+pub(crate) struct Waiting<'a>(&'a AtomicU64);
+
+impl<'a> Waiting<'a> {
+    pub(crate) fn start(gauge: &'a AtomicU64) -> Self {
+        gauge.fetch_add(1, Ordering::Relaxed);
+        Self(gauge)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }

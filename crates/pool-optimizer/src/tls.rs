@@ -23,9 +23,8 @@ pub(crate) fn read_pem_certificates(path: &Path) -> Result<Vec<CertificateDer<'s
     Ok(certificates)
 }
 
-/// A rustls client configuration (ring provider) trusting the system's roots and, when
-/// given, every certificate of `ca_file`.
-pub(crate) fn client_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, Error> {
+/// The system's roots plus, when given, every certificate of `ca_file` (possibly none).
+pub(crate) fn trusted_roots(ca_file: Option<&Path>) -> Result<rustls::RootCertStore, Error> {
     let mut roots = rustls::RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     for error in &native.errors {
@@ -39,7 +38,16 @@ pub(crate) fn client_config(ca_file: Option<&Path>) -> Result<rustls::ClientConf
             })?;
         }
     }
-    if roots.is_empty() {
+    Ok(roots)
+}
+
+/// A rustls client configuration (ring provider) trusting `roots`. An empty store is an
+/// error only when `require_roots` (TLS is mandatory, so nothing could ever connect).
+pub(crate) fn config_with_roots(
+    roots: rustls::RootCertStore,
+    require_roots: bool,
+) -> Result<rustls::ClientConfig, Error> {
+    if require_roots && roots.is_empty() {
         return Err(Error::Tls(
             "no trusted root certificate: the system has none and no CA file was given".into(),
         ));
@@ -50,4 +58,24 @@ pub(crate) fn client_config(ca_file: Option<&Path>) -> Result<rustls::ClientConf
         .map_err(|e| Error::Tls(e.to_string()))?
         .with_root_certificates(roots)
         .with_no_client_auth())
+}
+
+/// A rustls client configuration trusting the system's roots and, when given, every
+/// certificate of `ca_file`; at least one root is required.
+pub(crate) fn client_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, Error> {
+    config_with_roots(trusted_roots(ca_file)?, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_roots_is_an_error_only_when_tls_is_required() {
+        assert!(config_with_roots(rustls::RootCertStore::empty(), false).is_ok());
+        assert!(matches!(
+            config_with_roots(rustls::RootCertStore::empty(), true),
+            Err(Error::Tls(_))
+        ));
+    }
 }

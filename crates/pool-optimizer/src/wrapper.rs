@@ -12,12 +12,17 @@ pub(crate) struct Tracked<C> {
     pub(crate) conn: C,
     /// When the connection was last returned to the pool (or made).
     pub(crate) last_used: Instant,
-    /// Set when a caller reported the connection unusable.
-    pub(crate) broken: bool,
+    /// Set when a caller reported the connection unusable (counted as a caller error, not
+    /// as broken).
+    pub(crate) reported: bool,
+    /// Set when checkout validation rejected the connection: bb8 closes it as invalid, so
+    /// `has_broken` must not count (or close) it a second time.
+    pub(crate) invalidated: bool,
 }
 
 /// Wraps the backend manager `M`: times out and counts every connect, skips the validity
-/// round trip for recently used connections, and counts broken connections on return.
+/// round trip for recently used connections, and counts connections the backend reports
+/// broken on return.
 #[derive(Debug)]
 pub(crate) struct MonitoredManager<M> {
     pub(crate) inner: Arc<M>,
@@ -45,7 +50,8 @@ where
                     return Ok(Tracked {
                         conn,
                         last_used: now,
-                        broken: false,
+                        reported: false,
+                        invalidated: false,
                     });
                 }
                 Ok(Err(error)) => Arc::new(error),
@@ -60,18 +66,23 @@ where
     }
 
     async fn is_valid(&self, tracked: &mut Self::Connection) -> Result<(), Self::Error> {
-        if tracked.broken || self.inner.has_broken(&mut tracked.conn) {
+        if tracked.reported || tracked.invalidated || self.inner.has_broken(&mut tracked.conn) {
+            tracked.invalidated = true;
             PoolStats::count(&self.stats.validation_failures);
             return Err(Arc::new(Error::Broken));
         }
-        if tracked.last_used.elapsed() < self.validation_skip_window {
-            PoolStats::count(&self.stats.validations_skipped);
+        // A zero window means "always validate": no clock read.
+        if !self.validation_skip_window.is_zero()
+            && tracked.last_used.elapsed() < self.validation_skip_window
+        {
             return Ok(());
         }
         PoolStats::count(&self.stats.validations_run);
         match self.inner.is_valid(&mut tracked.conn).await {
             Ok(()) => Ok(()),
             Err(error) => {
+                tracked.invalidated = true;
+                PoolStats::count(&self.stats.validation_run_failures);
                 PoolStats::count(&self.stats.validation_failures);
                 Err(Arc::new(error))
             }
@@ -79,8 +90,16 @@ where
     }
 
     fn has_broken(&self, tracked: &mut Self::Connection) -> bool {
-        // bb8 calls this on every return; the guard stamped `last_used` just before.
-        let broken = tracked.broken || self.inner.has_broken(&mut tracked.conn);
+        // bb8 calls this on every return (the guard stamped `last_used` just before).
+        if tracked.invalidated {
+            // bb8 drops an invalid connection anyway and has counted it as closed_invalid.
+            return false;
+        }
+        if tracked.reported {
+            // Counted as a caller error when reported; closed here, not counted again.
+            return true;
+        }
+        let broken = self.inner.has_broken(&mut tracked.conn);
         if broken {
             PoolStats::count(&self.stats.broken);
         }

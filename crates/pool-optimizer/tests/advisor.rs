@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use resync_perf_core::Delta;
 use resync_pool_optimizer::{
     advise, Error, FnManager, HealthProbe, HealthThresholds, MonitoredPool, PoolConfig,
-    MAX_WAIT_PROBABILITY,
+    MAX_WAIT_PROBABILITY, MIN_ACQUIRES,
 };
 use resync_resource_manager::ResourceTracker;
 
@@ -47,8 +47,10 @@ async fn erlang_c_size_matches_an_independent_computation_from_measured_load() {
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut holders = tokio::task::JoinSet::new();
     let started = Instant::now();
+    let mut spawned = 0_u64;
     while started.elapsed() < Duration::from_secs(3) {
         ticks.tick().await;
+        spawned += 1;
         let pool = pool.clone();
         holders.spawn(async move {
             let conn = pool.get().await.expect("get");
@@ -63,8 +65,15 @@ async fn erlang_c_size_matches_an_independent_computation_from_measured_load() {
         joined.expect("holder ran");
     }
     let window = pool.metrics().delta(&older);
+    // Counted, not timed: every holder checked out once and held at least its 20 ms sleep.
+    assert_eq!(window.acquires, spawned);
+    assert!(spawned >= MIN_ACQUIRES, "only {spawned} acquires");
     let lambda = window.acquires as f64 / window.elapsed_secs;
     let hold = window.hold_time.sum() as f64 / window.hold_time.count() as f64 / 1e9;
+    assert!(
+        hold >= 0.020,
+        "mean hold {hold} s is below the 20 ms each holder slept"
+    );
     let expected = smallest_size(lambda * hold);
 
     let advice = advise(&window, pool.config(), None, &HealthThresholds::default());

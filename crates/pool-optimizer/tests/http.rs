@@ -5,6 +5,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::http_server::{server_tls, TestHttpServer};
+use common::wait::wait_for_status;
 use resync_perf_core::HealthStatus;
 use resync_pool_optimizer::{Error, HttpManager, MonitoredPool, PoolConfig, PoolManager};
 use resync_resource_manager::ResourceTracker;
@@ -98,18 +99,10 @@ async fn a_restarted_server_is_unavailable_then_healthy_on_the_same_pool() {
             other => assert!(started.elapsed() < BOUND, "never unavailable: {other:?}"),
         }
     }
-    let critical = Instant::now();
-    while manager.pool_health("tws").expect("registered").status != HealthStatus::Critical {
-        assert!(critical.elapsed() < BOUND, "health never turned critical");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_status(&manager, "tws", HealthStatus::Critical, "after the stop").await;
 
     server.start_again().await;
-    let recovered = Instant::now();
-    while manager.pool_health("tws").expect("registered").status != HealthStatus::Healthy {
-        assert!(recovered.elapsed() < BOUND, "health never recovered");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_status(&manager, "tws", HealthStatus::Healthy, "after the restart").await;
     let body = get_body(&pool, "/back")
         .await
         .expect("the same pool reconnects");

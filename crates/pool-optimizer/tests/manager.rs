@@ -1,14 +1,18 @@
 //! PoolManager over closure-built pools: background checks, health verdicts, timeouts.
 
+mod common;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use resync_perf_core::HealthStatus;
 use resync_pool_optimizer::{
     Error, FnManager, HealthProbe, MonitoredPool, PoolConfig, PoolManager,
 };
 use resync_resource_manager::ResourceTracker;
+
+use common::wait::wait_for_status;
 
 const BOUND: Duration = Duration::from_secs(30);
 
@@ -33,22 +37,6 @@ fn config() -> PoolConfig {
     }
 }
 
-async fn wait_for(manager: &PoolManager, name: &str, wanted: HealthStatus) {
-    let started = Instant::now();
-    loop {
-        let health = manager.pool_health(name).expect("registered");
-        let checks = manager.health_check(name).expect("registered").checks;
-        if health.status == wanted && checks > 0 {
-            return;
-        }
-        assert!(
-            started.elapsed() < BOUND,
-            "still {health:?} after {checks} checks"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 #[tokio::test]
 async fn background_checks_turn_a_failing_pool_critical_and_back() {
     let alive = Arc::new(AtomicBool::new(true));
@@ -56,10 +44,10 @@ async fn background_checks_turn_a_failing_pool_critical_and_back() {
     manager
         .add(switchable_pool("switch", &alive, config()))
         .expect("added");
-    wait_for(&manager, "switch", HealthStatus::Healthy).await;
+    wait_for_status(&manager, "switch", HealthStatus::Healthy, "switch").await;
 
     alive.store(false, Ordering::Relaxed);
-    wait_for(&manager, "switch", HealthStatus::Critical).await;
+    wait_for_status(&manager, "switch", HealthStatus::Critical, "switch").await;
     let record = manager.health_check("switch").expect("registered");
     assert!(record.consecutive_failures >= 1);
     assert!(record.last_duration_secs.is_some());
@@ -78,7 +66,7 @@ async fn background_checks_turn_a_failing_pool_critical_and_back() {
     );
 
     alive.store(true, Ordering::Relaxed);
-    wait_for(&manager, "switch", HealthStatus::Healthy).await;
+    wait_for_status(&manager, "switch", HealthStatus::Healthy, "switch").await;
 }
 
 #[tokio::test]

@@ -94,7 +94,7 @@ async fn a_busy_pool_waits_for_a_release_instead_of_failing() {
         let pool = pool.clone();
         tokio::spawn(async move { pool.get().await.map(|conn| *conn) })
     };
-    // The waiter is queued inside bb8 once bb8 counts a started, uncompleted get.
+    // The pool's own gauge counts the waiter once its first poll found no connection.
     let queued = Instant::now();
     while pool.metrics().waiting < 1 {
         assert!(queued.elapsed() < BOUND, "waiter never queued");
@@ -187,10 +187,166 @@ async fn recently_used_connections_skip_validation_and_reported_ones_are_discard
     conn.report_error();
     drop(conn);
     let metrics = pool.metrics();
+    // One reported connection is one error: a caller error, not also "broken".
     assert_eq!(metrics.caller_errors, 1);
-    assert_eq!(metrics.broken, 1);
+    assert_eq!(metrics.broken, 0);
+    assert_eq!(metrics.errors(), 1);
     assert_eq!(metrics.closed_broken, 1);
-    assert!(metrics.error_rate().expect("has acquires") > 0.0);
+    assert_eq!(metrics.closed_invalid, 0);
+    let rate = metrics.error_rate().expect("has acquires");
+    assert!((rate - 1.0 / 3.0).abs() < 1e-9, "{rate}");
+
+    // A connection that fails checkout validation is closed once, as invalid.
+    let dead_below = Arc::new(AtomicU64::new(0));
+    let made = Arc::new(AtomicU64::new(0));
+    let numbered = {
+        let dead_below = Arc::clone(&dead_below);
+        FnManager::new(move || {
+            let id = made.fetch_add(1, Ordering::Relaxed);
+            async move { Ok::<_, std::io::Error>(id) }
+        })
+        .with_check(move |id: &mut u64| *id >= dead_below.load(Ordering::Relaxed))
+    };
+    let config = PoolConfig {
+        validation_skip_window: Duration::ZERO,
+        ..small_config(1, BOUND)
+    };
+    let pool =
+        MonitoredPool::new("numbered", config, numbered, &ResourceTracker::new()).expect("valid");
+    assert_eq!(*pool.get().await.expect("first connection"), 0);
+    dead_below.store(1, Ordering::Relaxed);
+    assert_eq!(*pool.get().await.expect("a fresh connection"), 1);
+    let metrics = pool.metrics();
+    assert_eq!(metrics.validation_failures, 1);
+    assert_eq!(metrics.closed_invalid, 1);
+    assert_eq!(metrics.closed_broken, 0);
+    assert_eq!(metrics.broken, 0);
+    assert_eq!(metrics.errors(), 0);
+}
+
+#[tokio::test]
+async fn a_connect_that_never_completes_is_unavailable_not_exhausted() {
+    // Acquire timeout = connect timeout (the default): bb8's timer starts before the
+    // wrapper's connect timer, so bb8 times out first — with nothing checked out.
+    let manager = FnManager::new(std::future::pending::<Result<u64, std::io::Error>>);
+    let config = PoolConfig {
+        connect_timeout: Duration::from_millis(100),
+        acquire_timeout: None,
+        min_size: 0,
+        max_size: 2,
+        ..PoolConfig::default()
+    };
+    let pool = MonitoredPool::new("hang", config, manager, &ResourceTracker::new()).expect("valid");
+    let result = tokio::time::timeout(BOUND, pool.get())
+        .await
+        .expect("bounded");
+    assert!(
+        matches!(result, Err(Error::Unavailable { .. })),
+        "{result:?}"
+    );
+    let metrics = pool.metrics();
+    assert_eq!(metrics.exhaustions, 0);
+    assert_eq!(metrics.unavailable, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_connect_while_connections_are_checked_out_does_not_fail_waiters() {
+    // Two connects succeed, every later one fails ("too many clients").
+    let made = Arc::new(AtomicU64::new(0));
+    let manager = {
+        let made = Arc::clone(&made);
+        FnManager::new(move || {
+            let attempt = made.fetch_add(1, Ordering::Relaxed);
+            async move {
+                if attempt < 2 {
+                    Ok(attempt)
+                } else {
+                    Err(std::io::Error::other("too many clients"))
+                }
+            }
+        })
+    };
+    let pool = MonitoredPool::new(
+        "busy",
+        small_config(2, BOUND),
+        manager,
+        &ResourceTracker::new(),
+    )
+    .expect("valid");
+    let mut first = pool.get().await.expect("first");
+    let second = pool.get().await.expect("second");
+    let waiter = {
+        let pool = pool.clone();
+        tokio::spawn(async move { pool.get().await.map(|conn| *conn) })
+    };
+    let started = Instant::now();
+    while pool.metrics().waiting < 1 {
+        assert!(started.elapsed() < BOUND, "waiter never queued");
+        tokio::task::yield_now().await;
+    }
+    // The first connection breaks; its replacement connect fails while `second` is out.
+    first.report_error();
+    drop(first);
+    while pool.metrics().connect_failures < 1 {
+        assert!(
+            started.elapsed() < BOUND,
+            "the replacement connect never failed"
+        );
+        tokio::task::yield_now().await;
+    }
+    drop(second);
+    let got = tokio::time::timeout(BOUND, waiter)
+        .await
+        .expect("bounded")
+        .expect("joins");
+    assert_eq!(
+        got.expect("the waiter gets the connection that came back"),
+        1
+    );
+    let metrics = pool.metrics();
+    assert_eq!(metrics.unavailable, 0);
+    assert_eq!(metrics.exhaustions, 0);
+}
+
+#[tokio::test]
+async fn cancelled_gets_leave_the_waiting_gauge() {
+    let pool = counter_pool(1, BOUND);
+    let held = pool.get().await.expect("first");
+    for _ in 0..5 {
+        let waiter = {
+            let pool = pool.clone();
+            tokio::spawn(async move { pool.get().await.map(drop) })
+        };
+        let started = Instant::now();
+        while pool.metrics().waiting < 1 {
+            assert!(started.elapsed() < BOUND, "waiter never queued");
+            tokio::task::yield_now().await;
+        }
+        waiter.abort();
+        assert!(waiter.await.is_err(), "the waiter was cancelled");
+        assert_eq!(pool.metrics().waiting, 0);
+    }
+    drop(held);
+    assert_eq!(pool.metrics().waiting, 0);
+}
+
+#[tokio::test]
+async fn a_returned_connection_is_a_proper_close_for_the_tracker() {
+    let tracker = ResourceTracker::new();
+    let config = PoolConfig {
+        resource_kind: "closed_check_connection",
+        ..small_config(2, BOUND)
+    };
+    let manager = FnManager::new(|| async { Ok::<_, std::io::Error>(()) });
+    let pool = MonitoredPool::new("closing", config, manager, &tracker).expect("valid");
+    for _ in 0..3 {
+        drop(pool.get().await.expect("get"));
+    }
+    let stats = tracker
+        .stats_for("closed_check_connection")
+        .expect("kind tracked");
+    assert_eq!(stats.released, 3);
+    assert_eq!(stats.released_without_close, 0);
 }
 
 #[tokio::test]
@@ -232,7 +388,7 @@ async fn invalid_configs_are_rejected_before_bb8_could_panic() {
     let manager = FnManager::new(|| async { Ok::<_, std::io::Error>(()) });
     match MonitoredPool::new("bad", config, manager, &ResourceTracker::new()) {
         Err(Error::InvalidConfig(problems)) => {
-            let keys: Vec<_> = problems.iter().map(|p| p.key.as_str()).collect();
+            let keys: Vec<_> = problems.iter().filter_map(|p| p.key.as_deref()).collect();
             assert_eq!(keys, ["HTTP_POOL_MAX_SIZE", "HTTP_POOL_MIN_SIZE"]);
         }
         other => panic!("expected InvalidConfig, got {other:?}"),

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -27,7 +28,8 @@ pub type HttpBody = Full<Bytes>;
 ///
 /// Each connection is one keep-alive TCP (or TLS) connection driven by hyper 1. `has_broken`
 /// is true once hyper has closed the connection (peer closed, `Connection: close`, I/O
-/// error); the checkout validation waits until the connection can take a request. The health
+/// error); the checkout validation waits (bounded) until the connection can take a request —
+/// a local check, so [`PoolConfig::http`](crate::PoolConfig::http) validates every checkout. The health
 /// probe is a `GET` of a configurable path (default `/`) that must not answer 5xx.
 pub struct HttpManager {
     host: String,
@@ -36,6 +38,23 @@ pub struct HttpManager {
     base_path: String,
     tls: Option<(TlsConnector, ServerName<'static>)>,
     health_path: String,
+    ready_timeout: Duration,
+}
+
+/// How long a connection may take to become ready for the next request by default.
+const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Waits until `sender` can take a request, at most `limit`.
+async fn ready(sender: &mut http1::SendRequest<HttpBody>, limit: Duration) -> Result<(), Error> {
+    match tokio::time::timeout(limit, sender.ready()).await {
+        Ok(ready) => ready.map_err(Error::backend),
+        Err(_elapsed) => Err(Error::backend(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!(
+                "connection not ready for a request within {limit:?} (an earlier response still streaming?)"
+            ),
+        ))),
+    }
 }
 
 impl HttpManager {
@@ -87,7 +106,18 @@ impl HttpManager {
             base_path,
             tls,
             health_path: "/".to_owned(),
+            ready_timeout: DEFAULT_READY_TIMEOUT,
         })
+    }
+
+    /// Sets how long a connection may take to become ready for the next request (10 s by
+    /// default) — in checkout validation and in [`HttpConnection::send`]. A connection
+    /// returned to the pool while a response body was still streaming is not ready until
+    /// that body is read; past this limit it is rejected instead of waited for without end.
+    #[must_use]
+    pub fn with_ready_timeout(mut self, limit: Duration) -> Self {
+        self.ready_timeout = limit;
+        self
     }
 
     /// Sets the path the health probe requests (relative to the base URL).
@@ -105,6 +135,7 @@ impl fmt::Debug for HttpManager {
             .field("base_path", &self.base_path)
             .field("https", &self.tls.is_some())
             .field("health_path", &self.health_path)
+            .field("ready_timeout", &self.ready_timeout)
             .finish()
     }
 }
@@ -114,6 +145,7 @@ pub struct HttpConnection {
     sender: http1::SendRequest<HttpBody>,
     authority: HeaderValue,
     base_path: String,
+    ready_timeout: Duration,
 }
 
 impl fmt::Debug for HttpConnection {
@@ -136,11 +168,14 @@ impl HttpConnection {
     }
 
     /// Sends `request` (its `Host` header is set when missing) once the connection can take
-    /// it, and returns the response with its body still streaming.
+    /// it (waiting at most the manager's ready timeout), and returns the response with its
+    /// body still streaming. Read the body before dropping the pool guard: until then the
+    /// connection cannot take another request.
     ///
     /// # Errors
     ///
-    /// [`Error::Backend`] when the connection is closed or the exchange fails; report it with
+    /// [`Error::Backend`] when the connection is closed, not ready in time, or the exchange
+    /// fails; report it with
     /// [`PoolConnection::report_error`](crate::PoolConnection::report_error).
     pub async fn send(
         &mut self,
@@ -149,7 +184,7 @@ impl HttpConnection {
         if !request.headers().contains_key(HOST) {
             request.headers_mut().insert(HOST, self.authority.clone());
         }
-        self.sender.ready().await.map_err(Error::backend)?;
+        ready(&mut self.sender, self.ready_timeout).await?;
         self.sender
             .send_request(request)
             .await
@@ -212,11 +247,12 @@ impl bb8::ManageConnection for HttpManager {
             sender,
             authority: self.authority.clone(),
             base_path: self.base_path.clone(),
+            ready_timeout: self.ready_timeout,
         })
     }
 
     async fn is_valid(&self, conn: &mut HttpConnection) -> Result<(), Error> {
-        conn.sender.ready().await.map_err(Error::backend)
+        ready(&mut conn.sender, self.ready_timeout).await
     }
 
     fn has_broken(&self, conn: &mut HttpConnection) -> bool {

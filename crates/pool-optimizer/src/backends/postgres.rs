@@ -5,11 +5,13 @@ use std::path::Path;
 use std::str::FromStr;
 
 use bb8_postgres::PostgresConnectionManager;
+use rustls::RootCertStore;
+use tokio_postgres::config::SslMode;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::error::Error;
 use crate::probe::HealthProbe;
-use crate::tls::client_config;
+use crate::tls::{client_config, config_with_roots, trusted_roots};
 
 /// Postgres connections (`tokio_postgres::Client`) for a [`MonitoredPool`](crate::MonitoredPool).
 ///
@@ -26,15 +28,35 @@ impl PostgresManager {
     /// A manager for `url` (`postgres://user:pass@host:port/db?sslmode=…`), trusting the
     /// system roots and, when given, the certificates of `ca_file`.
     ///
+    /// Trusted roots are needed only for `sslmode=require`. With `sslmode=disable` neither the
+    /// system roots nor the CA file are read; with `sslmode=prefer` and no root at all (no system roots,
+    /// no CA file) no server certificate could be verified, so the manager connects in plain
+    /// text, as `prefer` does with a server that offers no TLS.
+    ///
     /// # Errors
     ///
-    /// [`Error::InvalidUrl`] for an unparsable URL, [`Error::Tls`] for an unusable CA file.
+    /// [`Error::InvalidUrl`] for an unparsable URL, [`Error::Tls`] for an unusable CA file or
+    /// for `sslmode=require` without any trusted root.
     pub fn new(url: &str, ca_file: Option<&Path>) -> Result<Self, Error> {
-        let config = tokio_postgres::Config::from_str(url).map_err(|e| Error::InvalidUrl {
+        let mut config = tokio_postgres::Config::from_str(url).map_err(|e| Error::InvalidUrl {
             url: redact(url),
             reason: e.to_string(),
         })?;
-        let tls = MakeRustlsConnect::new(client_config(ca_file)?);
+        let tls_config = match config.get_ssl_mode() {
+            SslMode::Disable => config_with_roots(RootCertStore::empty(), false)?,
+            SslMode::Require => client_config(ca_file)?,
+            _ => {
+                let roots = trusted_roots(ca_file)?;
+                if roots.is_empty() {
+                    tracing::debug!(
+                        "no trusted root certificate: sslmode=prefer connects in plain text"
+                    );
+                    config.ssl_mode(SslMode::Disable);
+                }
+                config_with_roots(roots, false)?
+            }
+        };
+        let tls = MakeRustlsConnect::new(tls_config);
         Ok(Self {
             inner: PostgresConnectionManager::new(config, tls),
         })
@@ -88,7 +110,18 @@ impl HealthProbe for PostgresManager {
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::{redact, PostgresManager};
+
+    #[test]
+    fn plain_text_modes_need_no_trusted_root() {
+        let missing = std::path::Path::new("/nonexistent/ca.pem");
+        // sslmode=disable uses no TLS: neither the system roots nor a CA file are read.
+        assert!(PostgresManager::new("postgres://app@localhost/x?sslmode=disable", None).is_ok());
+        assert!(
+            PostgresManager::new("postgres://app@localhost/x?sslmode=disable", Some(missing))
+                .is_ok()
+        );
+    }
 
     #[test]
     fn passwords_are_redacted() {

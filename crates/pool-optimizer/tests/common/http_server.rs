@@ -101,11 +101,23 @@ impl TestHttpServer {
         }
     }
 
-    /// Listens again on the same port.
+    /// Listens again on the same port. Another socket may hold the port for a moment (or
+    /// take it meanwhile), so binding is retried for up to 30 s before failing with a clear
+    /// message.
     pub async fn start_again(&mut self) {
-        let listener = TcpListener::bind(self.addr)
-            .await
-            .expect("rebind the same port");
+        let started = std::time::Instant::now();
+        let listener = loop {
+            match TcpListener::bind(self.addr).await {
+                Ok(listener) => break listener,
+                Err(_in_use) if started.elapsed() < std::time::Duration::from_secs(30) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Err(error) => panic!(
+                    "cannot listen again on {} after 30 s of retries (another process took the port?): {error}",
+                    self.addr
+                ),
+            }
+        };
         self.serve(listener);
     }
 }

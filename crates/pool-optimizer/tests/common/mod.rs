@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 pub mod http_server;
+pub mod wait;
 
 /// A CA and a server certificate it signed for `localhost` and `127.0.0.1`, with the CA
 /// written to a PEM file.

@@ -1,0 +1,32 @@
+//! Waiting for a pool's health verdict: by polling events, with a generous bound.
+
+use std::time::{Duration, Instant};
+
+use resync_perf_core::HealthStatus;
+use resync_pool_optimizer::{HealthCheckRecord, PoolManager};
+
+/// Generous bound for anything the tests wait for on a loaded machine.
+pub const WAIT_BOUND: Duration = Duration::from_secs(60);
+
+/// Waits until the pool `name` is judged `wanted` after at least one health check, and
+/// returns its check record at that moment. Panics with `what` after [`WAIT_BOUND`].
+pub async fn wait_for_status(
+    manager: &PoolManager,
+    name: &str,
+    wanted: HealthStatus,
+    what: &str,
+) -> HealthCheckRecord {
+    let started = Instant::now();
+    loop {
+        let record = manager.health_check(name).expect("registered");
+        let health = manager.pool_health(name).expect("registered");
+        if health.status == wanted && record.checks > 0 {
+            return record;
+        }
+        assert!(
+            started.elapsed() < WAIT_BOUND,
+            "{what}: still {health:?} / {record:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
