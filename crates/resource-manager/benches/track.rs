@@ -2,10 +2,16 @@
 //! baselines: the pair of clock reads every track + drop makes, and a bare registry behind one
 //! global `Mutex<HashMap>` (no clock, no counters: what sharding avoids under contention).
 //!
+//! Beside them, `lease`: a `LeaseSlot` checkout + checkin (the path pools use for every
+//! connection checkout), each thread on its own slot, with the caller's clock read outside the
+//! measured pair (`pair`) and inside it (`pair_with_clock`, two `Instant::now()` like track +
+//! drop).
+//!
 //! Two-thread figures are the wall time per pair of each thread while both run at once.
 
 use std::collections::HashMap;
 use std::hint::black_box;
+use std::panic::Location;
 use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
 
@@ -80,12 +86,55 @@ fn track_and_drop(c: &mut Criterion) {
     group.finish();
 }
 
+fn lease_checkout_checkin(c: &mut Criterion) {
+    let tracker = ResourceTracker::new();
+    let slots = [
+        tracker.lease_slot("bench_conn", "conn #0"),
+        tracker.lease_slot("bench_conn", "conn #1"),
+    ];
+    let location = Location::caller();
+    let at = Instant::now();
+
+    let mut group = c.benchmark_group("lease");
+    group.bench_function("pair/1_thread", |b| {
+        b.iter(|| {
+            slots[0].checkout(black_box(location), black_box(at));
+            slots[0].checkin(black_box(at));
+        });
+    });
+    group.bench_function("pair_with_clock/1_thread", |b| {
+        b.iter(|| {
+            slots[0].checkout(black_box(location), Instant::now());
+            slots[0].checkin(Instant::now());
+        });
+    });
+    group.bench_function("pair/2_threads", |b| {
+        b.iter_custom(|iters| {
+            on_threads(2, iters, &|thread, _| {
+                let slot = &slots[thread as usize];
+                slot.checkout(black_box(location), black_box(at));
+                slot.checkin(black_box(at));
+            })
+        });
+    });
+    group.bench_function("pair_with_clock/2_threads", |b| {
+        b.iter_custom(|iters| {
+            on_threads(2, iters, &|thread, _| {
+                let slot = &slots[thread as usize];
+                slot.checkout(black_box(location), Instant::now());
+                slot.checkin(Instant::now());
+            })
+        });
+    });
+    group.finish();
+}
+
 /// Criterion's generated entry points, kept apart because `criterion_group!` emits an
 /// undocumented `pub fn` that the workspace lints would reject.
 #[allow(missing_docs, unreachable_pub)] // reason: macro-generated, not our API.
 mod entry {
-    use super::track_and_drop;
-    criterion::criterion_group!(benches, track_and_drop);
+    use super::{lease_checkout_checkin, track_and_drop};
+    criterion::criterion_group!(benches, track_and_drop, lease_checkout_checkin);
 }
 
 criterion_main!(entry::benches);

@@ -181,7 +181,11 @@ impl KindState {
 
     /// Counts one release on `stripe` with the resource's lifetime.
     pub(crate) fn release(&self, stripe: usize, lifetime: Duration, closed: bool) {
-        let nanos = duration_to_nanos(lifetime);
+        self.release_nanos(stripe, duration_to_nanos(lifetime), closed);
+    }
+
+    /// [`release`](Self::release) with the lifetime already in nanoseconds.
+    pub(crate) fn release_nanos(&self, stripe: usize, nanos: u64, closed: bool) {
         let counters = &self.stripes[stripe].0;
         counters
             .lifetime_total_nanos
@@ -236,8 +240,18 @@ fn same_kind(a: &str, b: &str) -> bool {
 /// A kind resolved from its index: borrowed from a lock-free slot, or an overflow clone.
 #[derive(Debug)]
 pub(crate) enum KindRef<'a> {
-    Slot(&'a KindState),
+    Slot(&'a Arc<KindState>),
     Overflow(Arc<KindState>),
+}
+
+impl KindRef<'_> {
+    /// An owned handle on the kind (for holders that outlive the borrow, like lease slots).
+    pub(crate) fn to_arc(&self) -> Arc<KindState> {
+        match self {
+            Self::Slot(state) => Arc::clone(state),
+            Self::Overflow(state) => Arc::clone(state),
+        }
+    }
 }
 
 impl std::ops::Deref for KindRef<'_> {
@@ -312,7 +326,7 @@ impl KindTable {
     pub(crate) fn get(&self, index: u32) -> Option<KindRef<'_>> {
         let index = index as usize;
         match self.slots.get(index) {
-            Some(slot) => slot.get().map(|state| KindRef::Slot(state)),
+            Some(slot) => slot.get().map(KindRef::Slot),
             None => lock(&self.overflow)
                 .get(index - KIND_SLOTS)
                 .map(|state| KindRef::Overflow(Arc::clone(state))),

@@ -5,6 +5,7 @@ use std::panic::Location;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::lease::LeaseCell;
 use crate::registry::LiveEntry;
 use crate::stats::scan;
 use crate::tracker::ResourceTracker;
@@ -30,9 +31,11 @@ pub struct LeakReport {
     /// The source location that acquired it, as `file:line:column`.
     pub acquired_at: String,
     /// The acquiring thread (name, or id when unnamed), prefixed by the tokio task id when it
-    /// was acquired inside a task: `task 12 on tokio-runtime-worker`.
+    /// was acquired inside a task: `task 12 on tokio-runtime-worker`. `None` for a
+    /// [`LeaseSlot`](crate::LeaseSlot) checkout (its checkout records no thread).
     pub thread: Option<String>,
-    /// The backtrace captured at acquisition, when the kind enables it.
+    /// The backtrace captured at acquisition, when the kind enables it (never for a lease
+    /// slot checkout).
     pub backtrace: Option<String>,
 }
 
@@ -47,9 +50,67 @@ pub(crate) struct LeakSnapshot {
     pub(crate) label: String,
     pub(crate) age: Duration,
     pub(crate) location: &'static Location<'static>,
-    pub(crate) thread: std::thread::Thread,
+    pub(crate) thread: Option<std::thread::Thread>,
     pub(crate) task: Option<tokio::task::Id>,
     pub(crate) backtrace: Option<Arc<Backtrace>>,
+}
+
+/// A resource a scan found past its threshold: a live guard's entry or a lease checkout.
+#[derive(Debug)]
+pub(crate) struct Leaked<'a> {
+    /// Index of its kind in the tracker's kind table.
+    pub(crate) kind: u32,
+    pub(crate) age: Duration,
+    source: LeakSource<'a>,
+}
+
+#[derive(Debug)]
+enum LeakSource<'a> {
+    Guard(&'a LiveEntry),
+    Lease {
+        cell: &'a LeaseCell,
+        location: &'static Location<'static>,
+    },
+}
+
+impl<'a> Leaked<'a> {
+    pub(crate) fn guard(entry: &'a LiveEntry, age: Duration) -> Self {
+        Self {
+            kind: entry.kind,
+            age,
+            source: LeakSource::Guard(entry),
+        }
+    }
+
+    pub(crate) fn lease(
+        cell: &'a LeaseCell,
+        kind: u32,
+        location: &'static Location<'static>,
+        age: Duration,
+    ) -> Self {
+        Self {
+            kind,
+            age,
+            source: LeakSource::Lease { cell, location },
+        }
+    }
+
+    /// Copies what a report needs (called under a lock: no formatting).
+    pub(crate) fn snapshot(&self) -> LeakSnapshot {
+        match self.source {
+            LeakSource::Guard(entry) => LeakSnapshot::of(entry, self.age),
+            LeakSource::Lease { cell, location } => LeakSnapshot {
+                id: cell.id,
+                kind: cell.kind_name,
+                label: cell.label.clone(),
+                age: self.age,
+                location,
+                thread: None,
+                task: None,
+                backtrace: None,
+            },
+        }
+    }
 }
 
 impl LeakSnapshot {
@@ -61,28 +122,29 @@ impl LeakSnapshot {
             label: entry.label.clone(),
             age,
             location: entry.location,
-            thread: entry.thread.clone(),
+            thread: Some(entry.thread.clone()),
             task: entry.task,
             backtrace: entry.backtrace.clone(),
         }
     }
 
-    /// The acquiring thread (name, or id when unnamed), prefixed by the tokio task id.
-    pub(crate) fn thread_text(&self) -> String {
-        let thread = self
-            .thread
+    /// The acquiring thread (name, or id when unnamed), prefixed by the tokio task id; `None`
+    /// when it was not recorded (lease checkouts).
+    pub(crate) fn thread_text(&self) -> Option<String> {
+        let thread = self.thread.as_ref()?;
+        let name = thread
             .name()
-            .map_or_else(|| format!("{:?}", self.thread.id()), str::to_owned);
-        match self.task {
-            Some(task) => format!("task {task} on {thread}"),
-            None => thread,
-        }
+            .map_or_else(|| format!("{:?}", thread.id()), str::to_owned);
+        Some(match self.task {
+            Some(task) => format!("task {task} on {name}"),
+            None => name,
+        })
     }
 
     /// Formats the report (call it without holding any shard lock).
     pub(crate) fn into_report(self) -> LeakReport {
         LeakReport {
-            thread: Some(self.thread_text()),
+            thread: self.thread_text(),
             id: self.id,
             kind: self.kind.to_owned(),
             label: self.label,
@@ -106,9 +168,9 @@ impl ResourceTracker {
     #[must_use]
     pub fn leaks_older_than(&self, min_age: Duration) -> Vec<LeakReport> {
         let mut snapshots = Vec::new();
-        scan(self.shared(), |entry, age| {
-            if age >= min_age {
-                snapshots.push(LeakSnapshot::of(entry, age));
+        scan(self.shared(), |leaked| {
+            if leaked.age >= min_age {
+                snapshots.push(leaked.snapshot());
             }
         });
         // The shard locks are released: format (and resolve backtraces) now.
@@ -139,7 +201,7 @@ impl ResourceTracker {
                 let Some(handle) = weak.upgrade() else {
                     break;
                 };
-                scan(&handle.shared, |_, _| {});
+                scan(&handle.shared, |_| {});
             }
         })
     }

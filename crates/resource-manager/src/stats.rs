@@ -6,8 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::kinds::KindState;
-use crate::leaks::LeakSnapshot;
-use crate::registry::LiveEntry;
+use crate::leaks::{LeakSnapshot, Leaked};
 use crate::tracker::{ResourceTracker, Shared};
 
 /// Statistics of one resource kind. Counters are cumulative since the tracker was created.
@@ -99,11 +98,11 @@ impl ResourceStats {
     }
 }
 
-/// Visits every live resource past its kind's threshold with its age. Marks and counts the
-/// ones no scan saw before (`leaked_total`) and logs them once, after the shard locks are
-/// released. `on_leak` runs under the entry's shard lock: it must only copy cheap fields
-/// (see [`LeakSnapshot`]), never format a backtrace.
-pub(crate) fn scan(shared: &Shared, mut on_leak: impl FnMut(&LiveEntry, Duration)) {
+/// Visits every live resource and lease checkout past its kind's threshold. Marks and counts
+/// the ones no scan saw before (`leaked_total`) and logs them once, after the locks are
+/// released. `on_leak` runs under a registry lock: it must only copy cheap fields (see
+/// [`LeakSnapshot`]), never format a backtrace.
+pub(crate) fn scan(shared: &Shared, mut on_leak: impl FnMut(&Leaked<'_>)) {
     let now = Instant::now();
     let default = shared.default_leak_threshold;
     let mut newly_leaked = Vec::new();
@@ -123,7 +122,13 @@ pub(crate) fn scan(shared: &Shared, mut on_leak: impl FnMut(&LiveEntry, Duration
             kind.leaked_total.fetch_add(1, Ordering::Relaxed);
             newly_leaked.push(LeakSnapshot::of(entry, age));
         }
-        on_leak(entry, age);
+        on_leak(&Leaked::guard(entry, age));
+    });
+    shared.leases.scan(shared, now, |leaked, newly| {
+        if newly {
+            newly_leaked.push(leaked.snapshot());
+        }
+        on_leak(leaked);
     });
     // Logged from snapshots after the locks are released; the backtrace is never formatted here.
     for leak in newly_leaked {
@@ -133,7 +138,7 @@ pub(crate) fn scan(shared: &Shared, mut on_leak: impl FnMut(&LiveEntry, Duration
             label = %leak.label,
             acquired_at = %leak.location,
             age_secs = leak.age.as_secs_f64(),
-            thread = %leak.thread_text(),
+            thread = leak.thread_text().as_deref().unwrap_or("not recorded"),
             "resource leaked: alive past its kind's threshold"
         );
     }
@@ -174,8 +179,8 @@ impl ResourceTracker {
 
 fn leaked_now_by_kind(shared: &Shared) -> HashMap<u32, u64> {
     let mut leaked_now = HashMap::new();
-    scan(shared, |entry, _| {
-        *leaked_now.entry(entry.kind).or_insert(0) += 1;
+    scan(shared, |leaked| {
+        *leaked_now.entry(leaked.kind).or_insert(0) += 1;
     });
     leaked_now
 }

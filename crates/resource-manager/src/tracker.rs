@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use crate::error::Error;
 use crate::guard::ResourceGuard;
 use crate::kinds::{KindState, KindTable};
+use crate::lease::LeaseRegistry;
+use crate::locations::LocationTable;
 use crate::registry::{stripe_of, IdSequences, LiveEntry, Registry};
 
 /// Leak threshold used by [`ResourceTracker::new`], in seconds (the `LEAK_THRESHOLD_SECS`
@@ -59,7 +61,11 @@ pub(crate) struct Shared {
     pub(crate) default_leak_threshold: Duration,
     pub(crate) kinds: Arc<KindTable>,
     pub(crate) registry: Registry,
-    ids: IdSequences,
+    pub(crate) ids: IdSequences,
+    /// Time zero of lease checkouts (they store nanoseconds since it).
+    pub(crate) epoch: Instant,
+    pub(crate) locations: LocationTable,
+    pub(crate) leases: LeaseRegistry,
 }
 
 impl Default for ResourceTracker {
@@ -86,6 +92,9 @@ impl ResourceTracker {
                     registry: Registry::new(&kinds),
                     kinds,
                     ids: IdSequences::new(),
+                    epoch: Instant::now(),
+                    locations: LocationTable::new(),
+                    leases: LeaseRegistry::new(),
                 }),
             }),
         }

@@ -1,0 +1,363 @@
+//! [`LeaseSlot`]: the lock-free, allocation-free way to track a long-lived resource that is
+//! checked out again and again (a pooled connection).
+//!
+//! A slot is registered once, when the resource is created. Each
+//! [`checkout`](LeaseSlot::checkout) / [`checkin`](LeaseSlot::checkin) pair then counts for the
+//! kind exactly as a [`track`](crate::ResourceTracker::track) and a guard drop would, with a
+//! handful of atomic operations on the slot's own cache lines plus the kind's striped counters.
+//!
+//! # The checkout word
+//!
+//! A slot's state is one `AtomicU64`, `generation << 3 | LEAKED | OUT | BUSY`, beside the
+//! checkout's location (an index in the tracker's [`LocationTable`]) and its time (nanoseconds
+//! since the tracker's epoch). A checkout is a seqlock write: the word goes `BUSY` (then a
+//! release fence), the location and time are stored, and the word becomes `OUT` with a new
+//! generation (release). A scan reads the word (acquire), the fields, an acquire fence and the
+//! word again; it trusts the fields only when both reads show the same checkout, so it never
+//! pairs one checkout's location with another's time. A scan that finds a checkout past its
+//! threshold marks it `LEAKED` with a compare-exchange on the exact word it validated, and the
+//! checkin *swaps* the word: exactly one of the two wins, so a checkout is counted once in
+//! `leaked_total`, and in `leaked_released` exactly when it was counted there.
+
+use std::fmt;
+use std::panic::Location;
+use std::sync::atomic::{fence, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::kinds::{duration_to_nanos, KindState};
+use crate::leaks::Leaked;
+use crate::registry::{lock, STRIPES};
+use crate::tracker::{ResourceTracker, Shared};
+
+/// A checkout is being written: scans skip the slot.
+const BUSY: u64 = 1;
+/// The resource is checked out.
+const OUT: u64 = 1 << 1;
+/// A scan reported this checkout as leaked.
+const LEAKED: u64 = 1 << 2;
+const GENERATION_SHIFT: u32 = 3;
+
+/// Signed nanoseconds from `epoch` to `at` (a caller may give an instant it read before the
+/// tracker existed), saturating at ±292 years.
+fn offset_nanos(epoch: Instant, at: Instant) -> i64 {
+    match at.checked_duration_since(epoch) {
+        Some(after) => i64::try_from(duration_to_nanos(after)).unwrap_or(i64::MAX),
+        None => i64::try_from(duration_to_nanos(epoch.duration_since(at)))
+            .map_or(i64::MIN, |before| -before),
+    }
+}
+
+/// Nanoseconds from the offset `since` to the offset `until`, zero when `until` is earlier.
+fn nanos_between(since: i64, until: i64) -> u64 {
+    u64::try_from(until.saturating_sub(since)).unwrap_or(0)
+}
+
+/// What a slot shares with the scans: the checkout word and fields, and what a report names.
+#[derive(Debug)]
+#[repr(align(128))]
+pub(crate) struct LeaseCell {
+    word: AtomicU64,
+    location: AtomicU32,
+    /// The checkout's [`offset_nanos`] from the tracker's epoch.
+    since_nanos: AtomicI64,
+    pub(crate) id: u64,
+    kind_index: u32,
+    pub(crate) kind_name: &'static str,
+    pub(crate) label: String,
+    /// Where the slot was created: reported when the location table is full.
+    created_at: &'static Location<'static>,
+}
+
+/// One checkout as a scan validated it.
+#[derive(Debug, Clone, Copy)]
+struct Checkout {
+    word: u64,
+    location: u32,
+    since_nanos: i64,
+}
+
+impl LeaseCell {
+    /// The current checkout, read as a seqlock reader; `None` when idle or changing.
+    fn checkout(&self) -> Option<Checkout> {
+        let word = self.word.load(Ordering::Acquire);
+        if word & (OUT | BUSY) != OUT {
+            return None;
+        }
+        let location = self.location.load(Ordering::Relaxed);
+        let since_nanos = self.since_nanos.load(Ordering::Relaxed);
+        fence(Ordering::Acquire);
+        let again = self.word.load(Ordering::Relaxed);
+        // A scan may have set LEAKED in between; any other change is another checkout state.
+        (again & !LEAKED == word & !LEAKED).then_some(Checkout {
+            word: again,
+            location,
+            since_nanos,
+        })
+    }
+}
+
+/// Every registered slot, for the scans. Locked only to register, unregister and scan.
+#[derive(Debug)]
+pub(crate) struct LeaseRegistry {
+    cells: Mutex<Cells>,
+    /// Spreads slots over the kinds' counter stripes, round robin.
+    next_stripe: AtomicUsize,
+}
+
+/// The registered cells and the indices of vacant ones.
+#[derive(Debug, Default)]
+struct Cells {
+    cells: Vec<Option<Arc<LeaseCell>>>,
+    vacant: Vec<u32>,
+}
+
+impl LeaseRegistry {
+    pub(crate) fn new() -> Self {
+        Self {
+            cells: Mutex::new(Cells::default()),
+            next_stripe: AtomicUsize::new(0),
+        }
+    }
+
+    fn insert(&self, cell: Arc<LeaseCell>) -> u32 {
+        let mut cells = lock(&self.cells);
+        if let Some(index) = cells.vacant.pop() {
+            cells.cells[index as usize] = Some(cell);
+            return index;
+        }
+        // 2^32 live slots would need far more memory than any machine has.
+        let index = u32::try_from(cells.cells.len()).expect("fewer than 2^32 lease slots");
+        cells.cells.push(Some(cell));
+        index
+    }
+
+    fn remove(&self, index: u32) {
+        let mut cells = lock(&self.cells);
+        if cells
+            .cells
+            .get_mut(index as usize)
+            .and_then(Option::take)
+            .is_some()
+        {
+            cells.vacant.push(index);
+        }
+    }
+
+    /// Visits every checkout past its kind's threshold at `now`, with whether this scan is the
+    /// first to see it (then it is marked and counted in `leaked_total`). Runs under the
+    /// registry lock: `on_leak` must only copy cheap fields.
+    pub(crate) fn scan(
+        &self,
+        shared: &Shared,
+        now: Instant,
+        mut on_leak: impl FnMut(&Leaked<'_>, bool),
+    ) {
+        let now_nanos = offset_nanos(shared.epoch, now);
+        let cells = lock(&self.cells);
+        for cell in cells.cells.iter().flatten() {
+            let Some(checkout) = cell.checkout() else {
+                continue;
+            };
+            let Some(kind) = shared.kinds.get(cell.kind_index) else {
+                continue;
+            };
+            let Some(threshold) = kind.threshold(shared.default_leak_threshold) else {
+                continue;
+            };
+            let age = Duration::from_nanos(nanos_between(checkout.since_nanos, now_nanos));
+            if age <= threshold {
+                continue;
+            }
+            let newly = checkout.word & LEAKED == 0;
+            if newly {
+                // Fails only when the slot was checked in (or out again) since it was read.
+                if cell
+                    .word
+                    .compare_exchange(
+                        checkout.word,
+                        checkout.word | LEAKED,
+                        Ordering::AcqRel,
+                        Ordering::Relaxed,
+                    )
+                    .is_err()
+                {
+                    continue;
+                }
+                kind.leaked_total.fetch_add(1, Ordering::Relaxed);
+            }
+            let location = shared
+                .locations
+                .get(checkout.location)
+                .unwrap_or(cell.created_at);
+            on_leak(&Leaked::lease(cell, cell.kind_index, location, age), newly);
+        }
+    }
+}
+
+/// A reusable tracking slot for one long-lived resource that is checked out repeatedly (one
+/// pooled connection). Made by [`ResourceTracker::lease_slot`].
+///
+/// Each [`checkout`](Self::checkout) counts for the kind as a
+/// [`track`](ResourceTracker::track) would (created, active, peak) and each
+/// [`checkin`](Self::checkin) as a guard closed and dropped (released, lifetime = the hold
+/// time). A checkout held past the kind's threshold is reported by `leaks()`, `stats()` and the
+/// scanner with the checkout's `file:line:column`, once per checkout, exactly like a guard.
+/// Neither call locks nor allocates.
+///
+/// A slot is one resource: calls on one slot must not overlap (a pool hands a connection to
+/// one borrower at a time). Overlapping calls are memory-safe but may miscount. Dropping the
+/// slot unregisters it; a slot dropped while checked out counts as released without close.
+#[must_use = "dropping the slot unregisters it at once"]
+pub struct LeaseSlot {
+    cell: Arc<LeaseCell>,
+    kind: Arc<KindState>,
+    stripe: usize,
+    epoch: Instant,
+    shared: Arc<Shared>,
+    index: u32,
+}
+
+impl fmt::Debug for LeaseSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LeaseSlot")
+            .field("id", &self.cell.id)
+            .field("kind", &self.cell.kind_name)
+            .field("label", &self.cell.label)
+            .field("checked_out", &self.is_checked_out())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ResourceTracker {
+    /// Registers a reusable slot for one long-lived resource of `kind` (e.g. one pooled
+    /// connection), once, when the resource is created. Registering counts nothing: each
+    /// [`LeaseSlot::checkout`] does. Takes a lock and allocates (the label, the slot); the
+    /// checkouts do neither.
+    #[track_caller]
+    pub fn lease_slot(&self, kind: &'static str, label: impl Into<String>) -> LeaseSlot {
+        let shared = self.shared();
+        let (kind_index, state) = shared.kinds.get_or_insert(kind);
+        let stripe = shared.leases.next_stripe.fetch_add(1, Ordering::Relaxed) % STRIPES;
+        let cell = Arc::new(LeaseCell {
+            word: AtomicU64::new(0),
+            location: AtomicU32::new(crate::locations::UNKNOWN_LOCATION),
+            since_nanos: AtomicI64::new(0),
+            id: shared.ids.next(stripe),
+            kind_index,
+            kind_name: state.name,
+            label: label.into(),
+            created_at: Location::caller(),
+        });
+        let index = shared.leases.insert(Arc::clone(&cell));
+        LeaseSlot {
+            cell,
+            kind: state.to_arc(),
+            stripe,
+            epoch: shared.epoch,
+            shared: Arc::clone(shared),
+            index,
+        }
+    }
+}
+
+impl LeaseSlot {
+    /// Marks the resource checked out by the code at `location` at time `at` (the caller
+    /// already read the clock). No lock, no allocation: a few atomic stores and the kind's
+    /// counters (the first checkout from a new source line interns it, once per tracker).
+    ///
+    /// Checking out a slot that is already checked out first checks it in at `at`.
+    pub fn checkout(&self, location: &'static Location<'static>, at: Instant) {
+        let cell = &*self.cell;
+        let mut word = cell.word.load(Ordering::Relaxed);
+        if word & OUT != 0 {
+            self.checkin(at);
+            word = cell.word.load(Ordering::Relaxed);
+        }
+        let location = self.shared.locations.index_of(location);
+        let generation = (word >> GENERATION_SHIFT).wrapping_add(1) << GENERATION_SHIFT;
+        // Seqlock write: BUSY, fence, fields, then the new checked-out word (release).
+        cell.word.store(generation | BUSY, Ordering::Relaxed);
+        fence(Ordering::Release);
+        cell.location.store(location, Ordering::Relaxed);
+        cell.since_nanos
+            .store(offset_nanos(self.epoch, at), Ordering::Relaxed);
+        cell.word.store(generation | OUT, Ordering::Release);
+        self.kind.acquire(self.stripe, None);
+    }
+
+    /// Marks the resource returned at `at`: counts a deliberate close (released, not
+    /// "released without close") with the hold time as the lifetime. Nothing happens when the
+    /// slot is not checked out.
+    pub fn checkin(&self, at: Instant) {
+        self.finish(offset_nanos(self.epoch, at), true);
+    }
+
+    /// Ends the current checkout, if any, at `at_nanos` since the epoch.
+    fn finish(&self, at_nanos: i64, closed: bool) {
+        let cell = &*self.cell;
+        let word = cell.word.load(Ordering::Relaxed);
+        if word & OUT == 0 {
+            return;
+        }
+        let hold = nanos_between(cell.since_nanos.load(Ordering::Relaxed), at_nanos);
+        // A swap, not a store: it and a scan's LEAKED compare-exchange are ordered, so the
+        // checkin knows for sure whether that scan counted this checkout as a leak.
+        let previous = cell
+            .word
+            .swap(word & !(OUT | LEAKED | BUSY), Ordering::AcqRel);
+        self.kind.release_nanos(self.stripe, hold, closed);
+        if previous & LEAKED != 0 {
+            self.leak_released(hold, closed);
+        }
+    }
+
+    #[cold]
+    fn leak_released(&self, hold_nanos: u64, closed: bool) {
+        self.kind.leaked_released.fetch_add(1, Ordering::Relaxed);
+        let location = self
+            .shared
+            .locations
+            .get(self.cell.location.load(Ordering::Relaxed))
+            .unwrap_or(self.cell.created_at);
+        tracing::info!(
+            kind = self.cell.kind_name,
+            label = %self.cell.label,
+            acquired_at = %location,
+            lifetime_secs = Duration::from_nanos(hold_nanos).as_secs_f64(),
+            closed,
+            "leaked resource released"
+        );
+    }
+
+    /// Whether the resource is checked out now.
+    #[must_use]
+    pub fn is_checked_out(&self) -> bool {
+        self.cell.word.load(Ordering::Acquire) & OUT != 0
+    }
+
+    /// Whether a scan reported the current checkout as leaked. Reading it does not scan.
+    #[must_use]
+    pub fn is_leaked(&self) -> bool {
+        self.cell.word.load(Ordering::Acquire) & (OUT | LEAKED) == OUT | LEAKED
+    }
+
+    /// The slot's id, unique within its tracker (it names the slot in leak reports).
+    #[must_use]
+    pub fn id(&self) -> u64 {
+        self.cell.id
+    }
+
+    /// The slot's kind.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        self.cell.kind_name
+    }
+}
+
+impl Drop for LeaseSlot {
+    fn drop(&mut self) {
+        self.finish(offset_nanos(self.epoch, Instant::now()), false);
+        self.shared.leases.remove(self.index);
+    }
+}
