@@ -15,7 +15,7 @@ const STOP_GRACE: Duration = Duration::from_secs(20);
 /// A child process running in its own process group, with its output in a log file.
 ///
 /// Dropping it stops the whole group: first `stop_signal` to the leader, then `SIGKILL` to
-/// the group once [`STOP_GRACE`] has passed.
+/// the group once a grace period of 20 s has passed.
 #[derive(Debug)]
 pub struct ServiceProcess {
     name: String,
