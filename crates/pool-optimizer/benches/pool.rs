@@ -1,6 +1,7 @@
 //! Benches, each beside its baseline: MonitoredPool vs bare bb8.
 //!
-//! - `checkout`: get + drop with a trivial manager (no I/O), one task.
+//! - `checkout`: get + drop with the same trivial manager (no I/O) on both sides, one task;
+//!   the monitored pool gets bb8's default timeouts so only the instrumentation differs.
 //! - `select_1`: `SELECT 1` from `CLIENTS` concurrent tasks through MonitoredPool vs bare
 //!   bb8-postgres with bb8's defaults (a validity round trip on every checkout), against the
 //!   shared server (`cargo xtask services up`; `RESYNC_TEST_DATABASE_URL`).
@@ -10,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use resync_pool_optimizer::{FnManager, MonitoredPool, PoolConfig, PostgresManager};
+use resync_pool_optimizer::{MonitoredPool, PoolConfig, PostgresManager};
 use resync_resource_manager::ResourceTracker;
 
 /// Concurrent clients (and pool size) of the `SELECT 1` bench; pgbench runs with the same.
@@ -47,15 +48,16 @@ fn runtime() -> tokio::runtime::Runtime {
 fn checkout(c: &mut Criterion) {
     let rt = runtime();
     let tracker = ResourceTracker::new();
+    // bb8's defaults, as the bare pool below has them: idle 10 min, lifetime 30 min.
     let config = PoolConfig {
         min_size: 1,
         max_size: 4,
+        idle_timeout: Some(Duration::from_secs(600)),
+        max_lifetime: Some(Duration::from_secs(1800)),
         ..PoolConfig::default()
     };
-    let monitored = rt.block_on(async {
-        let manager = FnManager::new(|| async { Ok::<_, std::io::Error>(()) });
-        MonitoredPool::new("bench", config, manager, &tracker).expect("valid")
-    });
+    let monitored = rt
+        .block_on(async { MonitoredPool::new("bench", config, Trivial, &tracker).expect("valid") });
     let bare = rt.block_on(async {
         bb8::Pool::builder()
             .max_size(4)
@@ -73,6 +75,16 @@ fn checkout(c: &mut Criterion) {
     group.bench_function("monitored_pool", |b| {
         b.to_async(&rt)
             .iter(|| async { drop(monitored.get().await.expect("get")) });
+    });
+    // The share of the ResourceTracker alone: the registration every checkout makes (kind,
+    // label = pool name, caller's line) and its release, as `get()` and the guard do them.
+    let location = std::panic::Location::caller();
+    group.bench_function("tracker_share", |b| {
+        b.iter(|| {
+            let mut guard = tracker.track_at("db_connection", "bench", location);
+            guard.mark_closed();
+            drop(guard);
+        });
     });
     group.finish();
 }

@@ -122,7 +122,8 @@ where
             .connection_timeout(config.effective_acquire_timeout())
             .idle_timeout(config.idle_timeout)
             .max_lifetime(config.max_lifetime)
-            // The wrapper decides per checkout whether the round trip is needed.
+            // The wrapper decides per checkout whether the round trip is needed, and its
+            // `is_valid` stamps the checkout instant `get()` uses: it must stay on.
             .test_on_check_out(true)
             // One attempt per approval: a failed connect is reported at once, and the
             // next `get()` (or the reaper) asks again.
@@ -183,7 +184,8 @@ where
             let (conn, acquired_at) = match first {
                 Poll::Ready(Ok(conn)) => {
                     PoolStats::count(&shared.stats.direct);
-                    (conn, Instant::now())
+                    let acquired_at = conn.checked_out_at;
+                    (conn, acquired_at)
                 }
                 Poll::Ready(Err(_timed_out)) => {
                     return Err(shared.timed_out(failures_seen, Duration::ZERO));
@@ -232,15 +234,21 @@ where
             tokio::select! {
                 biased;
                 got = getting.as_mut() => {
-                    let now = Instant::now();
-                    let waited = now.saturating_duration_since(started);
-                    self.stats.acquire_latency.record_duration(waited);
                     return match got {
                         Ok(conn) => {
+                            // Stamped by the checkout validation: no clock read here.
+                            let acquired_at = conn.checked_out_at;
+                            self.stats
+                                .acquire_latency
+                                .record_duration(acquired_at.saturating_duration_since(started));
                             PoolStats::count(&self.stats.waited);
-                            Ok((conn, now))
+                            Ok((conn, acquired_at))
                         }
-                        Err(_timed_out) => Err(self.timed_out(failures_seen, waited)),
+                        Err(_timed_out) => {
+                            let waited = started.elapsed();
+                            self.stats.acquire_latency.record_duration(waited);
+                            Err(self.timed_out(failures_seen, waited))
+                        }
                     };
                 }
                 () = self.stats.wait_for_connect_failure(failures_seen) => {

@@ -12,6 +12,9 @@ pub(crate) struct Tracked<C> {
     pub(crate) conn: C,
     /// When the connection was last returned to the pool (or made).
     pub(crate) last_used: Instant,
+    /// When checkout validation passed: the one clock read of a checkout, serving the
+    /// skip-window check, the end of the acquire wait and the start of the hold time.
+    pub(crate) checked_out_at: Instant,
     /// Set when a caller reported the connection unusable (counted as a caller error, not
     /// as broken).
     pub(crate) reported: bool,
@@ -50,6 +53,7 @@ where
                     return Ok(Tracked {
                         conn,
                         last_used: now,
+                        checked_out_at: now,
                         reported: false,
                         invalidated: false,
                     });
@@ -71,15 +75,19 @@ where
             PoolStats::count(&self.stats.validation_failures);
             return Err(Arc::new(Error::Broken));
         }
-        // A zero window means "always validate": no clock read.
-        if !self.validation_skip_window.is_zero()
-            && tracked.last_used.elapsed() < self.validation_skip_window
-        {
+        // bb8 runs this last before handing the connection out (test_on_check_out is on), so
+        // this instant is the checkout's: `get()` reads it instead of the clock.
+        let now = Instant::now();
+        tracked.checked_out_at = now;
+        if now.saturating_duration_since(tracked.last_used) < self.validation_skip_window {
             return Ok(());
         }
         PoolStats::count(&self.stats.validations_run);
         match self.inner.is_valid(&mut tracked.conn).await {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                tracked.checked_out_at = Instant::now();
+                Ok(())
+            }
             Err(error) => {
                 tracked.invalidated = true;
                 PoolStats::count(&self.stats.validation_run_failures);
