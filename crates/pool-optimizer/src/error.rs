@@ -26,12 +26,14 @@ pub enum Error {
         /// How long the caller waited.
         waited: Duration,
     },
-    /// No connection could be made to the backend: the last connect attempt failed.
+    /// No connection could be made to the backend: a connect failed while nothing was
+    /// checked out, or the wait ended with free slots (the connect failed or still hangs:
+    /// `source` is then the last connect error or [`Error::ConnectTimeout`]).
     #[error("pool {pool} unavailable: {source}")]
     Unavailable {
         /// The pool's name.
         pool: Arc<str>,
-        /// The last connect error.
+        /// The last connect error (or [`Error::ConnectTimeout`] for a hanging connect).
         source: SharedError,
     },
     /// A connect attempt did not finish within the pool's connect timeout.
