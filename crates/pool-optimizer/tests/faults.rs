@@ -81,8 +81,7 @@ async fn redis_down_is_unavailable_and_critical_then_healthy_after_restart() {
         .expect("joins")
         .expect("private redis starts");
     let manager = PoolManager::default();
-    let redis =
-        RedisManager::new(&server.url(), CONNECT_TIMEOUT, CONNECT_TIMEOUT, None).expect("url");
+    let redis = RedisManager::new(&server.url(), CONNECT_TIMEOUT, None).expect("url");
     let pool = MonitoredPool::new(
         "redis",
         fault_config(&PoolConfig::redis()),

@@ -9,8 +9,7 @@ const BOUND: Duration = Duration::from_secs(60);
 
 fn pool(max_size: u32, acquire_timeout: Duration) -> MonitoredPool<RedisManager> {
     let url = test_support::shared_redis_url();
-    let manager = RedisManager::new(&url, Duration::from_secs(10), Duration::from_secs(10), None)
-        .expect("valid url");
+    let manager = RedisManager::new(&url, Duration::from_secs(10), None).expect("valid url");
     let config = PoolConfig {
         min_size: 0,
         max_size,
@@ -67,8 +66,7 @@ async fn a_third_concurrent_get_times_out_as_an_exhaustion() {
 async fn the_response_timeout_is_honoured() {
     let url = test_support::shared_redis_url();
     let response_timeout = Duration::from_millis(200);
-    let manager = RedisManager::new(&url, Duration::from_secs(10), response_timeout, None)
-        .expect("valid url");
+    let manager = RedisManager::new(&url, response_timeout, None).expect("valid url");
     let config = PoolConfig {
         min_size: 0,
         max_size: 1,

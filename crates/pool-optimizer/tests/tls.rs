@@ -95,13 +95,8 @@ async fn rediss_with_a_ca_file_round_trips() {
     .expect("joins")
     .expect("private redis with tls starts");
     assert!(server.url().starts_with("rediss://"));
-    let manager = RedisManager::new(
-        &server.url(),
-        Duration::from_secs(10),
-        Duration::from_secs(10),
-        Some(&pki.ca_file),
-    )
-    .expect("manager");
+    let manager = RedisManager::new(&server.url(), Duration::from_secs(10), Some(&pki.ca_file))
+        .expect("manager");
     let pool = MonitoredPool::new(
         "redis-tls",
         config(&PoolConfig::redis()),

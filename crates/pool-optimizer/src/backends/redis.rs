@@ -2,8 +2,10 @@
 //!
 //! Not bb8-redis: its manager connects with the redis crate's default connection config,
 //! whose connect (1 s) and response (500 ms) timeouts are fixed, so `REDIS_POOL_CONNECT_TIMEOUT`
-//! and a response timeout could not be honoured. This manager passes both through
-//! `AsyncConnectionConfig`.
+//! and a response timeout could not be honoured. This manager sets the response timeout
+//! through `AsyncConnectionConfig` and turns the crate's own connect timeout off: the pool's
+//! wrapper bounds every connect with `PoolConfig::connect_timeout`
+//! (`REDIS_POOL_CONNECT_TIMEOUT`), the one connect timeout.
 
 use std::fmt;
 use std::path::Path;
@@ -27,15 +29,15 @@ pub struct RedisManager {
 }
 
 impl RedisManager {
-    /// A manager for `url` whose connects time out after `connect_timeout` and whose commands
-    /// time out after `response_timeout`.
+    /// A manager for `url` whose commands time out after `response_timeout`. Connects are
+    /// bounded by the pool's `connect_timeout` (the wrapper times out every connect), so
+    /// there is no second connect timeout here.
     ///
     /// # Errors
     ///
     /// [`Error::InvalidUrl`] for an unusable URL, [`Error::Tls`] for an unusable CA file.
     pub fn new(
         url: &str,
-        connect_timeout: Duration,
         response_timeout: Duration,
         ca_file: Option<&Path>,
     ) -> Result<Self, Error> {
@@ -58,7 +60,7 @@ impl RedisManager {
             }
         };
         let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(connect_timeout))
+            .set_connection_timeout(None)
             .set_response_timeout(Some(response_timeout));
         Ok(Self { client, config })
     }
