@@ -146,3 +146,40 @@ async fn https_upstream_is_verified_against_the_ca_file() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_returned_mid_response_is_not_handed_out_stuck() {
+    let server = TestHttpServer::start(None).await;
+    let manager = HttpManager::new(&format!("http://{}", server.addr()), None)
+        .expect("manager")
+        .with_ready_timeout(Duration::from_millis(300));
+    let config = PoolConfig {
+        min_size: 0,
+        max_size: 1,
+        acquire_timeout: Some(BOUND),
+        ..PoolConfig::http()
+    };
+    assert_eq!(config.validation_skip_window, Duration::ZERO);
+    let pool =
+        MonitoredPool::new("streaming", config, manager, &ResourceTracker::new()).expect("valid");
+    let mut conn = pool.get().await.expect("get");
+    let request = conn
+        .request(hyper::Method::GET, "/endless")
+        .body(resync_pool_optimizer::HttpBody::default())
+        .expect("request");
+    // The caller keeps the response (its body still streaming) but returns the connection.
+    let response = conn.send(request).await.expect("headers arrive");
+    drop(conn);
+    // The next checkout validates the connection, finds it not ready within the bound,
+    // discards it and makes a new one — instead of waiting on it without end.
+    let body = tokio::time::timeout(BOUND, get_body(&pool, "/after"))
+        .await
+        .expect("bounded")
+        .expect("a fresh connection serves the request");
+    assert!(body.starts_with("path=/after"), "{body}");
+    let metrics = pool.metrics();
+    assert_eq!(metrics.validation_failures, 1, "{metrics:?}");
+    assert_eq!(metrics.closed_invalid, 1);
+    assert_eq!(metrics.created, 2);
+    drop(response);
+}

@@ -5,23 +5,58 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
+use hyper::body::{Body, Frame};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 
-/// Answers `GET /close` with `Connection: close`, `GET /fail` with 503, and anything else
-/// with `200 path=<path> host=<Host header>`.
+/// Answers `GET /close` with `Connection: close`, `GET /fail` with 503, `GET /endless` with a
+/// body that sends one chunk and never ends, and anything else with
+/// `200 path=<path> host=<Host header>`.
 pub struct TestHttpServer {
     addr: SocketAddr,
     tls: Option<TlsAcceptor>,
     accept: Option<JoinHandle<()>>,
 }
 
-async fn answer(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+/// A response body that sends one chunk and then never finishes.
+pub struct Endless {
+    sent: bool,
+}
+
+impl Body for Endless {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.sent {
+            // Never woken: the body stays open until the connection is dropped.
+            return std::task::Poll::Pending;
+        }
+        self.sent = true;
+        std::task::Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"first chunk")))))
+    }
+}
+
+type AnswerBody = Either<Full<Bytes>, Endless>;
+
+async fn answer(request: Request<Incoming>) -> Result<Response<AnswerBody>, Infallible> {
+    if request.uri().path() == "/endless" {
+        return Ok(Response::new(Either::Right(Endless { sent: false })));
+    }
+    answer_full(request)
+        .await
+        .map(|response| response.map(Either::Left))
+}
+
+async fn answer_full(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = request.uri().path().to_owned();
     let host = request
         .headers()
