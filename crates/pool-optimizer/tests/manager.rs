@@ -110,3 +110,94 @@ async fn check_all_runs_every_pool_and_a_stuck_check_times_out() {
     assert!(manager.remove("stuck"));
     assert_eq!(manager.names(), ["ok"]);
 }
+
+/// A manager whose health probe waits at a gate and records how many probes overlap.
+#[derive(Debug)]
+struct GatedProbe {
+    gate: tokio::sync::Semaphore,
+    active: std::sync::atomic::AtomicU64,
+    most_active: std::sync::atomic::AtomicU64,
+    probes: std::sync::atomic::AtomicU64,
+}
+
+#[derive(Debug, Clone)]
+struct GatedManager(Arc<GatedProbe>);
+
+impl GatedManager {
+    /// The gate starts closed.
+    fn closed() -> Self {
+        Self(Arc::new(GatedProbe {
+            gate: tokio::sync::Semaphore::new(0),
+            active: std::sync::atomic::AtomicU64::new(0),
+            most_active: std::sync::atomic::AtomicU64::new(0),
+            probes: std::sync::atomic::AtomicU64::new(0),
+        }))
+    }
+}
+
+impl bb8::ManageConnection for GatedManager {
+    type Connection = ();
+    type Error = std::io::Error;
+
+    async fn connect(&self) -> Result<(), std::io::Error> {
+        Ok(())
+    }
+
+    async fn is_valid(&self, _conn: &mut ()) -> Result<(), std::io::Error> {
+        Ok(())
+    }
+
+    fn has_broken(&self, _conn: &mut ()) -> bool {
+        false
+    }
+}
+
+impl HealthProbe for GatedManager {
+    async fn probe(&self, _conn: &mut ()) -> Result<(), std::io::Error> {
+        let probe = &self.0;
+        let now_active = probe.active.fetch_add(1, Ordering::SeqCst) + 1;
+        probe.most_active.fetch_max(now_active, Ordering::SeqCst);
+        probe.probes.fetch_add(1, Ordering::SeqCst);
+        let permit = probe.gate.acquire().await;
+        drop(permit);
+        probe.active.fetch_sub(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_all_waits_for_a_background_check_in_progress() {
+    let probe = GatedManager::closed();
+    let config = PoolConfig {
+        health_check_interval: Duration::from_millis(20),
+        health_check_timeout: Some(BOUND),
+        ..config()
+    };
+    let pool =
+        MonitoredPool::new("gated", config, probe.clone(), &ResourceTracker::new()).expect("valid");
+    let manager = Arc::new(PoolManager::default());
+    manager.add(pool).expect("added");
+    // A background check is in its probe, held at the closed gate.
+    let started = std::time::Instant::now();
+    while probe.0.active.load(Ordering::SeqCst) == 0 {
+        assert!(started.elapsed() < BOUND, "no background check started");
+        tokio::task::yield_now().await;
+    }
+    let check_all = {
+        let manager = Arc::clone(&manager);
+        tokio::spawn(async move { manager.check_all().await })
+    };
+    // Give check_all every chance to start an overlapping probe (it must not).
+    for _ in 0..1_000 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(probe.0.active.load(Ordering::SeqCst), 1);
+    probe.0.gate.add_permits(1);
+    let results = tokio::time::timeout(BOUND, check_all)
+        .await
+        .expect("bounded")
+        .expect("joins");
+    assert!(results["gated"].is_ok(), "{results:?}");
+    assert_eq!(probe.0.most_active.load(Ordering::SeqCst), 1);
+    assert!(probe.0.probes.load(Ordering::SeqCst) >= 2);
+}
