@@ -2,9 +2,10 @@
 //! pre-generated key stream: Zipf 0.99 over 1 000 000 keys, capacity 100 000, 1 and 2 threads.
 //!
 //! Groups: `get_hit` (gets of keys that are cached), `get_with` (read-through), `insert`.
-//! After Criterion's report the bench prints each pair's ratio, measured again in
-//! interleaved rounds (moka, resync, resync, moka, …) so that load from other processes on a
-//! shared machine hits both sides alike; the median of the per-round ratios is reported.
+//! After Criterion's report (wall time) the bench measures each pair's ratio again in
+//! interleaved rounds whose order rotates, from the threads' on-CPU time (Linux schedstat), so
+//! that other processes on a shared machine do not decide the ratio; it prints min, median
+//! and max of the per-round ratios.
 
 #![allow(missing_docs)]
 
@@ -29,6 +30,9 @@ const THREADS: [usize; 2] = [1, 2];
 enum Subject {
     Instrumented(Cache<u64, u64>),
     Moka(moka::future::Cache<u64, u64>),
+    /// moka with the weigher and eviction listener the instrumented cache needs, and nothing
+    /// else: shows which share of the write-path cost is moka's own.
+    MokaListener(moka::future::Cache<u64, u64>),
 }
 
 impl Subject {
@@ -36,20 +40,23 @@ impl Subject {
         match self {
             Subject::Instrumented(_) => "resync",
             Subject::Moka(_) => "moka",
+            Subject::MokaListener(_) => "moka_listener",
         }
     }
 
     async fn get(&self, key: u64) -> Option<u64> {
         match self {
             Subject::Instrumented(cache) => cache.get(&key).await,
-            Subject::Moka(cache) => cache.get(&key).await,
+            Subject::Moka(cache) | Subject::MokaListener(cache) => cache.get(&key).await,
         }
     }
 
     async fn get_with(&self, key: u64) -> u64 {
         match self {
             Subject::Instrumented(cache) => cache.get_with(key, async move { key }).await,
-            Subject::Moka(cache) => cache.get_with(key, async move { key }).await,
+            Subject::Moka(cache) | Subject::MokaListener(cache) => {
+                cache.get_with(key, async move { key }).await
+            }
         }
     }
 
@@ -58,26 +65,26 @@ impl Subject {
             Subject::Instrumented(cache) => {
                 cache.insert(key, key).await.expect("small entries fit");
             }
-            Subject::Moka(cache) => cache.insert(key, key).await,
+            Subject::Moka(cache) | Subject::MokaListener(cache) => cache.insert(key, key).await,
         }
     }
 
     async fn settle(&self) {
         match self {
             Subject::Instrumented(cache) => cache.run_pending_tasks().await,
-            Subject::Moka(cache) => cache.run_pending_tasks().await,
+            Subject::Moka(cache) | Subject::MokaListener(cache) => cache.run_pending_tasks().await,
         }
     }
 
     fn contains(&self, key: u64) -> bool {
         match self {
             Subject::Instrumented(cache) => cache.contains_key(&key),
-            Subject::Moka(cache) => cache.contains_key(&key),
+            Subject::Moka(cache) | Subject::MokaListener(cache) => cache.contains_key(&key),
         }
     }
 }
 
-fn subjects() -> [Subject; 2] {
+fn subjects() -> [Subject; 3] {
     let instrumented = Cache::builder()
         .name("bench")
         .max_entries(CAPACITY)
@@ -87,6 +94,13 @@ fn subjects() -> [Subject; 2] {
     [
         Subject::Instrumented(instrumented),
         Subject::Moka(moka::future::Cache::new(CAPACITY)),
+        Subject::MokaListener(
+            moka::future::Cache::builder()
+                .max_capacity(CAPACITY * 512)
+                .weigher(|_key: &u64, _value: &u64| 512)
+                .eviction_listener(|_key, _value, _cause| {})
+                .build(),
+        ),
     ]
 }
 
@@ -114,14 +128,28 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("a current-thread runtime")
 }
 
-/// Runs `iters` operations on each of `threads` threads over the stream; returns wall time.
+/// Nanoseconds the calling thread has spent on a CPU (Linux `schedstat`); `None` elsewhere.
+fn thread_cpu_ns() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// Wall time of a run, and the on-CPU time summed over its threads (time a thread waited
+/// for a CPU while other processes ran is excluded).
+#[derive(Clone, Copy)]
+struct Timing {
+    wall: Duration,
+    cpu: Option<Duration>,
+}
+
+/// Runs `iters` operations on each of `threads` threads over the stream.
 fn run(
     subject: &Subject,
     operation: Operation,
     stream: &Arc<Vec<u64>>,
     threads: usize,
     iters: u64,
-) -> Duration {
+) -> Timing {
     let barrier = Arc::new(Barrier::new(threads + 1));
     let handles: Vec<_> = (0..threads)
         .map(|thread| {
@@ -132,6 +160,7 @@ fn run(
                 let runtime = runtime();
                 let mut position = thread * stream.len() / threads;
                 barrier.wait();
+                let cpu_before = thread_cpu_ns();
                 runtime.block_on(async {
                     for _ in 0..iters {
                         let key = stream[position];
@@ -147,53 +176,82 @@ fn run(
                         }
                     }
                 });
+                Some(thread_cpu_ns()? - cpu_before?)
             })
         })
         .collect();
     barrier.wait();
     let start = Instant::now();
+    let mut cpu = Some(0u64);
     for handle in handles {
-        handle.join().expect("bench thread panicked");
+        let used = handle.join().expect("bench thread panicked");
+        cpu = cpu.zip(used).map(|(total, used)| total + used);
     }
-    start.elapsed()
+    Timing {
+        wall: start.elapsed(),
+        cpu: cpu.map(Duration::from_nanos),
+    }
 }
 
 type Totals = Arc<Mutex<BTreeMap<(String, usize, &'static str), (Duration, u64)>>>;
 
 /// Operations per thread in one paired round.
-const PAIRED_OPS: u64 = 400_000;
-const PAIRED_ROUNDS: usize = 9;
+const PAIRED_OPS: u64 = 300_000;
+const PAIRED_ROUNDS: usize = 7;
 
-/// Per-round throughput ratios (resync / moka) in interleaved rounds, and the best rates.
+/// Results of the interleaved rounds for one group and thread count.
+struct PairedResult {
+    group: &'static str,
+    threads: usize,
+    /// Best throughput of each subject (resync, moka, moka_listener), ops/s.
+    best: [f64; 3],
+    /// Sorted per-round ratios resync / moka.
+    versus_moka: Vec<f64>,
+    /// Sorted per-round ratios resync / moka_listener.
+    versus_listener: Vec<f64>,
+}
+
+/// Runs the three subjects in interleaved rounds (the order rotates every round).
 fn paired(
-    caches: &[Subject; 2],
+    caches: &[Subject; 3],
     operation: Operation,
     keys: &Arc<Vec<u64>>,
     threads: usize,
-) -> (Vec<f64>, f64, f64) {
+) -> PairedResult {
+    // Throughput per unit of on-CPU time, times the thread count: what the threads would
+    // reach if nothing else ran on their cores (wall time when schedstat is unavailable).
     let rate = |subject: &Subject| {
-        let elapsed = run(subject, operation, keys, threads, PAIRED_OPS);
-        (PAIRED_OPS * threads as u64) as f64 / elapsed.as_secs_f64()
+        let timing = run(subject, operation, keys, threads, PAIRED_OPS);
+        let seconds = timing.cpu.map_or(timing.wall.as_secs_f64(), |cpu| {
+            cpu.as_secs_f64() / threads as f64
+        });
+        (PAIRED_OPS * threads as u64) as f64 / seconds
     };
-    let mut ratios = Vec::with_capacity(PAIRED_ROUNDS);
-    let (mut best_ours, mut best_moka) = (0.0f64, 0.0f64);
+    let mut result = PairedResult {
+        group: operation.group(),
+        threads,
+        best: [0.0; 3],
+        versus_moka: Vec::with_capacity(PAIRED_ROUNDS),
+        versus_listener: Vec::with_capacity(PAIRED_ROUNDS),
+    };
     for round in 0..PAIRED_ROUNDS {
-        let (ours, moka) = if round % 2 == 0 {
-            let moka = rate(&caches[1]);
-            (rate(&caches[0]), moka)
-        } else {
-            let ours = rate(&caches[0]);
-            (ours, rate(&caches[1]))
-        };
-        best_ours = best_ours.max(ours);
-        best_moka = best_moka.max(moka);
-        ratios.push(ours / moka);
+        let mut rates = [0.0; 3];
+        for offset in 0..3 {
+            let index = (round + offset) % 3;
+            rates[index] = rate(&caches[index]);
+        }
+        for (best, rate) in result.best.iter_mut().zip(rates) {
+            *best = best.max(rate);
+        }
+        result.versus_moka.push(rates[0] / rates[1]);
+        result.versus_listener.push(rates[0] / rates[2]);
     }
-    ratios.sort_by(f64::total_cmp);
-    (ratios, best_ours, best_moka)
+    result.versus_moka.sort_by(f64::total_cmp);
+    result.versus_listener.sort_by(f64::total_cmp);
+    result
 }
 
-type Paired = Vec<(&'static str, usize, Vec<f64>, f64, f64)>;
+type Paired = Vec<PairedResult>;
 
 fn bench(c: &mut Criterion, totals: &Totals, paired_results: &mut Paired) {
     let zipf = zipf::Zipf::new(KEYS, 0.99);
@@ -202,7 +260,7 @@ fn bench(c: &mut Criterion, totals: &Totals, paired_results: &mut Paired) {
 
     for operation in [Operation::GetHit, Operation::GetWith, Operation::Insert] {
         let caches = subjects();
-        // Warm both caches with the stream, read-through, so they hold the popular keys.
+        // Warm the caches with the stream, read-through, so they hold the popular keys.
         runtime.block_on(async {
             for subject in &caches {
                 for &key in stream.iter() {
@@ -225,7 +283,7 @@ fn bench(c: &mut Criterion, totals: &Totals, paired_results: &mut Paired) {
         let mut group = c.benchmark_group(operation.group());
         group
             .warm_up_time(Duration::from_secs(1))
-            .measurement_time(Duration::from_secs(3))
+            .measurement_time(Duration::from_secs(2))
             .sample_size(20);
         for threads in THREADS {
             group.throughput(Throughput::Elements(threads as u64));
@@ -233,7 +291,7 @@ fn bench(c: &mut Criterion, totals: &Totals, paired_results: &mut Paired) {
                 let id = BenchmarkId::new(subject.name(), format!("{threads}_threads"));
                 group.bench_function(id, |b| {
                     b.iter_custom(|iters| {
-                        let elapsed = run(subject, operation, &keys, threads, iters);
+                        let elapsed = run(subject, operation, &keys, threads, iters).wall;
                         let key = (operation.group().to_owned(), threads, subject.name());
                         let mut totals = totals.lock().expect("totals lock");
                         let entry = totals.entry(key).or_default();
@@ -246,8 +304,7 @@ fn bench(c: &mut Criterion, totals: &Totals, paired_results: &mut Paired) {
         }
         group.finish();
         for threads in THREADS {
-            let (ratios, ours, moka) = paired(&caches, operation, &keys, threads);
-            paired_results.push((operation.group(), threads, ratios, ours, moka));
+            paired_results.push(paired(&caches, operation, &keys, threads));
         }
     }
 }
@@ -260,22 +317,33 @@ fn main() {
     criterion.final_summary();
 
     println!(
-        "\npaired rounds ({PAIRED_ROUNDS} interleaved rounds of {PAIRED_OPS} ops per thread): resync / moka throughput"
+        "\npaired rounds ({PAIRED_ROUNDS} interleaved rounds of {PAIRED_OPS} ops per thread, throughput from on-CPU time); ratios are resync / baseline, min median max"
     );
     println!(
-        "{:<10} {:>7} {:>12} {:>12} {:>8} {:>8} {:>8}",
-        "group", "threads", "resync Mop/s", "moka Mop/s", "min", "median", "max"
+        "{:<10} {:>7} {:>8} {:>8} {:>8} {:>22} {:>22}",
+        "group", "threads", "resync", "moka", "moka+l", "vs moka", "vs moka+listener"
     );
-    for (group, threads, ratios, ours, moka) in &paired_results {
-        println!(
-            "{group:<10} {threads:>7} {:>12.3} {:>12.3} {:>8.3} {:>8.3} {:>8.3}",
-            ours / 1e6,
-            moka / 1e6,
+    let triple = |ratios: &[f64]| {
+        format!(
+            "{:.2} {:.2} {:.2}",
             ratios[0],
             ratios[ratios.len() / 2],
             ratios[ratios.len() - 1]
+        )
+    };
+    for result in &paired_results {
+        println!(
+            "{:<10} {:>7} {:>8.3} {:>8.3} {:>8.3} {:>22} {:>22}",
+            result.group,
+            result.threads,
+            result.best[0] / 1e6,
+            result.best[1] / 1e6,
+            result.best[2] / 1e6,
+            triple(&result.versus_moka),
+            triple(&result.versus_listener)
         );
     }
+    println!("(throughput columns: best round, Mop/s; moka+l = moka with the same weigher and an eviction listener)");
 
     let totals = totals.lock().expect("totals lock");
     println!("\ncriterion runs, all timed iterations (Mop/s), resync with statistics and advisor on vs bare moka:");
