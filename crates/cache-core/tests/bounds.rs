@@ -61,8 +61,10 @@ proptest! {
                         let _ = cache.get(key).await;
                     }
                     Op::GetWith(key, len) => {
-                        let value = cache.get_with(*key, async { vec![0u8; *len] }).await;
-                        assert!(value.len() == *len || cache.contains_key(key));
+                        // The value may be an earlier one (a hit) and may be gone right after
+                        // (maintenance triggered by the read can evict it), so only the bounds
+                        // below are checked.
+                        let _ = cache.get_with(*key, async { vec![0u8; *len] }).await;
                     }
                     Op::Invalidate(key) => cache.invalidate(key).await,
                     Op::InvalidateAll => cache.invalidate_all().await,
