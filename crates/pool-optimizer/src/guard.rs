@@ -4,8 +4,6 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::time::Instant;
 
-use resync_resource_manager::ResourceGuard;
-
 use crate::stats::PoolStats;
 use crate::wrapper::MonitoredManager;
 
@@ -13,8 +11,9 @@ use crate::wrapper::MonitoredManager;
 ///
 /// Dereferences to the backend's connection. Dropping it returns the connection to the pool
 /// and records how long it was held; the checkout is tracked by the pool's
-/// [`ResourceTracker`](resync_resource_manager::ResourceTracker) until then, so holding it past
-/// the leak threshold makes it a counted leak that names the line that called `get()`.
+/// [`ResourceTracker`](resync_resource_manager::ResourceTracker) (through the connection's
+/// [`LeaseSlot`](resync_resource_manager::LeaseSlot)) until then, so holding it past the leak
+/// threshold makes it a counted leak that names the line that called `get()`.
 pub struct PoolConnection<'a, M>
 where
     M: bb8::ManageConnection,
@@ -23,7 +22,6 @@ where
     conn: bb8::PooledConnection<'a, MonitoredManager<M>>,
     stats: &'a PoolStats,
     acquired_at: Instant,
-    tracking: ResourceGuard,
 }
 
 impl<'a, M> PoolConnection<'a, M>
@@ -35,13 +33,11 @@ where
         conn: bb8::PooledConnection<'a, MonitoredManager<M>>,
         stats: &'a PoolStats,
         acquired_at: Instant,
-        tracking: ResourceGuard,
     ) -> Self {
         Self {
             conn,
             stats,
             acquired_at,
-            tracking,
         }
     }
 
@@ -99,8 +95,9 @@ where
         self.conn.last_used = now;
         self.stats
             .checked_in(u64::try_from(held.as_nanos()).unwrap_or(u64::MAX));
-        // Returning a connection to the pool is a proper close of the checkout.
-        self.tracking.mark_closed();
+        // Returning a connection to the pool is a proper close of the checkout (counted as
+        // closed, not "released without close"), stamped with the same clock read.
+        self.conn.lease.checkin(now);
     }
 }
 

@@ -108,6 +108,8 @@ where
             stats: Arc::clone(&stats),
             connect_timeout: config.connect_timeout,
             validation_skip_window: config.validation_skip_window,
+            tracker: tracker.clone(),
+            kind: config.resource_kind,
         };
         tracker.configure_kind(
             config.resource_kind,
@@ -193,16 +195,10 @@ where
                 Poll::Pending => shared.wait(getting, failures_seen).await?,
             };
             shared.stats.checked_out();
-            let tracking =
-                shared
-                    .tracker
-                    .track_at(shared.config.resource_kind, &*shared.stats.name, location);
-            Ok(PoolConnection::new(
-                conn,
-                &shared.stats,
-                acquired_at,
-                tracking,
-            ))
+            // The connection's slot, registered at connect: a few atomic stores, with the
+            // caller's line and the checkout instant the validation already read.
+            conn.lease.checkout(location, acquired_at);
+            Ok(PoolConnection::new(conn, &shared.stats, acquired_at))
         }
     }
 

@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use resync_resource_manager::{LeaseSlot, ResourceTracker};
+
 use crate::error::{Error, SharedError};
 use crate::stats::PoolStats;
 
@@ -13,7 +15,8 @@ pub(crate) struct Tracked<C> {
     /// When the connection was last returned to the pool (or made).
     pub(crate) last_used: Instant,
     /// When checkout validation passed: the one clock read of a checkout, serving the
-    /// skip-window check, the end of the acquire wait and the start of the hold time.
+    /// skip-window check, the end of the acquire wait, the start of the hold time and the
+    /// lease checkout.
     pub(crate) checked_out_at: Instant,
     /// Set when a caller reported the connection unusable (counted as a caller error, not
     /// as broken).
@@ -21,6 +24,10 @@ pub(crate) struct Tracked<C> {
     /// Set when checkout validation rejected the connection: bb8 closes it as invalid, so
     /// `has_broken` must not count (or close) it a second time.
     pub(crate) invalidated: bool,
+    /// The connection's tracking slot, registered once at connect: `get()` checks it out
+    /// with the caller's line and the checkout instant, the guard checks it in on return.
+    /// Dropped with the connection (which unregisters it).
+    pub(crate) lease: LeaseSlot,
 }
 
 /// Wraps the backend manager `M`: times out and counts every connect, skips the validity
@@ -32,6 +39,9 @@ pub(crate) struct MonitoredManager<M> {
     pub(crate) stats: Arc<PoolStats>,
     pub(crate) connect_timeout: Duration,
     pub(crate) validation_skip_window: Duration,
+    /// Registers each new connection's [`LeaseSlot`] (kind `kind`, label = the pool's name).
+    pub(crate) tracker: ResourceTracker,
+    pub(crate) kind: &'static str,
 }
 
 impl<M> bb8::ManageConnection for MonitoredManager<M>
@@ -50,12 +60,16 @@ where
                 Ok(Ok(conn)) => {
                     let now = Instant::now();
                     self.stats.connect_latency.record_duration(now - started);
+                    // Once per connection (a lock and the label's allocation), so that no
+                    // checkout needs either.
+                    let lease = self.tracker.lease_slot(self.kind, &*self.stats.name);
                     return Ok(Tracked {
                         conn,
                         last_used: now,
                         checked_out_at: now,
                         reported: false,
                         invalidated: false,
+                        lease,
                     });
                 }
                 Ok(Err(error)) => Arc::new(error),

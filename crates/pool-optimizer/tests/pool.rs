@@ -350,6 +350,41 @@ async fn a_returned_connection_is_a_proper_close_for_the_tracker() {
 }
 
 #[tokio::test]
+async fn the_tracker_counts_checkouts_not_connections_and_a_discarded_one_is_closed() {
+    let tracker = ResourceTracker::new();
+    let config = PoolConfig {
+        resource_kind: "per_checkout_connection",
+        ..small_config(1, BOUND)
+    };
+    let manager = FnManager::new(|| async { Ok::<_, std::io::Error>(()) });
+    let pool = MonitoredPool::new("per-checkout", config, manager, &tracker).expect("valid");
+    let first = pool.get().await.expect("get");
+    let stats = tracker
+        .stats_for("per_checkout_connection")
+        .expect("kind tracked");
+    assert_eq!((stats.created, stats.active), (1, 1));
+    drop(first);
+    drop(pool.get().await.expect("get again"));
+    // Reported broken: bb8 discards the connection on return, which drops its slot after the
+    // checkin, so the checkout still counts as a proper close.
+    let mut reported = pool.get().await.expect("get a third time");
+    reported.report_error();
+    drop(reported);
+    drop(pool.get().await.expect("get a replacement"));
+    let stats = tracker
+        .stats_for("per_checkout_connection")
+        .expect("kind tracked");
+    assert_eq!(stats.created, 4, "one per checkout: {stats:?}");
+    assert_eq!(stats.released, 4);
+    assert_eq!(stats.active, 0);
+    assert_eq!(stats.released_without_close, 0);
+    assert!(
+        pool.metrics().created >= 2,
+        "the reported connection was replaced"
+    );
+}
+
+#[tokio::test]
 async fn a_connection_held_past_the_threshold_is_a_leak_naming_this_line() {
     let tracker = ResourceTracker::new();
     let config = PoolConfig {
