@@ -67,6 +67,6 @@ pub use metrics::{efficiency_score, CacheMetrics, CurvePoint, EvictionCounts, Mi
 pub use moka::notification::RemovalCause;
 pub use moka::Expiry;
 pub use recommend::{
-    recommendations_from, FULL_UTILIZATION, GROW_MIN_GAIN, LOW_HIT_RATE, MIN_REQUESTS,
-    PRESSURE_EVICTIONS_PER_INSERT, SHRINK_MAX_LOSS, TTL_EXPIRED_PER_MISS,
+    recommendations_from, ENTRY_FLOOR_SLACK, FULL_UTILIZATION, GROW_MIN_GAIN, LOW_HIT_RATE,
+    MIN_REQUESTS, PRESSURE_EVICTIONS_PER_INSERT, SHRINK_MAX_LOSS, TTL_EXPIRED_PER_MISS,
 };

@@ -19,12 +19,18 @@ pub const PRESSURE_EVICTIONS_PER_INSERT: f64 = 0.5;
 /// Share of misses matched by TTL expirations above which the TTL is called too short.
 pub const TTL_EXPIRED_PER_MISS: f64 = 0.25;
 
+/// Slack over the per-entry weight floor within which entries count as "at the floor"
+/// (the entry bound, not the memory bound, then limits the cache).
+pub const ENTRY_FLOOR_SLACK: f64 = 1.05;
+
 const MIB: u64 = 1024 * 1024;
 
 /// Advice for the cache `metrics` describes, usually a window (`newer.delta(&older)`).
 ///
 /// Codes: `cache.insufficient_data` (fewer than [`MIN_REQUESTS`] gets: nothing else is
-/// said), `cache.grow_memory`, `cache.shrink_memory`, `cache.low_hit_rate`,
+/// said), `cache.grow_memory` (the memory bound limits the cache), `cache.grow_entries` (the
+/// entry bound limits it: entries sit at the per-entry weight floor or the entry count is full),
+/// `cache.shrink_memory`, `cache.low_hit_rate`,
 /// `cache.memory_pressure`, `cache.ttl_too_short`. Each carries the figures it rests on.
 pub fn recommendations_from(metrics: &CacheMetrics) -> Vec<Recommendation> {
     let component = format!("cache:{}", metrics.name);
@@ -80,28 +86,67 @@ pub fn recommendations_from(metrics: &CacheMetrics) -> Vec<Recommendation> {
         } else {
             Severity::Info
         };
-        let entries_note = if metrics.entry_utilization >= FULL_UTILIZATION {
+        // The per-entry floor is ceil(max_memory / max_entries): when the entries sit at that
+        // floor, the entry bound is what limits the cache, and doubling the memory only doubles
+        // the floor, so it still holds the same number of entries.
+        let min_weight = metrics
+            .max_memory_bytes
+            .div_ceil(metrics.max_entries.max(1))
+            .max(1);
+        let entries_at_floor = metrics.entries > 0
+            && metrics.weighted_bytes as f64 / metrics.entries as f64
+                <= min_weight as f64 * ENTRY_FLOOR_SLACK;
+        let entries_full = metrics.entry_utilization >= FULL_UTILIZATION;
+        let memory_full = metrics.memory_utilization >= FULL_UTILIZATION;
+        // A full memory bound counts only when entries weigh more than the floor; a full entry
+        // bound always counts. Both can bind at once: then each gets its own recommendation,
+        // since a recommendation carries one change.
+        let entries_bind = entries_full || (memory_full && entries_at_floor);
+        let memory_binds = memory_full && !entries_at_floor;
+        let message = |what: String| {
             format!(
-                " (and ASYNC_CACHE_MAX_ENTRIES to {})",
-                metrics.max_entries.saturating_mul(2)
+                "{what} is predicted to raise the hit rate from {:.1}% to {:.1}%",
+                hit_rate * 100.0,
+                at_double * 100.0
             )
-        } else {
-            String::new()
         };
-        advice.push(with_curve(
-            Recommendation::new(
-                component.clone(),
-                "cache.grow_memory",
-                severity,
-                format!(
-                    "doubling the memory bound to {} MB{entries_note} is predicted to raise the hit rate from {:.1}% to {:.1}%",
+        if entries_bind {
+            let entries = metrics.max_entries;
+            advice.push(with_curve(
+                Recommendation::new(
+                    component.clone(),
+                    "cache.grow_entries",
+                    severity,
+                    message(format!(
+                        "entries sit at the per-entry weight floor, so the entry bound limits the cache: doubling ASYNC_CACHE_MAX_ENTRIES to {}",
+                        entries.saturating_mul(2)
+                    )),
+                )
+                .with_evidence("entries", metrics.entries as f64)
+                .with_evidence("max_entries", entries as f64)
+                .with_evidence("min_weight_bytes", min_weight as f64)
+                .with_change(SettingChange::new(
+                    "ASYNC_CACHE_MAX_ENTRIES",
+                    entries,
+                    entries.saturating_mul(2),
+                )),
+            ));
+        }
+        if memory_binds {
+            advice.push(with_curve(
+                Recommendation::new(
+                    component.clone(),
+                    "cache.grow_memory",
+                    severity,
+                    message(format!("doubling the memory bound to {} MB", memory_mb * 2)),
+                )
+                .with_change(SettingChange::new(
+                    "ASYNC_CACHE_MAX_MEMORY_MB",
+                    memory_mb,
                     memory_mb * 2,
-                    hit_rate * 100.0,
-                    at_double * 100.0
-                ),
-            )
-            .with_change(SettingChange::new("ASYNC_CACHE_MAX_MEMORY_MB", memory_mb, memory_mb * 2)),
-        ));
+                )),
+            ));
+        }
     }
 
     if let Some(at_half) = predicted(0.5) {
