@@ -189,6 +189,14 @@ where
                 "must not exceed max_memory_bytes (each entry weighs at least one byte)",
             );
         }
+        if self.max_entries > 0
+            && self.max_memory_bytes.div_ceil(self.max_entries) > u64::from(u32::MAX)
+        {
+            problem(
+                "max_entries",
+                "too small for max_memory_bytes: the per-entry weight floor max_memory_bytes / max_entries must not exceed u32::MAX bytes, the largest weight moka tracks",
+            );
+        }
         if self.time_to_live == Some(Duration::ZERO) {
             problem("ttl", "must be longer than zero");
         }
@@ -286,6 +294,23 @@ mod tests {
             message.contains("max_entries: must be at least 1"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn a_weight_floor_moka_cannot_track_is_refused() {
+        let floor_too_heavy = CacheBuilder::<u64, u64>::new()
+            .max_entries(2)
+            .max_memory_bytes(2 * (u64::from(u32::MAX) + 1));
+        let fields: Vec<_> = floor_too_heavy
+            .validate()
+            .iter()
+            .map(|problem| problem.field)
+            .collect();
+        assert_eq!(fields, ["max_entries"]);
+        let floor_at_limit = CacheBuilder::<u64, u64>::new()
+            .max_entries(2)
+            .max_memory_bytes(2 * u64::from(u32::MAX));
+        assert!(floor_at_limit.validate().is_empty());
     }
 
     #[test]

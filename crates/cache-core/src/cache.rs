@@ -36,6 +36,9 @@ struct Inner<K, V> {
     min_weight: u64,
     max_entries: u64,
     max_memory_bytes: u64,
+    /// The heaviest entry that may be cached: `min(max_memory_bytes, u32::MAX)` (moka
+    /// clamps weights to `u32::MAX`, so a heavier entry would be under-counted).
+    max_entry_weight: u64,
     time_to_live: Option<Duration>,
     cleanup: OnceLock<tokio::task::AbortHandle>,
 }
@@ -133,6 +136,7 @@ where
             min_weight,
             max_entries: builder.max_entries,
             max_memory_bytes: builder.max_memory_bytes,
+            max_entry_weight: builder.max_memory_bytes.min(u64::from(u32::MAX)),
             time_to_live: builder.time_to_live,
             cleanup: OnceLock::new(),
         });
@@ -192,11 +196,12 @@ where
     ///
     /// # Errors
     ///
-    /// [`Error::EntryTooLarge`] when the entry weighs more than the memory bound.
+    /// [`Error::EntryTooLarge`] when the entry weighs more than the memory bound (or more
+    /// than `u32::MAX` bytes, the largest weight moka tracks).
     pub async fn insert(&self, key: K, value: V) -> Result<(), Error> {
         let inner = &*self.inner;
         let weight = inner.weigh(&key, &value);
-        if weight > inner.max_memory_bytes || weight > u64::from(u32::MAX) {
+        if weight > inner.max_entry_weight {
             return Err(Error::EntryTooLarge {
                 weight,
                 max_memory_bytes: inner.max_memory_bytes,
@@ -217,24 +222,23 @@ where
     /// The cached value, or the value `init` produces, cached and returned.
     ///
     /// Concurrent calls for one missing key run one `init`; the others wait for its value.
-    /// A value weighing more than the memory bound is returned but not kept (moka refuses
-    /// it at admission, counted as a size eviction).
-    pub async fn get_with(&self, key: K, init: impl Future<Output = V>) -> V {
-        if let Some(value) = self.get(&key).await {
-            return value;
+    /// A loaded value weighing more than the memory bound (or `u32::MAX` bytes) is returned
+    /// to every waiting caller but never cached, so the bound holds; it is counted in
+    /// [`CacheMetrics::loads_uncached`] (and in `loads_ok`), not in `inserts`.
+    ///
+    /// `K: Clone` because the weight is checked before moka stores the value, while the
+    /// key is still the caller's; moka clones it once, when it inserts.
+    pub async fn get_with(&self, key: K, init: impl Future<Output = V>) -> V
+    where
+        K: Clone,
+    {
+        let loaded = self
+            .load(key, async { Ok::<V, std::convert::Infallible>(init.await) })
+            .await;
+        match loaded {
+            Ok(value) => value,
+            Err(never) => match *never {},
         }
-        let inner = &*self.inner;
-        let load = async {
-            let start = Instant::now();
-            let value = init.await;
-            inner.stats.record_load(start.elapsed(), true);
-            value
-        };
-        let entry = inner.moka.entry(key).or_insert_with(load).await;
-        if entry.is_fresh() {
-            inner.after_load(entry.key(), entry.value());
-        }
-        entry.into_value()
     }
 
     /// Like [`get_with`](Self::get_with) for a fallible load. A failed load is counted,
@@ -245,6 +249,18 @@ where
     /// The error `init` returned, shared in an `Arc`.
     pub async fn try_get_with<F, E>(&self, key: K, init: F) -> Result<V, Arc<E>>
     where
+        K: Clone,
+        F: Future<Output = Result<V, E>>,
+        E: Send + Sync + 'static,
+    {
+        self.load(key, init).await
+    }
+
+    /// The hit path, then one coalesced load through moka's entry API. An oversized value
+    /// travels to the waiters as the shared "error" so moka never stores it.
+    async fn load<F, E>(&self, key: K, init: F) -> Result<V, Arc<E>>
+    where
+        K: Clone,
         F: Future<Output = Result<V, E>>,
         E: Send + Sync + 'static,
     {
@@ -256,13 +272,27 @@ where
             let start = Instant::now();
             let result = init.await;
             inner.stats.record_load(start.elapsed(), result.is_ok());
-            result
+            match result {
+                Ok(value) if inner.weigh(&key, &value) > inner.max_entry_weight => {
+                    inner.stats.incr(Counter::LoadsUncached);
+                    Err(NotCached::Oversized(value))
+                }
+                Ok(value) => Ok(value),
+                Err(error) => Err(NotCached::Failed(Arc::new(error))),
+            }
         };
-        let entry = inner.moka.entry(key).or_try_insert_with(load).await?;
-        if entry.is_fresh() {
-            inner.after_load(entry.key(), entry.value());
+        match inner.moka.entry_by_ref(&key).or_try_insert_with(load).await {
+            Ok(entry) => {
+                if entry.is_fresh() {
+                    inner.after_load(entry.key(), entry.value());
+                }
+                Ok(entry.into_value())
+            }
+            Err(not_cached) => match &*not_cached {
+                NotCached::Oversized(value) => Ok(value.clone()),
+                NotCached::Failed(error) => Err(Arc::clone(error)),
+            },
         }
-        Ok(entry.into_value())
     }
 
     /// Removes `key` (counted as an invalidation and, if present, an explicit eviction).
@@ -356,6 +386,7 @@ where
             evictions,
             loads_ok: totals.get(Counter::LoadsOk),
             loads_failed: totals.get(Counter::LoadsFailed),
+            loads_uncached: totals.get(Counter::LoadsUncached),
             load_time: load_time_snapshot.summary(),
             get_latency: get_latency_snapshot.summary(),
             entries: inner.moka.entry_count(),
@@ -414,6 +445,14 @@ where
             }
         }
     }
+}
+
+/// Why a load's result is not stored: moka shares it with every waiting caller.
+enum NotCached<V, E> {
+    /// The value weighs more than the cache may hold; each caller gets a clone.
+    Oversized(V),
+    /// The load failed; each caller gets the same error.
+    Failed(Arc<E>),
 }
 
 fn narrow(weight: u64) -> u32 {

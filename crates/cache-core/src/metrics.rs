@@ -145,6 +145,9 @@ pub struct CacheMetrics {
     pub loads_ok: u64,
     /// Loads that failed (`try_get_with` errors); failures are never cached.
     pub loads_failed: u64,
+    /// Loads whose value weighed more than the memory bound (or `u32::MAX` bytes, moka's
+    /// largest weight): returned to the callers but never cached. Also counted in `loads_ok`.
+    pub loads_uncached: u64,
     /// Load time, in nanoseconds.
     pub load_time: HistogramSummary,
     /// Get latency in nanoseconds, timed for one get in 64 per thread.
@@ -221,6 +224,7 @@ impl Delta for CacheMetrics {
             evictions: self.evictions.delta(&older.evictions),
             loads_ok: self.loads_ok.saturating_sub(older.loads_ok),
             loads_failed: self.loads_failed.saturating_sub(older.loads_failed),
+            loads_uncached: self.loads_uncached.saturating_sub(older.loads_uncached),
             load_time: self.load_time,
             get_latency: self.get_latency,
             entries: self.entries,

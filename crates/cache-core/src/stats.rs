@@ -27,9 +27,10 @@ pub(crate) enum Counter {
     EvictedReplaced,
     LoadsOk,
     LoadsFailed,
+    LoadsUncached,
 }
 
-const COUNTERS: usize = 10;
+const COUNTERS: usize = 11;
 
 /// One shard, alone on its (pair of) cache lines so neighbours never false-share.
 #[derive(Debug, Default)]

@@ -67,7 +67,11 @@ proptest! {
                         // The value may be an earlier one (a hit) and may be gone right after
                         // (maintenance triggered by the read can evict it), so only the bounds
                         // below are checked.
-                        let _ = cache.get_with(*key, async { vec![0u8; *len] }).await;
+                        let value = cache.get_with(*key, async { vec![0u8; *len] }).await;
+                        // Only a fresh load can return an oversized value; it is never kept.
+                        if cache.weigh(key, &value) > MAX_MEMORY {
+                            assert!(!cache.contains_key(key), "oversized value of {} B cached", value.len());
+                        }
                     }
                     Op::Invalidate(key) => cache.invalidate(key).await,
                     Op::InvalidateAll => cache.invalidate_all().await,
@@ -127,4 +131,38 @@ async fn an_entry_larger_than_the_memory_bound_is_refused() {
     );
     assert!(!cache.contains_key(&1));
     assert_eq!(cache.metrics().inserts, 0);
+}
+
+#[tokio::test]
+async fn an_oversized_loaded_value_is_returned_but_not_cached() {
+    const BOUND: u64 = 4_096;
+    let cache: Cache<u8, Vec<u8>> = Cache::builder()
+        .max_entries(4)
+        .max_memory_bytes(BOUND)
+        .build()
+        .expect("valid settings");
+    cache.insert(1, vec![1u8; 100]).await.expect("fits");
+    let big = vec![7u8; 2 * BOUND as usize];
+    assert!(cache.weigh(&2, &big) > BOUND);
+    let loaded = cache.get_with(2, async { big.clone() }).await;
+    assert_eq!(loaded, big, "the caller gets the loaded value");
+    assert!(
+        !cache.contains_key(&2),
+        "an oversized value is never stored"
+    );
+    let retried: Result<_, std::sync::Arc<&str>> =
+        cache.try_get_with(2, async { Ok(big.clone()) }).await;
+    assert_eq!(retried.expect("the load succeeded"), big);
+    cache.run_pending_tasks().await;
+    assert!(!cache.contains_key(&2));
+    assert!(cache.contains_key(&1), "the small entry was not pushed out");
+    assert!(cache.weighted_size() <= BOUND);
+    let metrics = cache.metrics();
+    assert_eq!(metrics.loads_uncached, 2);
+    assert_eq!(metrics.loads_ok, 2);
+    assert_eq!(
+        metrics.inserts, 1,
+        "only the explicit insert stored a value"
+    );
+    assert_eq!(metrics.evictions.size, 0);
 }
