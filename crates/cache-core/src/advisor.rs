@@ -8,7 +8,10 @@
 //! 2. *Miniature simulations of the same policy.* The sampled accesses drive small moka
 //!    caches with memory bounds of `rate · max_memory · f` for `f` in ½, 1, 2, 4; each
 //!    sampled write carries the real entry's weight. moka's TinyLFU admission is therefore
-//!    simulated by moka itself, not approximated by an LRU stack-distance model.
+//!    simulated by moka itself, not approximated by an LRU stack-distance model. A sampled
+//!    get carries whether the real cache hit; a miniature that missed a real hit gets the
+//!    entry inserted (a cache of its size would have reloaded it), with the weight another
+//!    miniature holds.
 //! 3. *Anchoring.* The prediction at factor `f` is the real cache's measured hit rate plus
 //!    the extra hits of the miniature at `f` over the miniature at 1×, divided by the gets
 //!    the sample is expected to hold (`rate · requests`). The sampling error that a few hot
@@ -42,7 +45,10 @@ const MIN_MINIATURE_ENTRIES: f64 = 256.0;
 /// What happened to a sampled key.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum SampleKind {
-    Get,
+    /// A get; `hit` tells whether the real cache held the key.
+    Get {
+        hit: bool,
+    },
     Write(u32),
     Remove,
 }
@@ -156,11 +162,34 @@ impl Advisor {
         let mut hits = [0u64; FACTORS.len()];
         for sample in batch {
             match sample.kind {
-                SampleKind::Get => {
+                SampleKind::Get { hit: real_hit } => {
                     gets += 1;
-                    for (hit, miniature) in hits.iter_mut().zip(miniatures.iter()) {
-                        if miniature.get(&sample.key_hash).is_some() {
-                            *hit += 1;
+                    let mut weight = None;
+                    let mut missed = [false; FACTORS.len()];
+                    for ((hit, miss), miniature) in hits
+                        .iter_mut()
+                        .zip(missed.iter_mut())
+                        .zip(miniatures.iter())
+                    {
+                        match miniature.get(&sample.key_hash) {
+                            Some(found) => {
+                                *hit += 1;
+                                weight = Some(found);
+                            }
+                            None => *miss = true,
+                        }
+                    }
+                    // The real cache still holds the key, so it will not send a write for
+                    // it; a miniature that missed would have reloaded it, as a real cache of
+                    // that size would. Its weight is the one the other miniatures hold
+                    // (all received the same writes); when none holds it, it is unknown.
+                    if let (true, Some(weight)) = (real_hit, weight) {
+                        for (_, miniature) in missed
+                            .iter()
+                            .zip(miniatures.iter())
+                            .filter(|(missed, _)| **missed)
+                        {
+                            miniature.insert(sample.key_hash, weight);
                         }
                     }
                 }
@@ -369,7 +398,7 @@ mod tests {
         for round in 0..3 {
             for key in 0u64..10 {
                 let hash = key_hash(&key);
-                advisor.record(hash, SampleKind::Get);
+                advisor.record(hash, SampleKind::Get { hit: false });
                 if round == 0 {
                     advisor.record(hash, SampleKind::Write(100));
                 }

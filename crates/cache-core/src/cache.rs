@@ -177,7 +177,12 @@ where
         inner.stats.add_at(slot, counter, 1);
         if let Some(advisor) = &inner.advisor {
             if let Some(hash) = advisor.sampled(key) {
-                advisor.record(hash, SampleKind::Get);
+                advisor.record(
+                    hash,
+                    SampleKind::Get {
+                        hit: value.is_some(),
+                    },
+                );
             }
         }
         value
