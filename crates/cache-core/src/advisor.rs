@@ -32,6 +32,8 @@ use crate::metrics::{CurvePoint, MissRatioCurve};
 pub(crate) const FACTORS: [f64; 4] = [0.5, 1.0, 2.0, 4.0];
 /// Index of the 1× miniature in [`FACTORS`].
 const CURRENT: usize = 1;
+/// Miniatures at most: one per factor, plus the 1× one with twice the TTL when a TTL is set.
+const MINIATURES: usize = FACTORS.len() + 1;
 /// Samples buffered before they are replayed into the miniatures.
 pub(crate) const BATCH: usize = 64;
 /// Sampled gets needed before a curve is reported.
@@ -69,7 +71,9 @@ pub(crate) struct Advisor {
     pending: Mutex<Vec<Sample>>,
     miniatures: Mutex<Vec<Miniature>>,
     sampled_gets: AtomicU64,
-    miniature_hits: [AtomicU64; FACTORS.len()],
+    /// Hits per miniature; the last one is the doubled-TTL miniature's (0 without a TTL).
+    miniature_hits: [AtomicU64; MINIATURES],
+    ttl_doubled: bool,
 }
 
 impl std::fmt::Debug for Advisor {
@@ -102,23 +106,27 @@ impl Advisor {
         } else {
             (sample_rate * u64::MAX as f64) as u64
         };
-        let miniatures = FACTORS
+        let miniature = |factor: f64, ttl: Option<Duration>| {
+            let capacity = (config.max_memory_bytes as f64 * sample_rate * factor).ceil() as u64;
+            let mut builder = moka::sync::Cache::builder()
+                .max_capacity(capacity.max(1))
+                .weigher(|_key: &u64, weight: &u32| *weight);
+            if let Some(ttl) = ttl {
+                builder = builder.time_to_live(ttl);
+            }
+            if let Some(tti) = config.time_to_idle {
+                builder = builder.time_to_idle(tti);
+            }
+            builder.build_with_hasher(BuildHasherDefault::<PassThroughHasher>::default())
+        };
+        let mut miniatures: Vec<Miniature> = FACTORS
             .iter()
-            .map(|factor| {
-                let capacity =
-                    (config.max_memory_bytes as f64 * sample_rate * factor).ceil() as u64;
-                let mut builder = moka::sync::Cache::builder()
-                    .max_capacity(capacity.max(1))
-                    .weigher(|_key: &u64, weight: &u32| *weight);
-                if let Some(ttl) = config.time_to_live {
-                    builder = builder.time_to_live(ttl);
-                }
-                if let Some(tti) = config.time_to_idle {
-                    builder = builder.time_to_idle(tti);
-                }
-                builder.build_with_hasher(BuildHasherDefault::<PassThroughHasher>::default())
-            })
+            .map(|factor| miniature(*factor, config.time_to_live))
             .collect();
+        // What a TTL twice as long would keep, at today's size: backs `cache.ttl_too_short`.
+        if let Some(ttl) = config.time_to_live {
+            miniatures.push(miniature(1.0, Some(ttl.saturating_mul(2))));
+        }
         Self {
             threshold,
             sample_rate,
@@ -127,6 +135,7 @@ impl Advisor {
             miniatures: Mutex::new(miniatures),
             sampled_gets: AtomicU64::new(0),
             miniature_hits: Default::default(),
+            ttl_doubled: config.time_to_live.is_some(),
         }
     }
 
@@ -159,13 +168,13 @@ impl Advisor {
     fn replay(&self, batch: &[Sample]) {
         let miniatures = lock(&self.miniatures);
         let mut gets = 0;
-        let mut hits = [0u64; FACTORS.len()];
+        let mut hits = [0u64; MINIATURES];
         for sample in batch {
             match sample.kind {
                 SampleKind::Get { hit: real_hit } => {
                     gets += 1;
                     let mut weight = None;
-                    let mut missed = [false; FACTORS.len()];
+                    let mut missed = [false; MINIATURES];
                     for ((hit, miss), miniature) in hits
                         .iter_mut()
                         .zip(missed.iter_mut())
@@ -237,10 +246,17 @@ impl Advisor {
                 predicted_hit_rate: None,
             })
             .collect();
+        let ttl_doubled = self.ttl_doubled.then(|| CurvePoint {
+            capacity_factor: 1.0,
+            max_memory_bytes: self.max_memory_bytes,
+            simulated_hits: self.miniature_hits[FACTORS.len()].load(Ordering::Relaxed),
+            predicted_hit_rate: None,
+        });
         MissRatioCurve {
             sample_rate: self.sample_rate,
             sampled_gets: self.sampled_gets.load(Ordering::Relaxed),
             points,
+            ttl_doubled,
         }
     }
 }

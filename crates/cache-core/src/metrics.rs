@@ -62,6 +62,9 @@ pub struct MissRatioCurve {
     pub sampled_gets: u64,
     /// The points, in increasing size.
     pub points: Vec<CurvePoint>,
+    /// With a TTL set: the 1× miniature run with twice the TTL (same size), anchored like
+    /// the other points. `None` without a TTL.
+    pub ttl_doubled: Option<CurvePoint>,
 }
 
 impl MissRatioCurve {
@@ -70,6 +73,13 @@ impl MissRatioCurve {
         self.points
             .iter()
             .find(|point| (point.capacity_factor - capacity_factor).abs() < 1e-9)
+            .and_then(|point| point.predicted_hit_rate)
+    }
+
+    /// The predicted hit rate at today's size with twice the TTL (`None` without a TTL).
+    pub fn predicted_2x_ttl(&self) -> Option<f64> {
+        self.ttl_doubled
+            .as_ref()
             .and_then(|point| point.predicted_hit_rate)
     }
 
@@ -95,7 +105,7 @@ impl MissRatioCurve {
             .get(crate::advisor::CURRENT_POINT)
             .map_or(0, |point| point.simulated_hits);
         let expected_sampled = self.sample_rate * requests as f64;
-        for point in &mut self.points {
+        for point in self.points.iter_mut().chain(self.ttl_doubled.as_mut()) {
             point.predicted_hit_rate = measured_hit_rate.and_then(|measured| {
                 let difference = ratio(
                     point.simulated_hits as f64 - current as f64,
@@ -111,6 +121,10 @@ impl MissRatioCurve {
         let mut window = self.clone();
         window.sampled_gets = self.sampled_gets.saturating_sub(older.sampled_gets);
         for (point, old) in window.points.iter_mut().zip(&older.points) {
+            point.simulated_hits = point.simulated_hits.saturating_sub(old.simulated_hits);
+        }
+        if let (Some(point), Some(old)) = (window.ttl_doubled.as_mut(), older.ttl_doubled.as_ref())
+        {
             point.simulated_hits = point.simulated_hits.saturating_sub(old.simulated_hits);
         }
         window

@@ -4,7 +4,7 @@ mod support;
 
 use std::time::Duration;
 
-use resync_cache_core::{Cache, MIN_REQUESTS};
+use resync_cache_core::{Cache, GROW_MIN_GAIN, MIN_REQUESTS};
 use resync_perf_core::{SettingValue, Severity};
 use support::zipf::Zipf;
 
@@ -128,4 +128,39 @@ async fn frequent_expirations_say_the_ttl_is_too_short() {
         .unwrap_or_else(|| panic!("no TTL advice in {advice:?}"));
     let change = ttl.change.as_ref().expect("a settings change");
     assert_eq!(change.key, "ASYNC_CACHE_TTL");
+    assert!(ttl.evidence["predicted_hit_rate_2x_ttl"] >= ttl.evidence["hit_rate"] + GROW_MIN_GAIN);
+}
+
+#[tokio::test]
+async fn one_off_keys_that_expire_unread_do_not_blame_the_ttl() {
+    let cache: Cache<u64, u64> = Cache::builder()
+        .name("one-off-ttl")
+        .max_entries(1_000)
+        .max_memory_bytes(1_000 * 1024)
+        .ttl(Duration::from_millis(20))
+        .build()
+        .expect("valid settings");
+    // Every key is read once, missed, written and left to expire: expirations match misses,
+    // but a longer TTL would not turn a single miss into a hit.
+    let mut rounds = 0u64;
+    while cache.metrics().evictions.expired < 200 || rounds < 30 {
+        for key in rounds * 50..(rounds + 1) * 50 {
+            if cache.get(&key).await.is_none() {
+                cache.insert(key, key).await.expect("fits");
+            }
+        }
+        rounds += 1;
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        cache.run_pending_tasks().await;
+        assert!(rounds < 2_000, "entries never expired");
+    }
+    let metrics = cache.metrics();
+    assert!(metrics.evictions.expired as f64 >= 0.25 * metrics.misses as f64);
+    let curve = metrics.curve.as_ref().expect("enough sampled gets");
+    assert!(curve.predicted_2x_ttl().is_some());
+    let codes = codes(&cache);
+    assert!(
+        !codes.contains(&"cache.ttl_too_short".to_owned()),
+        "{codes:?}"
+    );
 }
