@@ -18,12 +18,13 @@
 //!    keys cause mostly cancels: they hit at every size.
 //!
 //! Cost on the hot path: one hash per get or write; for the sampled ~1 %, a push into a
-//! mutex-guarded buffer; every [`BATCH`] samples the pushing thread replays the batch into
-//! the miniatures under a second lock that other threads do not wait for while pushing.
+//! mutex-guarded buffer; once [`BATCH`] samples are buffered the pushing thread *tries* the
+//! replay lock and, if it is free, replays them into the miniatures; if another thread is
+//! replaying, the samples stay buffered (up to [`MAX_PENDING`], past which it waits).
 
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Duration;
 
 use crate::metrics::{CurvePoint, MissRatioCurve};
@@ -36,6 +37,9 @@ const CURRENT: usize = 1;
 const MINIATURES: usize = FACTORS.len() + 1;
 /// Samples buffered before they are replayed into the miniatures.
 pub(crate) const BATCH: usize = 64;
+/// Samples buffered at most while another thread holds the replay lock; past this the
+/// recording thread waits for it.
+pub(crate) const MAX_PENDING: usize = 16 * BATCH;
 /// Sampled gets needed before a curve is reported.
 pub(crate) const MIN_SAMPLED_GETS: u64 = 200;
 /// Default share of keys sampled.
@@ -146,17 +150,29 @@ impl Advisor {
         (hash <= self.threshold).then_some(hash)
     }
 
-    /// Records a sampled event; replays the buffer when it is full.
+    /// Records a sampled event; replays the buffer once it holds a batch.
+    ///
+    /// The replay lock is only *tried*: while another thread replays, the samples stay
+    /// buffered and the next sampled event tries again, so a Tokio worker does not block
+    /// behind a replay. Only a buffer grown to [`MAX_PENDING`] waits for the lock.
     pub(crate) fn record(&self, key_hash: u64, kind: SampleKind) {
-        let batch = {
+        let (batch, miniatures) = {
             let mut pending = lock(&self.pending);
             pending.push(Sample { key_hash, kind });
             if pending.len() < BATCH {
                 return;
             }
-            std::mem::replace(&mut *pending, Vec::with_capacity(BATCH))
+            let miniatures = match self.miniatures.try_lock() {
+                Ok(guard) => Some(guard),
+                Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+                Err(TryLockError::WouldBlock) if pending.len() < MAX_PENDING => return,
+                Err(TryLockError::WouldBlock) => None,
+            };
+            let batch = std::mem::replace(&mut *pending, Vec::with_capacity(BATCH));
+            (batch, miniatures)
         };
-        self.replay(&batch);
+        let miniatures = miniatures.unwrap_or_else(|| lock(&self.miniatures));
+        self.replay_locked(&miniatures, &batch);
     }
 
     /// Replays everything buffered and settles the miniatures.
@@ -166,7 +182,10 @@ impl Advisor {
     }
 
     fn replay(&self, batch: &[Sample]) {
-        let miniatures = lock(&self.miniatures);
+        self.replay_locked(&lock(&self.miniatures), batch);
+    }
+
+    fn replay_locked(&self, miniatures: &[Miniature], batch: &[Sample]) {
         let mut gets = 0;
         let mut hits = [0u64; MINIATURES];
         for sample in batch {
