@@ -30,6 +30,10 @@ const THREADS: [usize; 2] = [1, 2];
 enum Subject {
     Instrumented(Cache<u64, u64>),
     Moka(moka::future::Cache<u64, u64>),
+    /// moka weighted like the instrumented cache (512 B per entry, same memory bound) and
+    /// nothing else: same eviction policy inputs, so read-through ratios compare equal miss
+    /// counts (an unweighted moka sizes its frequency sketch differently and hits more).
+    MokaWeighted(moka::future::Cache<u64, u64>),
     /// moka with the weigher and eviction listener the instrumented cache needs, and nothing
     /// else: shows which share of the write-path cost is moka's own.
     MokaListener(moka::future::Cache<u64, u64>),
@@ -40,6 +44,7 @@ impl Subject {
         match self {
             Subject::Instrumented(_) => "resync",
             Subject::Moka(_) => "moka",
+            Subject::MokaWeighted(_) => "moka_weighted",
             Subject::MokaListener(_) => "moka_listener",
         }
     }
@@ -47,14 +52,16 @@ impl Subject {
     async fn get(&self, key: u64) -> Option<u64> {
         match self {
             Subject::Instrumented(cache) => cache.get(&key).await,
-            Subject::Moka(cache) | Subject::MokaListener(cache) => cache.get(&key).await,
+            Subject::Moka(cache) | Subject::MokaWeighted(cache) | Subject::MokaListener(cache) => {
+                cache.get(&key).await
+            }
         }
     }
 
     async fn get_with(&self, key: u64) -> u64 {
         match self {
             Subject::Instrumented(cache) => cache.get_with(key, async move { key }).await,
-            Subject::Moka(cache) | Subject::MokaListener(cache) => {
+            Subject::Moka(cache) | Subject::MokaWeighted(cache) | Subject::MokaListener(cache) => {
                 cache.get_with(key, async move { key }).await
             }
         }
@@ -65,26 +72,35 @@ impl Subject {
             Subject::Instrumented(cache) => {
                 cache.insert(key, key).await.expect("small entries fit");
             }
-            Subject::Moka(cache) | Subject::MokaListener(cache) => cache.insert(key, key).await,
+            Subject::Moka(cache) | Subject::MokaWeighted(cache) | Subject::MokaListener(cache) => {
+                cache.insert(key, key).await;
+            }
         }
     }
 
     async fn settle(&self) {
         match self {
             Subject::Instrumented(cache) => cache.run_pending_tasks().await,
-            Subject::Moka(cache) | Subject::MokaListener(cache) => cache.run_pending_tasks().await,
+            Subject::Moka(cache) | Subject::MokaWeighted(cache) | Subject::MokaListener(cache) => {
+                cache.run_pending_tasks().await;
+            }
         }
     }
 
     fn contains(&self, key: u64) -> bool {
         match self {
             Subject::Instrumented(cache) => cache.contains_key(&key),
-            Subject::Moka(cache) | Subject::MokaListener(cache) => cache.contains_key(&key),
+            Subject::Moka(cache) | Subject::MokaWeighted(cache) | Subject::MokaListener(cache) => {
+                cache.contains_key(&key)
+            }
         }
     }
 }
 
-fn subjects() -> [Subject; 3] {
+/// Subjects, in this order: resync, moka, moka_weighted, moka_listener.
+const SUBJECTS: usize = 4;
+
+fn subjects() -> [Subject; SUBJECTS] {
     let instrumented = Cache::builder()
         .name("bench")
         .max_entries(CAPACITY)
@@ -94,6 +110,12 @@ fn subjects() -> [Subject; 3] {
     [
         Subject::Instrumented(instrumented),
         Subject::Moka(moka::future::Cache::new(CAPACITY)),
+        Subject::MokaWeighted(
+            moka::future::Cache::builder()
+                .max_capacity(CAPACITY * 512)
+                .weigher(|_key: &u64, _value: &u64| 512)
+                .build(),
+        ),
         Subject::MokaListener(
             moka::future::Cache::builder()
                 .max_capacity(CAPACITY * 512)
@@ -203,17 +225,19 @@ const PAIRED_ROUNDS: usize = 7;
 struct PairedResult {
     group: &'static str,
     threads: usize,
-    /// Best throughput of each subject (resync, moka, moka_listener), ops/s.
-    best: [f64; 3],
+    /// Best throughput of each subject (resync, moka, moka_weighted, moka_listener), ops/s.
+    best: [f64; SUBJECTS],
     /// Sorted per-round ratios resync / moka.
     versus_moka: Vec<f64>,
+    /// Sorted per-round ratios resync / moka_weighted.
+    versus_weighted: Vec<f64>,
     /// Sorted per-round ratios resync / moka_listener.
     versus_listener: Vec<f64>,
 }
 
-/// Runs the three subjects in interleaved rounds (the order rotates every round).
+/// Runs the subjects in interleaved rounds (the order rotates every round).
 fn paired(
-    caches: &[Subject; 3],
+    caches: &[Subject; SUBJECTS],
     operation: Operation,
     keys: &Arc<Vec<u64>>,
     threads: usize,
@@ -230,23 +254,26 @@ fn paired(
     let mut result = PairedResult {
         group: operation.group(),
         threads,
-        best: [0.0; 3],
+        best: [0.0; SUBJECTS],
         versus_moka: Vec::with_capacity(PAIRED_ROUNDS),
+        versus_weighted: Vec::with_capacity(PAIRED_ROUNDS),
         versus_listener: Vec::with_capacity(PAIRED_ROUNDS),
     };
     for round in 0..PAIRED_ROUNDS {
-        let mut rates = [0.0; 3];
-        for offset in 0..3 {
-            let index = (round + offset) % 3;
+        let mut rates = [0.0; SUBJECTS];
+        for offset in 0..SUBJECTS {
+            let index = (round + offset) % SUBJECTS;
             rates[index] = rate(&caches[index]);
         }
         for (best, rate) in result.best.iter_mut().zip(rates) {
             *best = best.max(rate);
         }
         result.versus_moka.push(rates[0] / rates[1]);
-        result.versus_listener.push(rates[0] / rates[2]);
+        result.versus_weighted.push(rates[0] / rates[2]);
+        result.versus_listener.push(rates[0] / rates[3]);
     }
     result.versus_moka.sort_by(f64::total_cmp);
+    result.versus_weighted.sort_by(f64::total_cmp);
     result.versus_listener.sort_by(f64::total_cmp);
     result
 }
@@ -320,8 +347,16 @@ fn main() {
         "\npaired rounds ({PAIRED_ROUNDS} interleaved rounds of {PAIRED_OPS} ops per thread, throughput from on-CPU time); ratios are resync / baseline, min median max"
     );
     println!(
-        "{:<10} {:>7} {:>8} {:>8} {:>8} {:>22} {:>22}",
-        "group", "threads", "resync", "moka", "moka+l", "vs moka", "vs moka+listener"
+        "{:<10} {:>7} {:>8} {:>8} {:>8} {:>8} {:>16} {:>16} {:>16}",
+        "group",
+        "threads",
+        "resync",
+        "moka",
+        "moka+w",
+        "moka+l",
+        "vs moka",
+        "vs moka+weigher",
+        "vs moka+listener"
     );
     let triple = |ratios: &[f64]| {
         format!(
@@ -333,17 +368,19 @@ fn main() {
     };
     for result in &paired_results {
         println!(
-            "{:<10} {:>7} {:>8.3} {:>8.3} {:>8.3} {:>22} {:>22}",
+            "{:<10} {:>7} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>16} {:>16} {:>16}",
             result.group,
             result.threads,
             result.best[0] / 1e6,
             result.best[1] / 1e6,
             result.best[2] / 1e6,
+            result.best[3] / 1e6,
             triple(&result.versus_moka),
+            triple(&result.versus_weighted),
             triple(&result.versus_listener)
         );
     }
-    println!("(throughput columns: best round, Mop/s; moka+l = moka with the same weigher and an eviction listener)");
+    println!("(throughput columns: best round, Mop/s; moka = unweighted Cache::new, which holds the same entries but hits more on get_with; moka+w = moka with the same 512 B weigher, no listener; moka+l = same weigher plus an eviction listener)");
 
     let totals = totals.lock().expect("totals lock");
     println!("\ncriterion runs, all timed iterations (Mop/s), resync with statistics and advisor on vs bare moka:");
