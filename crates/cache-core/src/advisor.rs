@@ -422,6 +422,33 @@ mod tests {
     }
 
     #[test]
+    fn a_miniature_that_lost_a_key_the_real_cache_still_holds_reloads_it() {
+        let advisor = Advisor::new(AdvisorConfig {
+            max_memory_bytes: 100_000,
+            max_entries: 1_000,
+            sample_rate: Some(1.0),
+            time_to_live: None,
+            time_to_idle: None,
+        });
+        let hash = key_hash(&7u64);
+        advisor.record(hash, SampleKind::Write(100));
+        advisor.flush();
+        // The ½× miniature loses the key (as if it had evicted it); the real cache keeps it.
+        lock(&advisor.miniatures)[0].invalidate(&hash);
+        for _ in 0..2 {
+            advisor.record(hash, SampleKind::Get { hit: true });
+            advisor.flush();
+        }
+        let curve = advisor.curve();
+        assert_eq!(curve.sampled_gets, 2);
+        // Missed once, re-inserted with the weight the others hold, then hit.
+        assert_eq!(curve.points[0].simulated_hits, 1);
+        for point in &curve.points[1..] {
+            assert_eq!(point.simulated_hits, 2, "factor {}", point.capacity_factor);
+        }
+    }
+
+    #[test]
     fn miniatures_count_hits_of_repeated_keys() {
         let advisor = Advisor::new(AdvisorConfig {
             max_memory_bytes: 100_000,
