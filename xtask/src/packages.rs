@@ -64,9 +64,12 @@ pub(crate) fn ensure_installed() -> Result<()> {
 }
 
 fn apt(args: &[&str]) -> Result<()> {
+    // apt's output goes to stderr: `services up` keeps stdout for the `export` lines that
+    // `eval "$(cargo xtask services up)"` runs.
     let status = Command::new("apt-get")
         .args(args)
         .env("DEBIAN_FRONTEND", "noninteractive")
+        .stdout(std::process::Stdio::from(std::io::stderr()))
         .status()
         .context("running apt-get")?;
     if !status.success() {
