@@ -37,3 +37,20 @@ pub fn wait_for_tcp(addr: SocketAddr, timeout: Duration) -> io::Result<()> {
         }
     }
 }
+
+/// Runs `start` with a free loopback port, retrying on a new port up to five times: a free
+/// port can be taken by another process before the server binds it.
+///
+/// # Errors
+///
+/// The last start-up error when every attempt failed.
+pub(crate) fn start_on_a_free_port(mut start: impl FnMut(u16) -> io::Result<()>) -> io::Result<()> {
+    let mut last_error = io::Error::other("no start-up attempt was made");
+    for _ in 0..5 {
+        match start(free_port()?) {
+            Ok(()) => return Ok(()),
+            Err(error) => last_error = error,
+        }
+    }
+    Err(last_error)
+}

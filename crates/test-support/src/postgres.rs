@@ -10,7 +10,7 @@ use nix::sys::signal::Signal;
 use nix::unistd::{chown, Gid, Uid, User};
 use tempfile::TempDir;
 
-use crate::net::free_port;
+use crate::net::start_on_a_free_port;
 use crate::process::{DetachedService, ServiceProcess};
 use crate::STARTUP_TIMEOUT;
 
@@ -95,16 +95,11 @@ impl PostgresBuilder {
             builder: self,
             process: None,
         };
-        // A free port can be taken by someone else before the server binds it: retry.
-        let mut last_error = None;
-        for _ in 0..5 {
-            server.port = free_port()?;
-            match server.start_again() {
-                Ok(()) => return Ok(server),
-                Err(error) => last_error = Some(error),
-            }
-        }
-        Err(last_error.unwrap_or_else(|| io::Error::other("postgres did not start")))
+        start_on_a_free_port(|port| {
+            server.port = port;
+            server.start_again()
+        })?;
+        Ok(server)
     }
 }
 

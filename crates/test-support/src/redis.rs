@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use tempfile::TempDir;
 
-use crate::net::free_port;
+use crate::net::start_on_a_free_port;
 use crate::process::{DetachedService, ServiceProcess};
 use crate::STARTUP_TIMEOUT;
 
@@ -65,15 +65,11 @@ impl RedisBuilder {
             builder: self,
             process: None,
         };
-        let mut last_error = None;
-        for _ in 0..5 {
-            server.port = free_port()?;
-            match server.start_again() {
-                Ok(()) => return Ok(server),
-                Err(error) => last_error = Some(error),
-            }
-        }
-        Err(last_error.unwrap_or_else(|| io::Error::other("redis did not start")))
+        start_on_a_free_port(|port| {
+            server.port = port;
+            server.start_again()
+        })?;
+        Ok(server)
     }
 }
 
