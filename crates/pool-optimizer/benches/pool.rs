@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, Criterion, Throughput};
 use resync_pool_optimizer::{MonitoredPool, PoolConfig, PostgresManager};
 use resync_resource_manager::ResourceTracker;
 
@@ -37,9 +37,12 @@ impl bb8::ManageConnection for Trivial {
     }
 }
 
+/// Worker threads of every bench runtime (the machine's 2 cores).
+const WORKERS: u32 = 2;
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(WORKERS as usize)
         .enable_all()
         .build()
         .expect("tokio runtime")
@@ -92,6 +95,193 @@ fn checkout(c: &mut Criterion) {
     group.finish();
 }
 
+/// Connections and tasks of the contended checkout bench (the brief's peer figure: bare bb8
+/// 1.29 M get+drop/s with 16 connections and 32 tasks on 2 cores).
+const CONTENDED_CONNS: u32 = 16;
+const CONTENDED_TASKS: u64 = 32;
+
+/// The two pools of the contended checkout bench: 16 connections each, the same trivial
+/// manager and bb8's default timeouts.
+struct Contended {
+    bare: bb8::Pool<Trivial>,
+    monitored: MonitoredPool<Trivial>,
+}
+
+impl Contended {
+    fn new(rt: &tokio::runtime::Runtime, tracker: &ResourceTracker) -> Self {
+        let config = PoolConfig {
+            min_size: CONTENDED_CONNS,
+            max_size: CONTENDED_CONNS,
+            idle_timeout: Some(Duration::from_secs(600)),
+            max_lifetime: Some(Duration::from_secs(1800)),
+            ..PoolConfig::default()
+        };
+        rt.block_on(async {
+            Self {
+                bare: bb8::Pool::builder()
+                    .max_size(CONTENDED_CONNS)
+                    .min_idle(Some(CONTENDED_CONNS))
+                    .build(Trivial)
+                    .await
+                    .expect("bare pool"),
+                monitored: MonitoredPool::new("bench", config, Trivial, tracker).expect("valid"),
+            }
+        })
+    }
+
+    /// `iters` get + drop on the bare pool from `CONTENDED_TASKS` tasks; the wall time.
+    async fn run_bare(&self, iters: u64) -> Duration {
+        let started = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for share in shares(iters, CONTENDED_TASKS) {
+            let bare = self.bare.clone();
+            tasks.spawn(async move {
+                for _ in 0..share {
+                    drop(bare.get().await.expect("get"));
+                }
+            });
+        }
+        tasks.join_all().await;
+        started.elapsed()
+    }
+
+    /// The same through the monitored pool.
+    async fn run_monitored(&self, iters: u64) -> Duration {
+        let started = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for share in shares(iters, CONTENDED_TASKS) {
+            let pool = self.monitored.clone();
+            tasks.spawn(async move {
+                for _ in 0..share {
+                    drop(pool.get().await.expect("get"));
+                }
+            });
+        }
+        tasks.join_all().await;
+        started.elapsed()
+    }
+}
+
+/// get + drop from `CONTENDED_TASKS` tasks over a pool of `CONTENDED_CONNS`, side by side.
+fn checkout_contended(c: &mut Criterion) {
+    let rt = runtime();
+    let tracker = ResourceTracker::new();
+    let pools = Contended::new(&rt, &tracker);
+    let mut group = c.benchmark_group("checkout_contended");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("bare_bb8", |b| {
+        b.to_async(&rt).iter_custom(|iters| pools.run_bare(iters));
+    });
+    group.bench_function("monitored_pool", |b| {
+        b.to_async(&rt)
+            .iter_custom(|iters| pools.run_monitored(iters));
+    });
+    group.finish();
+}
+
+/// On-CPU nanoseconds of every thread of this process so far (Linux `schedstat`), or
+/// `None` where that is not available.
+fn process_cpu_ns() -> Option<u64> {
+    let mut total = 0;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let path = task.ok()?.path().join("schedstat");
+        // A thread may end between the listing and the read: it is not ours to count then.
+        if let Ok(text) = std::fs::read_to_string(path) {
+            total += text.split_whitespace().next()?.parse::<u64>().ok()?;
+        }
+    }
+    Some(total)
+}
+
+/// get + drop per round and pool in the paired measurement.
+const PAIRED_OPS: u64 = 500_000;
+const PAIRED_ROUNDS: usize = 21;
+
+/// The contended checkout measured again in interleaved rounds (the order alternates), each
+/// pool's throughput taken from the process's on-CPU time (so that other processes on a
+/// shared machine do not decide the ratio) as well as from wall time; prints the per-round
+/// ratios monitored / bare (min, median, max).
+fn paired_checkout() {
+    let rt = runtime();
+    let tracker = ResourceTracker::new();
+    let pools = Contended::new(&rt, &tracker);
+    // Throughput of a run from on-CPU time (per worker thread), and from wall time.
+    let measure = |monitored: bool| {
+        let cpu_before = process_cpu_ns();
+        let wall = rt.block_on(async {
+            if monitored {
+                pools.run_monitored(PAIRED_OPS).await
+            } else {
+                pools.run_bare(PAIRED_OPS).await
+            }
+        });
+        let cpu = process_cpu_ns()
+            .zip(cpu_before)
+            .map(|(after, before)| Duration::from_nanos(after - before));
+        let ops = PAIRED_OPS as f64;
+        let by_cpu = cpu.map(|cpu| ops / (cpu.as_secs_f64() / f64::from(WORKERS)));
+        (by_cpu, ops / wall.as_secs_f64())
+    };
+    // Warm-up: both pools once.
+    measure(false);
+    measure(true);
+    let mut by_cpu = Vec::new();
+    let mut by_wall = Vec::new();
+    let mut best = [0.0_f64; 2];
+    for round in 0..PAIRED_ROUNDS {
+        let (bare, monitored) = if round % 2 == 0 {
+            let bare = measure(false);
+            (bare, measure(true))
+        } else {
+            let monitored = measure(true);
+            (measure(false), monitored)
+        };
+        if let (Some(bare_cpu), Some(monitored_cpu)) = (bare.0, monitored.0) {
+            by_cpu.push(monitored_cpu / bare_cpu);
+            best[0] = best[0].max(bare_cpu);
+            best[1] = best[1].max(monitored_cpu);
+        }
+        by_wall.push(monitored.1 / bare.1);
+    }
+    let triple = |ratios: &mut Vec<f64>| {
+        ratios.sort_by(f64::total_cmp);
+        match ratios.as_slice() {
+            [] => "n/a".to_owned(),
+            sorted => format!(
+                "{:.3} {:.3} {:.3}",
+                sorted[0],
+                sorted[sorted.len() / 2],
+                sorted[sorted.len() - 1]
+            ),
+        }
+    };
+    println!(
+        "\ncheckout_contended paired: {PAIRED_ROUNDS} interleaved rounds of {PAIRED_OPS} get+drop, \
+         {CONTENDED_TASKS} tasks, {CONTENDED_CONNS} connections, {WORKERS} worker threads"
+    );
+    println!(
+        "  best round from on-CPU time: bare bb8 {:.3} M/s, monitored {:.3} M/s",
+        best[0] / 1e6,
+        best[1] / 1e6
+    );
+    println!(
+        "  monitored / bare, from on-CPU time (min median max): {}",
+        triple(&mut by_cpu)
+    );
+    println!(
+        "  monitored / bare, from wall time   (min median max): {}",
+        triple(&mut by_wall)
+    );
+    if std::env::var_os("RESYNC_BENCH_ROUNDS").is_some() {
+        println!("  every round (wall, sorted): {by_wall:.2?}");
+    }
+}
+
+/// `iters` split into `tasks` near-equal shares.
+fn shares(iters: u64, tasks: u64) -> impl Iterator<Item = u64> {
+    (0..tasks).map(move |task| iters / tasks + u64::from(task < iters % tasks))
+}
+
 /// Runs `iters` `SELECT 1`s spread over `CLIENTS` tasks and returns the wall time.
 async fn concurrent<F, Fut>(iters: u64, one: F) -> Duration
 where
@@ -100,8 +290,7 @@ where
 {
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for client in 0..u64::from(CLIENTS) {
-        let share = iters / u64::from(CLIENTS) + u64::from(client < iters % u64::from(CLIENTS));
+    for share in shares(iters, u64::from(CLIENTS)) {
         let one = one.clone();
         tasks.spawn(async move {
             for _ in 0..share {
@@ -172,7 +361,41 @@ fn select_1(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default();
-    targets = checkout, select_1
+    config = Criterion::default().configure_from_args();
+    targets = checkout, checkout_contended, select_1
 }
-criterion_main!(benches);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    // The paired rounds run when the contended group is selected (no filter, or a filter
+    // that the group's name contains).
+    if filter_selects("checkout_contended") {
+        paired_checkout();
+    }
+}
+
+/// Whether Criterion's name filter (the first positional argument) selects `group`.
+fn filter_selects(group: &str) -> bool {
+    /// Criterion options followed by a value.
+    const WITH_VALUE: [&str; 9] = [
+        "--warm-up-time",
+        "--measurement-time",
+        "--sample-size",
+        "--profile-time",
+        "--save-baseline",
+        "--baseline",
+        "--output-format",
+        "--noise-threshold",
+        "--significance-level",
+    ];
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if WITH_VALUE.contains(&arg.as_str()) {
+            args.next();
+        } else if !arg.starts_with('-') {
+            return group.contains(arg.as_str()) || arg.contains(group);
+        }
+    }
+    true
+}

@@ -2,7 +2,9 @@
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};
-use std::time::Instant;
+use std::time::Duration;
+
+use crate::clock::{span, Nanos};
 
 use crate::stats::PoolStats;
 use crate::wrapper::MonitoredManager;
@@ -21,7 +23,7 @@ where
 {
     conn: bb8::PooledConnection<'a, MonitoredManager<M>>,
     stats: &'a PoolStats,
-    acquired_at: Instant,
+    acquired_at: Nanos,
 }
 
 impl<'a, M> PoolConnection<'a, M>
@@ -32,7 +34,7 @@ where
     pub(crate) fn new(
         conn: bb8::PooledConnection<'a, MonitoredManager<M>>,
         stats: &'a PoolStats,
-        acquired_at: Instant,
+        acquired_at: Nanos,
     ) -> Self {
         Self {
             conn,
@@ -90,14 +92,12 @@ where
         // One clock read: the hold time's end and the last-use stamp. The stamp is set
         // before bb8 takes the connection back (and calls `has_broken`), so the next checkout
         // within the validation skip window needs no round trip.
-        let now = Instant::now();
-        let held = now.saturating_duration_since(self.acquired_at);
+        let now = self.stats.clock.now();
         self.conn.last_used = now;
-        self.stats
-            .checked_in(u64::try_from(held.as_nanos()).unwrap_or(u64::MAX));
+        self.stats.checked_in(span(self.acquired_at, now));
         // Returning a connection to the pool is a proper close of the checkout (counted as
         // closed, not "released without close"), stamped with the same clock read.
-        self.conn.lease.checkin(now);
+        self.conn.lease.checkin_nanos(now);
     }
 }
 
@@ -109,7 +109,10 @@ where
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PoolConnection")
             .field("pool", &self.stats.name)
-            .field("held_for", &self.acquired_at.elapsed())
+            .field(
+                "held_for",
+                &Duration::from_nanos(span(self.acquired_at, self.stats.clock.now())),
+            )
             .field("reported_broken", &self.conn.reported)
             .finish_non_exhaustive()
     }

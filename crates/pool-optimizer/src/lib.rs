@@ -47,6 +47,7 @@
 
 mod advisor;
 mod backends;
+mod clock;
 mod config;
 mod erlang;
 mod error;

@@ -110,20 +110,20 @@ impl PoolMetrics {
             .filter(|leak| leak.kind == shared.config.resource_kind && *leak.label == *stats.name)
             .count();
         let load = PoolStats::load;
-        let direct = load(&stats.direct);
-        let waited = load(&stats.waited);
+        let checkouts = stats.checkout_totals();
+        let (direct, waited) = (checkouts.direct, checkouts.waited);
         let acquires = direct + waited;
         let validations_run = load(&stats.validations_run);
         let validations_passed =
             validations_run.saturating_sub(load(&stats.validation_run_failures));
         // Direct checkouts are not timed on the hot path: they are zeros of the histogram.
-        let mut acquire_latency = stats.acquire_latency.snapshot();
+        let mut acquire_latency = checkouts.acquire_latency;
         if direct > 0 {
             let zeros = Histogram::new();
             zeros.record_n(0, direct);
             acquire_latency.merge(&zeros.snapshot());
         }
-        let hold_time = stats.hold_time.snapshot();
+        let hold_time = checkouts.hold_time;
         Self {
             name: stats.name.to_string(),
             settings_prefix: shared.config.settings_prefix.to_owned(),
@@ -132,9 +132,9 @@ impl PoolMetrics {
             min_size: shared.config.min_size,
             connections: state.connections,
             idle: state.idle_connections,
-            in_use: load(&stats.in_use),
-            waiting: load(&stats.waiting),
-            peak_in_use: load(&stats.peak_in_use),
+            in_use: stats.in_use(),
+            waiting: stats.waiting(),
+            peak_in_use: stats.peak_in_use(),
             acquires,
             acquires_direct: direct,
             acquires_waited: waited,

@@ -6,10 +6,11 @@ use std::panic::Location;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use resync_resource_manager::{KindConfig, LeakThreshold, ResourceTracker};
 
+use crate::clock::{span, Nanos, PoolClock};
 use crate::config::PoolConfig;
 use crate::error::{Error, SharedError};
 use crate::guard::PoolConnection;
@@ -101,13 +102,15 @@ where
     ) -> Result<Self, Error> {
         config.validate()?;
         let name: Arc<str> = Arc::from(name.into());
-        let stats = Arc::new(PoolStats::new(Arc::clone(&name)));
+        let clock = PoolClock::new(tracker.epoch());
+        let stats = Arc::new(PoolStats::new(Arc::clone(&name), clock));
         let manager = Arc::new(manager);
         let wrapper = MonitoredManager {
             inner: Arc::clone(&manager),
             stats: Arc::clone(&stats),
             connect_timeout: config.connect_timeout,
-            validation_skip_window: config.validation_skip_window,
+            validation_skip_window_nanos: u64::try_from(config.validation_skip_window.as_nanos())
+                .unwrap_or(u64::MAX),
             tracker: tracker.clone(),
             kind: config.resource_kind,
         };
@@ -185,19 +188,21 @@ where
             let first = std::future::poll_fn(|cx| Poll::Ready(getting.as_mut().poll(cx))).await;
             let (conn, acquired_at) = match first {
                 Poll::Ready(Ok(conn)) => {
-                    PoolStats::count(&shared.stats.direct);
+                    shared.stats.checked_out_direct();
                     let acquired_at = conn.checked_out_at;
                     (conn, acquired_at)
                 }
                 Poll::Ready(Err(_timed_out)) => {
                     return Err(shared.timed_out(failures_seen, Duration::ZERO));
                 }
-                Poll::Pending => shared.wait(getting, failures_seen).await?,
+                // Boxed: the wait state (a select over bb8's future and a connect-failure
+                // notification) is three times the size of the rest, and an unboxed one would
+                // make every `get()` future that large to create and move.
+                Poll::Pending => Box::pin(shared.wait(getting, failures_seen)).await?,
             };
-            shared.stats.checked_out();
             // The connection's slot, registered at connect: a few atomic stores, with the
             // caller's line and the checkout instant the validation already read.
-            conn.lease.checkout(location, acquired_at);
+            conn.lease.checkout_nanos(location, acquired_at);
             Ok(PoolConnection::new(conn, &shared.stats, acquired_at))
         }
     }
@@ -220,12 +225,13 @@ where
         &'a self,
         mut getting: Pin<&mut F>,
         mut failures_seen: u64,
-    ) -> Result<(Checkout<'a, M>, Instant), Error>
+    ) -> Result<(Checkout<'a, M>, Nanos), Error>
     where
         F: Future<Output = Result<Checkout<'a, M>, bb8::RunError<SharedError>>>,
     {
-        let started = Instant::now();
-        let _waiting = Waiting::start(&self.stats.waiting);
+        let clock = &self.stats.clock;
+        let started = clock.now();
+        let _waiting = Waiting::start(&self.stats);
         loop {
             tokio::select! {
                 biased;
@@ -235,14 +241,12 @@ where
                             // Stamped by the checkout validation: no clock read here.
                             let acquired_at = conn.checked_out_at;
                             self.stats
-                                .acquire_latency
-                                .record_duration(acquired_at.saturating_duration_since(started));
-                            PoolStats::count(&self.stats.waited);
+                                .checked_out_waited(Duration::from_nanos(span(started, acquired_at)));
                             Ok((conn, acquired_at))
                         }
                         Err(_timed_out) => {
-                            let waited = started.elapsed();
-                            self.stats.acquire_latency.record_duration(waited);
+                            let waited = Duration::from_nanos(span(started, clock.now()));
+                            self.stats.failed_wait(waited);
                             Err(self.timed_out(failures_seen, waited))
                         }
                     };
@@ -251,7 +255,8 @@ where
                     if self.stats.in_use() == 0 {
                         // Nothing is checked out, so nothing can come back: the backend is
                         // unreachable now.
-                        self.stats.acquire_latency.record_duration(started.elapsed());
+                        self.stats
+                            .failed_wait(Duration::from_nanos(span(started, clock.now())));
                         if let Some(source) = self.stats.last_connect_error() {
                             return Err(self.unavailable(source));
                         }

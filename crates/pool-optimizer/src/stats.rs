@@ -1,30 +1,34 @@
 //! The pool's own counters, shared by the wrapper manager, `get()` and the guards.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use resync_perf_core::Histogram;
+use resync_perf_core::{Histogram, HistogramSnapshot};
 use tokio::sync::Notify;
 
+use crate::clock::PoolClock;
 use crate::error::SharedError;
 
 /// Counters and histograms of one pool. Cumulative; recorded lock-free.
 ///
-/// Checkout path cost: a direct checkout touches `direct`, `in_use` and (only when a new
-/// peak is reached) `peak_in_use`; a release touches `in_use` and the hold-time histogram.
+/// Laid out for a pool used from many threads at once: what every checkout writes lives in
+/// per-thread shards ([`HotShard`], each on its own cache lines), the in-use gauge and its
+/// peak share one line that nothing else is on, and the counters of rare events (connect
+/// failures, exhaustions, ...) sit on lines the hot path only reads. So a direct checkout +
+/// return writes its thread's shard and the in-use line, nothing else.
 /// Figures that can be derived are not stored: acquires = direct + waited, validations
 /// skipped = acquires − passed round trips, Σ hold time = the hold histogram's sum.
 #[derive(Debug)]
 pub(crate) struct PoolStats {
     pub(crate) name: Arc<str>,
     pub(crate) started: Instant,
-    /// Checkouts whose first poll returned a connection (no clock read, no wait).
-    pub(crate) direct: AtomicU64,
-    /// Checkouts that had to wait (timed; recorded in `acquire_latency`).
-    pub(crate) waited: AtomicU64,
-    /// `get()` calls waiting now (gauge, kept by a drop guard so cancelled gets leave it).
-    pub(crate) waiting: AtomicU64,
+    /// The clock of checkouts, returns and waits.
+    pub(crate) clock: PoolClock,
+    /// Per-thread shards of the checkout counters; a thread always records into the same one.
+    shards: Box<[Padded<HotShard>]>,
+    /// Connections checked out now, their peak and the `get()` calls waiting now.
+    occupancy: Padded<Occupancy>,
     pub(crate) exhaustions: AtomicU64,
     pub(crate) unavailable: AtomicU64,
     pub(crate) connect_attempts: AtomicU64,
@@ -36,12 +40,6 @@ pub(crate) struct PoolStats {
     /// Round trips that failed (a subset of `validations_run`).
     pub(crate) validation_run_failures: AtomicU64,
     pub(crate) validation_failures: AtomicU64,
-    pub(crate) in_use: AtomicU64,
-    pub(crate) peak_in_use: AtomicU64,
-    /// Waited gets only (successful or not); direct checkouts are added as zeros at
-    /// snapshot time.
-    pub(crate) acquire_latency: Histogram,
-    pub(crate) hold_time: Histogram,
     pub(crate) connect_latency: Histogram,
     /// Only touched when a connect fails.
     last_connect_error: Mutex<Option<SharedError>>,
@@ -49,14 +47,74 @@ pub(crate) struct PoolStats {
     connect_failed: Notify,
 }
 
+/// Keeps a value alone on its cache lines (two, for the adjacent-line prefetcher).
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Padded<T>(T);
+
+/// The gauges every checkout and return of the pool shares.
+#[derive(Debug, Default)]
+struct Occupancy {
+    in_use: AtomicU64,
+    peak_in_use: AtomicU64,
+    /// `get()` calls waiting now (kept by a drop guard so cancelled gets leave it).
+    waiting: AtomicU64,
+}
+
+/// What a checkout records, for the threads that use one shard.
+#[derive(Debug)]
+struct HotShard {
+    /// Checkouts whose first poll returned a connection (no clock read, no wait).
+    direct: AtomicU64,
+    /// Checkouts that had to wait (timed; recorded in `acquire_latency`).
+    waited: AtomicU64,
+    /// Waited gets only (successful or not); direct checkouts are added as zeros at
+    /// snapshot time.
+    acquire_latency: Histogram,
+    hold_time: Histogram,
+}
+
+/// The sums of the shards, read for a snapshot.
+#[derive(Debug)]
+pub(crate) struct CheckoutTotals {
+    pub(crate) direct: u64,
+    pub(crate) waited: u64,
+    pub(crate) acquire_latency: HistogramSnapshot,
+    pub(crate) hold_time: HistogramSnapshot,
+}
+
+/// Hands each thread its shard index, round robin, on its first checkout.
+static NEXT_THREAD: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static THREAD_INDEX: usize = NEXT_THREAD.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Shards per pool: the machine's parallelism rounded up to a power of two, at most 16.
+fn shard_count() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .next_power_of_two()
+        .min(16)
+}
+
 impl PoolStats {
-    pub(crate) fn new(name: Arc<str>) -> Self {
+    pub(crate) fn new(name: Arc<str>, clock: PoolClock) -> Self {
         Self {
             name,
             started: Instant::now(),
-            direct: AtomicU64::new(0),
-            waited: AtomicU64::new(0),
-            waiting: AtomicU64::new(0),
+            clock,
+            shards: (0..shard_count())
+                .map(|_| {
+                    Padded(HotShard {
+                        direct: AtomicU64::new(0),
+                        waited: AtomicU64::new(0),
+                        acquire_latency: Histogram::new(),
+                        hold_time: Histogram::new(),
+                    })
+                })
+                .collect(),
+            occupancy: Padded::default(),
             exhaustions: AtomicU64::new(0),
             unavailable: AtomicU64::new(0),
             connect_attempts: AtomicU64::new(0),
@@ -67,14 +125,72 @@ impl PoolStats {
             validations_run: AtomicU64::new(0),
             validation_run_failures: AtomicU64::new(0),
             validation_failures: AtomicU64::new(0),
-            in_use: AtomicU64::new(0),
-            peak_in_use: AtomicU64::new(0),
-            acquire_latency: Histogram::new(),
-            hold_time: Histogram::new(),
             connect_latency: Histogram::new(),
             last_connect_error: Mutex::new(None),
             connect_failed: Notify::new(),
         }
+    }
+
+    /// The calling thread's shard.
+    #[inline]
+    fn shard(&self) -> &HotShard {
+        // The length is a power of two: the mask keeps the index in bounds.
+        let index = THREAD_INDEX.with(|index| *index) & (self.shards.len() - 1);
+        &self.shards[index].0
+    }
+
+    /// Sums the shards.
+    pub(crate) fn checkout_totals(&self) -> CheckoutTotals {
+        let mut totals = CheckoutTotals {
+            direct: 0,
+            waited: 0,
+            acquire_latency: HistogramSnapshot::default(),
+            hold_time: HistogramSnapshot::default(),
+        };
+        for Padded(shard) in &*self.shards {
+            totals.direct += shard.direct.load(Ordering::Relaxed);
+            totals.waited += shard.waited.load(Ordering::Relaxed);
+            totals
+                .acquire_latency
+                .merge(&shard.acquire_latency.snapshot());
+            totals.hold_time.merge(&shard.hold_time.snapshot());
+        }
+        totals
+    }
+
+    /// Called by a `get()` whose first poll returned a connection.
+    #[inline]
+    pub(crate) fn checked_out_direct(&self) {
+        self.shard().direct.fetch_add(1, Ordering::Relaxed);
+        self.checked_out();
+    }
+
+    /// Called by a `get()` that waited `waited` for its connection.
+    pub(crate) fn checked_out_waited(&self, waited: Duration) {
+        let shard = self.shard();
+        shard.waited.fetch_add(1, Ordering::Relaxed);
+        shard.acquire_latency.record_duration(waited);
+        self.checked_out();
+    }
+
+    /// Records how long a `get()` that failed waited.
+    pub(crate) fn failed_wait(&self, waited: Duration) {
+        self.shard().acquire_latency.record_duration(waited);
+    }
+
+    /// Connections checked out now.
+    pub(crate) fn in_use(&self) -> u64 {
+        self.occupancy.0.in_use.load(Ordering::Relaxed)
+    }
+
+    /// The most connections checked out at once so far.
+    pub(crate) fn peak_in_use(&self) -> u64 {
+        self.occupancy.0.peak_in_use.load(Ordering::Relaxed)
+    }
+
+    /// `get()` calls waiting now.
+    pub(crate) fn waiting(&self) -> u64 {
+        self.occupancy.0.waiting.load(Ordering::Relaxed)
     }
 
     pub(crate) fn count(counter: &AtomicU64) {
@@ -85,26 +201,21 @@ impl PoolStats {
         counter.load(Ordering::Relaxed)
     }
 
-    /// Connections checked out now.
-    pub(crate) fn in_use(&self) -> u64 {
-        self.in_use.load(Ordering::Relaxed)
-    }
-
-    /// Called by a `get()` that obtained a connection (after counting it direct or waited).
     #[inline]
-    pub(crate) fn checked_out(&self) {
-        let in_use = self.in_use.fetch_add(1, Ordering::Relaxed) + 1;
-        // A plain load first: the read-modify-write only when a new peak is reached.
-        if in_use > self.peak_in_use.load(Ordering::Relaxed) {
-            self.peak_in_use.fetch_max(in_use, Ordering::Relaxed);
+    fn checked_out(&self) {
+        let occupancy = &self.occupancy.0;
+        let in_use = occupancy.in_use.fetch_add(1, Ordering::Relaxed) + 1;
+        // A plain load first (same line): the read-modify-write only for a new peak.
+        if in_use > occupancy.peak_in_use.load(Ordering::Relaxed) {
+            occupancy.peak_in_use.fetch_max(in_use, Ordering::Relaxed);
         }
     }
 
     /// Called by the guard's drop.
     #[inline]
     pub(crate) fn checked_in(&self, held_nanos: u64) {
-        self.in_use.fetch_sub(1, Ordering::Relaxed);
-        self.hold_time.record(held_nanos);
+        self.occupancy.0.in_use.fetch_sub(1, Ordering::Relaxed);
+        self.shard().hold_time.record(held_nanos);
     }
 
     /// Records a failed connect and wakes every `get()` waiting for one.
@@ -151,7 +262,8 @@ impl PoolStats {
 pub(crate) struct Waiting<'a>(&'a AtomicU64);
 
 impl<'a> Waiting<'a> {
-    pub(crate) fn start(gauge: &'a AtomicU64) -> Self {
+    pub(crate) fn start(stats: &'a PoolStats) -> Self {
+        let gauge = &stats.occupancy.0.waiting;
         gauge.fetch_add(1, Ordering::Relaxed);
         Self(gauge)
     }

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use resync_resource_manager::{LeaseSlot, ResourceTracker};
 
+use crate::clock::{span, Nanos};
 use crate::error::{Error, SharedError};
 use crate::stats::PoolStats;
 
@@ -12,12 +13,12 @@ use crate::stats::PoolStats;
 #[derive(Debug)]
 pub(crate) struct Tracked<C> {
     pub(crate) conn: C,
-    /// When the connection was last returned to the pool (or made).
-    pub(crate) last_used: Instant,
+    /// When the connection was last returned to the pool (or made), on the pool's clock.
+    pub(crate) last_used: Nanos,
     /// When checkout validation passed: the one clock read of a checkout, serving the
     /// skip-window check, the end of the acquire wait, the start of the hold time and the
     /// lease checkout.
-    pub(crate) checked_out_at: Instant,
+    pub(crate) checked_out_at: Nanos,
     /// Set when a caller reported the connection unusable (counted as a caller error, not
     /// as broken).
     pub(crate) reported: bool,
@@ -38,7 +39,8 @@ pub(crate) struct MonitoredManager<M> {
     pub(crate) inner: Arc<M>,
     pub(crate) stats: Arc<PoolStats>,
     pub(crate) connect_timeout: Duration,
-    pub(crate) validation_skip_window: Duration,
+    /// The validation skip window in nanoseconds (compared with the pool clock's spans).
+    pub(crate) validation_skip_window_nanos: u64,
     /// Registers each new connection's [`LeaseSlot`] (kind `kind`, label = the pool's name).
     pub(crate) tracker: ResourceTracker,
     pub(crate) kind: &'static str,
@@ -58,8 +60,10 @@ where
         let error: SharedError =
             match tokio::time::timeout(self.connect_timeout, self.inner.connect()).await {
                 Ok(Ok(conn)) => {
-                    let now = Instant::now();
-                    self.stats.connect_latency.record_duration(now - started);
+                    self.stats
+                        .connect_latency
+                        .record_duration(started.elapsed());
+                    let now = self.stats.clock.now();
                     // Once per connection (a lock and the label's allocation), so that no
                     // checkout needs either.
                     let lease = self.tracker.lease_slot(self.kind, &*self.stats.name);
@@ -91,15 +95,15 @@ where
         }
         // bb8 runs this last before handing the connection out (test_on_check_out is on), so
         // this instant is the checkout's: `get()` reads it instead of the clock.
-        let now = Instant::now();
+        let now = self.stats.clock.now();
         tracked.checked_out_at = now;
-        if now.saturating_duration_since(tracked.last_used) < self.validation_skip_window {
+        if span(tracked.last_used, now) < self.validation_skip_window_nanos {
             return Ok(());
         }
         PoolStats::count(&self.stats.validations_run);
         match self.inner.is_valid(&mut tracked.conn).await {
             Ok(()) => {
-                tracked.checked_out_at = Instant::now();
+                tracked.checked_out_at = self.stats.clock.now();
                 Ok(())
             }
             Err(error) => {

@@ -38,6 +38,21 @@ const OUT: u64 = 1 << 1;
 const LEAKED: u64 = 1 << 2;
 const GENERATION_SHIFT: u32 = 3;
 
+/// Hands each thread its counter stripe, round robin, on its first checkout or checkin.
+static NEXT_THREAD_STRIPE: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static THREAD_STRIPE: usize = NEXT_THREAD_STRIPE.fetch_add(1, Ordering::Relaxed) % STRIPES;
+}
+
+/// The calling thread's stripe of the kinds' counters: checkouts and checkins on different
+/// threads then touch different cache lines (a pooled connection moves between threads, so
+/// a per-slot stripe would make its counters travel with it).
+#[inline]
+fn thread_stripe() -> usize {
+    THREAD_STRIPE.with(|stripe| *stripe)
+}
+
 /// Signed nanoseconds from `epoch` to `at` (a caller may give an instant it read before the
 /// tracker existed), saturating at ±292 years.
 fn offset_nanos(epoch: Instant, at: Instant) -> i64 {
@@ -212,7 +227,6 @@ impl LeaseRegistry {
 pub struct LeaseSlot {
     cell: Arc<LeaseCell>,
     kind: Arc<KindState>,
-    stripe: usize,
     epoch: Instant,
     shared: Arc<Shared>,
     index: u32,
@@ -253,7 +267,6 @@ impl ResourceTracker {
         LeaseSlot {
             cell,
             kind: state.to_arc(),
-            stripe,
             epoch: shared.epoch,
             shared: Arc::clone(shared),
             index,
@@ -268,10 +281,17 @@ impl LeaseSlot {
     ///
     /// Checking out a slot that is already checked out first checks it in at `at`.
     pub fn checkout(&self, location: &'static Location<'static>, at: Instant) {
+        self.checkout_nanos(location, offset_nanos(self.epoch, at));
+    }
+
+    /// [`checkout`](Self::checkout) at `at_nanos` nanoseconds since [`epoch`](Self::epoch)
+    /// (negative: before it), for a caller that keeps its own clock aligned with the
+    /// tracker's — e.g. a cheaper counter-based one read on every checkout anyway.
+    pub fn checkout_nanos(&self, location: &'static Location<'static>, at_nanos: i64) {
         let cell = &*self.cell;
         let mut word = cell.word.load(Ordering::Relaxed);
         if word & OUT != 0 {
-            self.checkin(at);
+            self.finish(at_nanos, true);
             word = cell.word.load(Ordering::Relaxed);
         }
         let location = self.shared.locations.index_of(location);
@@ -280,10 +300,9 @@ impl LeaseSlot {
         cell.word.store(generation | BUSY, Ordering::Relaxed);
         fence(Ordering::Release);
         cell.location.store(location, Ordering::Relaxed);
-        cell.since_nanos
-            .store(offset_nanos(self.epoch, at), Ordering::Relaxed);
+        cell.since_nanos.store(at_nanos, Ordering::Relaxed);
         cell.word.store(generation | OUT, Ordering::Release);
-        self.kind.acquire(self.stripe, None);
+        self.kind.acquire(thread_stripe(), None);
     }
 
     /// Marks the resource returned at `at`: counts a deliberate close (released, not
@@ -291,6 +310,18 @@ impl LeaseSlot {
     /// slot is not checked out.
     pub fn checkin(&self, at: Instant) {
         self.finish(offset_nanos(self.epoch, at), true);
+    }
+
+    /// [`checkin`](Self::checkin) at `at_nanos` nanoseconds since [`epoch`](Self::epoch).
+    pub fn checkin_nanos(&self, at_nanos: i64) {
+        self.finish(at_nanos, true);
+    }
+
+    /// The instant the tracker counts time from: the `*_nanos` methods take nanoseconds
+    /// since it, and the leak scanner measures checkouts against it.
+    #[must_use]
+    pub fn epoch(&self) -> Instant {
+        self.epoch
     }
 
     /// Ends the current checkout, if any, at `at_nanos` since the epoch.
@@ -306,7 +337,7 @@ impl LeaseSlot {
         let previous = cell
             .word
             .swap(word & !(OUT | LEAKED | BUSY), Ordering::AcqRel);
-        self.kind.release_nanos(self.stripe, hold, closed);
+        self.kind.release_nanos(thread_stripe(), hold, closed);
         if previous & LEAKED != 0 {
             self.leak_released(hold, closed);
         }

@@ -100,6 +100,12 @@ impl ResourceTracker {
         }
     }
 
+    /// The instant this tracker counts time from (lease slots take nanoseconds since it).
+    #[must_use]
+    pub fn epoch(&self) -> Instant {
+        self.shared().epoch
+    }
+
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.handle.shared
     }
