@@ -25,103 +25,110 @@ const CAPACITY: u64 = 100_000;
 const STREAM: usize = 1 << 21;
 const THREADS: [usize; 2] = [1, 2];
 
-/// The two caches under test behind one interface.
+/// TTL of the expiring pair (`resync_ttl`, `moka_ttl`): long enough that nothing expires
+/// during the bench, so it measures what an expiring configuration costs, not expirations.
+const TTL: Duration = Duration::from_secs(3_600);
+
+/// One cache under test.
 #[derive(Clone)]
-enum Subject {
+struct Subject {
+    name: &'static str,
+    cache: Kind,
+}
+
+#[derive(Clone)]
+enum Kind {
     Instrumented(Cache<u64, u64>),
     Moka(moka::future::Cache<u64, u64>),
-    /// moka weighted like the instrumented cache (512 B per entry, same memory bound) and
-    /// nothing else: same eviction policy inputs, so read-through ratios compare equal miss
-    /// counts (an unweighted moka sizes its frequency sketch differently and hits more).
-    MokaWeighted(moka::future::Cache<u64, u64>),
-    /// moka with the weigher and eviction listener the instrumented cache needs, and nothing
-    /// else: shows which share of the write-path cost is moka's own.
-    MokaListener(moka::future::Cache<u64, u64>),
 }
 
 impl Subject {
-    fn name(&self) -> &'static str {
-        match self {
-            Subject::Instrumented(_) => "resync",
-            Subject::Moka(_) => "moka",
-            Subject::MokaWeighted(_) => "moka_weighted",
-            Subject::MokaListener(_) => "moka_listener",
-        }
-    }
-
     async fn get(&self, key: u64) -> Option<u64> {
-        match self {
-            Subject::Instrumented(cache) => cache.get(&key).await,
-            Subject::Moka(cache) | Subject::MokaWeighted(cache) | Subject::MokaListener(cache) => {
-                cache.get(&key).await
-            }
+        match &self.cache {
+            Kind::Instrumented(cache) => cache.get(&key).await,
+            Kind::Moka(cache) => cache.get(&key).await,
         }
     }
 
     async fn get_with(&self, key: u64) -> u64 {
-        match self {
-            Subject::Instrumented(cache) => cache.get_with(key, async move { key }).await,
-            Subject::Moka(cache) | Subject::MokaWeighted(cache) | Subject::MokaListener(cache) => {
-                cache.get_with(key, async move { key }).await
-            }
+        match &self.cache {
+            Kind::Instrumented(cache) => cache.get_with(key, async move { key }).await,
+            Kind::Moka(cache) => cache.get_with(key, async move { key }).await,
         }
     }
 
     async fn insert(&self, key: u64) {
-        match self {
-            Subject::Instrumented(cache) => {
+        match &self.cache {
+            Kind::Instrumented(cache) => {
                 cache.insert(key, key).await.expect("small entries fit");
             }
-            Subject::Moka(cache) | Subject::MokaWeighted(cache) | Subject::MokaListener(cache) => {
-                cache.insert(key, key).await;
-            }
+            Kind::Moka(cache) => cache.insert(key, key).await,
         }
     }
 
     async fn settle(&self) {
-        match self {
-            Subject::Instrumented(cache) => cache.run_pending_tasks().await,
-            Subject::Moka(cache) | Subject::MokaWeighted(cache) | Subject::MokaListener(cache) => {
-                cache.run_pending_tasks().await;
-            }
+        match &self.cache {
+            Kind::Instrumented(cache) => cache.run_pending_tasks().await,
+            Kind::Moka(cache) => cache.run_pending_tasks().await,
         }
     }
 
     fn contains(&self, key: u64) -> bool {
-        match self {
-            Subject::Instrumented(cache) => cache.contains_key(&key),
-            Subject::Moka(cache) | Subject::MokaWeighted(cache) | Subject::MokaListener(cache) => {
-                cache.contains_key(&key)
-            }
+        match &self.cache {
+            Kind::Instrumented(cache) => cache.contains_key(&key),
+            Kind::Moka(cache) => cache.contains_key(&key),
         }
     }
 }
 
-/// Subjects, in this order: resync, moka, moka_weighted, moka_listener.
-const SUBJECTS: usize = 4;
+/// Subjects, in this order: resync, moka, moka_weighted, moka_listener, resync_ttl, moka_ttl.
+const SUBJECTS: usize = 6;
+
+fn weighted_moka() -> moka::future::CacheBuilder<u64, u64, moka::future::Cache<u64, u64>> {
+    moka::future::Cache::builder()
+        .max_capacity(CAPACITY * 512)
+        .weigher(|_key: &u64, _value: &u64| 512)
+}
 
 fn subjects() -> [Subject; SUBJECTS] {
-    let instrumented = Cache::builder()
-        .name("bench")
-        .max_entries(CAPACITY)
-        .max_memory_bytes(CAPACITY * 512)
+    let instrumented = |ttl: Option<Duration>| {
+        let builder = Cache::builder()
+            .name("bench")
+            .max_entries(CAPACITY)
+            .max_memory_bytes(CAPACITY * 512);
+        match ttl {
+            Some(ttl) => builder.ttl(ttl),
+            None => builder,
+        }
         .build()
-        .expect("valid settings");
+        .expect("valid settings")
+    };
+    let subject = |name, cache| Subject { name, cache };
     [
-        Subject::Instrumented(instrumented),
-        Subject::Moka(moka::future::Cache::new(CAPACITY)),
-        Subject::MokaWeighted(
-            moka::future::Cache::builder()
-                .max_capacity(CAPACITY * 512)
-                .weigher(|_key: &u64, _value: &u64| 512)
-                .build(),
+        // Statistics and advisor on; no expiration, so no eviction listener.
+        subject("resync", Kind::Instrumented(instrumented(None))),
+        // Bare, unweighted moka.
+        subject("moka", Kind::Moka(moka::future::Cache::new(CAPACITY))),
+        // moka weighted like the instrumented cache (512 B per entry, same memory bound) and
+        // nothing else: same eviction policy inputs, so read-through ratios compare equal
+        // miss counts (an unweighted moka sizes its frequency sketch differently and hits
+        // more).
+        subject("moka_weighted", Kind::Moka(weighted_moka().build())),
+        // The weigher plus an empty eviction listener: what the listener alone costs moka.
+        subject(
+            "moka_listener",
+            Kind::Moka(
+                weighted_moka()
+                    .eviction_listener(|_key, _value, _cause| {})
+                    .build(),
+            ),
         ),
-        Subject::MokaListener(
-            moka::future::Cache::builder()
-                .max_capacity(CAPACITY * 512)
-                .weigher(|_key: &u64, _value: &u64| 512)
-                .eviction_listener(|_key, _value, _cause| {})
-                .build(),
+        // The expiring configuration: the instrumented cache with a TTL (eviction listener
+        // on, exact causes) against moka with the same weigher and TTL.
+        subject("resync_ttl", Kind::Instrumented(instrumented(Some(TTL)))),
+        subject(
+            "moka_ttl",
+            Kind::Moka(weighted_moka().time_to_live(TTL).build()),
         ),
     ]
 }
@@ -225,7 +232,7 @@ const PAIRED_ROUNDS: usize = 7;
 struct PairedResult {
     group: &'static str,
     threads: usize,
-    /// Best throughput of each subject (resync, moka, moka_weighted, moka_listener), ops/s.
+    /// Best throughput of each subject (in [`subjects`]' order), ops/s.
     best: [f64; SUBJECTS],
     /// Sorted per-round ratios resync / moka.
     versus_moka: Vec<f64>,
@@ -233,6 +240,8 @@ struct PairedResult {
     versus_weighted: Vec<f64>,
     /// Sorted per-round ratios resync / moka_listener.
     versus_listener: Vec<f64>,
+    /// Sorted per-round ratios resync_ttl / moka_ttl.
+    ttl_versus_moka_ttl: Vec<f64>,
 }
 
 /// Runs the subjects in interleaved rounds (the order rotates every round).
@@ -258,6 +267,7 @@ fn paired(
         versus_moka: Vec::with_capacity(PAIRED_ROUNDS),
         versus_weighted: Vec::with_capacity(PAIRED_ROUNDS),
         versus_listener: Vec::with_capacity(PAIRED_ROUNDS),
+        ttl_versus_moka_ttl: Vec::with_capacity(PAIRED_ROUNDS),
     };
     for round in 0..PAIRED_ROUNDS {
         let mut rates = [0.0; SUBJECTS];
@@ -271,10 +281,12 @@ fn paired(
         result.versus_moka.push(rates[0] / rates[1]);
         result.versus_weighted.push(rates[0] / rates[2]);
         result.versus_listener.push(rates[0] / rates[3]);
+        result.ttl_versus_moka_ttl.push(rates[4] / rates[5]);
     }
     result.versus_moka.sort_by(f64::total_cmp);
     result.versus_weighted.sort_by(f64::total_cmp);
     result.versus_listener.sort_by(f64::total_cmp);
+    result.ttl_versus_moka_ttl.sort_by(f64::total_cmp);
     result
 }
 
@@ -285,7 +297,14 @@ fn bench(c: &mut Criterion, totals: &Totals, paired_results: &mut Paired) {
     let stream = Arc::new(zipf.trace(STREAM, 0xbe4c_0001));
     let runtime = runtime();
 
+    // CACHE_BENCH_GROUPS=insert,get_with runs only those groups (for quick experiments).
+    let only = std::env::var("CACHE_BENCH_GROUPS").ok();
     for operation in [Operation::GetHit, Operation::GetWith, Operation::Insert] {
+        if let Some(only) = &only {
+            if !only.split(',').any(|group| group == operation.group()) {
+                continue;
+            }
+        }
         let caches = subjects();
         // Warm the caches with the stream, read-through, so they hold the popular keys.
         runtime.block_on(async {
@@ -315,11 +334,11 @@ fn bench(c: &mut Criterion, totals: &Totals, paired_results: &mut Paired) {
         for threads in THREADS {
             group.throughput(Throughput::Elements(threads as u64));
             for subject in &caches {
-                let id = BenchmarkId::new(subject.name(), format!("{threads}_threads"));
+                let id = BenchmarkId::new(subject.name, format!("{threads}_threads"));
                 group.bench_function(id, |b| {
                     b.iter_custom(|iters| {
                         let elapsed = run(subject, operation, &keys, threads, iters).wall;
-                        let key = (operation.group().to_owned(), threads, subject.name());
+                        let key = (operation.group().to_owned(), threads, subject.name);
                         let mut totals = totals.lock().expect("totals lock");
                         let entry = totals.entry(key).or_default();
                         entry.0 += elapsed;
@@ -347,7 +366,7 @@ fn main() {
         "\npaired rounds ({PAIRED_ROUNDS} interleaved rounds of {PAIRED_OPS} ops per thread, throughput from on-CPU time); ratios are resync / baseline, min median max"
     );
     println!(
-        "{:<10} {:>7} {:>8} {:>8} {:>8} {:>8} {:>16} {:>16} {:>16}",
+        "{:<10} {:>7} {:>8} {:>8} {:>8} {:>8} {:>16} {:>16} {:>16} {:>8} {:>8} {:>16}",
         "group",
         "threads",
         "resync",
@@ -356,7 +375,10 @@ fn main() {
         "moka+l",
         "vs moka",
         "vs moka+weigher",
-        "vs moka+listener"
+        "vs moka+listener",
+        "resync+t",
+        "moka+t",
+        "ttl vs moka+ttl"
     );
     let triple = |ratios: &[f64]| {
         format!(
@@ -368,7 +390,7 @@ fn main() {
     };
     for result in &paired_results {
         println!(
-            "{:<10} {:>7} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>16} {:>16} {:>16}",
+            "{:<10} {:>7} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>16} {:>16} {:>16} {:>8.3} {:>8.3} {:>16}",
             result.group,
             result.threads,
             result.best[0] / 1e6,
@@ -377,10 +399,13 @@ fn main() {
             result.best[3] / 1e6,
             triple(&result.versus_moka),
             triple(&result.versus_weighted),
-            triple(&result.versus_listener)
+            triple(&result.versus_listener),
+            result.best[4] / 1e6,
+            result.best[5] / 1e6,
+            triple(&result.ttl_versus_moka_ttl)
         );
     }
-    println!("(throughput columns: best round, Mop/s; moka = unweighted Cache::new, which holds the same entries but hits more on get_with; moka+w = moka with the same 512 B weigher, no listener; moka+l = same weigher plus an eviction listener)");
+    println!("(throughput columns: best round, Mop/s; moka = unweighted Cache::new, which holds the same entries but hits more on get_with; moka+w = moka with the same 512 B weigher, no listener; moka+l = same weigher plus an eviction listener; resync+t / moka+t = the instrumented cache / moka+w with a 1 h TTL, i.e. with the eviction listener and exact causes)");
 
     let totals = totals.lock().expect("totals lock");
     println!("\ncriterion runs, all timed iterations (Mop/s), resync with statistics and advisor on vs bare moka:");
@@ -398,6 +423,13 @@ fn main() {
             if let (Some(ours), Some(moka)) = (rate("resync"), rate("moka")) {
                 println!(
                     "{operation:<10} {threads:>7} {ours:>10.3} {moka:>10.3} {:>7.3}",
+                    ours / moka
+                );
+            }
+            if let (Some(ours), Some(moka)) = (rate("resync_ttl"), rate("moka_ttl")) {
+                println!(
+                    "{:<10} {threads:>7} {ours:>10.3} {moka:>10.3} {:>7.3}   (resync_ttl vs moka_ttl)",
+                    "",
                     ours / moka
                 );
             }

@@ -4,17 +4,19 @@ use std::borrow::Borrow;
 use std::fmt;
 use std::future::Future;
 use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use moka::notification::RemovalCause;
+use moka::Expiry;
 use resync_perf_core::Recommendation;
 
 use crate::advisor::{Advisor, AdvisorConfig, SampleKind};
 use crate::builder::CacheBuilder;
 use crate::error::Error;
 use crate::metrics::CacheMetrics;
-use crate::stats::{thread_slot_tick, Counter, Stats};
+use crate::stats::{thread_slot, thread_slot_tick, Counter, Stats};
 
 /// A weigher: bytes of an entry before the per-entry floor is applied.
 pub(crate) type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> u64 + Send + Sync + 'static>;
@@ -41,6 +43,56 @@ struct Inner<K, V> {
     max_entry_weight: u64,
     time_to_live: Option<Duration>,
     cleanup: OnceLock<tokio::task::AbortHandle>,
+    /// How removals are attributed to their causes.
+    causes: Causes,
+    /// Without the listener: `Counter::Created` as it stood when the last maintenance pass
+    /// this cache ran began; every one of those writes had been applied when it ended.
+    created_settled: AtomicU64,
+    /// Without the listener: the highest size-eviction count reported so far (the figure
+    /// feeds a Prometheus counter, so it never goes down).
+    size_reported: AtomicU64,
+}
+
+/// Where the eviction counts come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Causes {
+    /// The cache can expire entries (TTL, TTI or a per-entry expiry): moka's eviction
+    /// listener reports every removal with its cause.
+    Listener,
+    /// No expiration, no listener (moka would take a per-key lock on every write for it):
+    /// moka's expiry callbacks count creates and replacements ([`WriteCounter`]), the
+    /// removing operations count explicit removals, size evictions are derived, and
+    /// expirations cannot happen.
+    Derived,
+}
+
+/// An internal moka [`Expiry`] that never expires anything and counts each write as moka
+/// sees it: `expire_after_create` for a key moka did not hold (an insert or a stored load),
+/// `expire_after_update` for a replaced live value. moka calls them inside the write, so
+/// the counts are exact even when writers race on one key (a `contains_key` before the
+/// write was measured too: it counts two racing writers of an absent key as two creates,
+/// and cost writes more than these callbacks; the price here is a call of the default
+/// `expire_after_read` on every hit).
+struct WriteCounter {
+    stats: Arc<Stats>,
+}
+
+impl<K, V> Expiry<K, V> for WriteCounter {
+    fn expire_after_create(&self, _key: &K, _value: &V, _created_at: Instant) -> Option<Duration> {
+        self.stats.incr(Counter::Created);
+        None
+    }
+
+    fn expire_after_update(
+        &self,
+        _key: &K,
+        _value: &V,
+        _updated_at: Instant,
+        duration_until_expiry: Option<Duration>,
+    ) -> Option<Duration> {
+        self.stats.incr(Counter::EvictedReplaced);
+        duration_until_expiry
+    }
 }
 
 impl<K, V> Drop for Inner<K, V> {
@@ -92,7 +144,6 @@ where
             None => None,
         };
 
-        let listener_stats = Arc::clone(&stats);
         let moka_weigher = Arc::clone(&weigher);
         let mut moka = moka::future::Cache::builder()
             .name(&builder.name)
@@ -100,8 +151,13 @@ where
             .weigher(move |key: &K, value: &V| {
                 let weight = moka_weigher(key, value).max(min_weight);
                 u32::try_from(weight).unwrap_or(u32::MAX)
-            })
-            .eviction_listener(move |_key, _value, cause| {
+            });
+        let expires = builder.time_to_live.is_some()
+            || builder.time_to_idle.is_some()
+            || builder.expiry.is_some();
+        let causes = if expires {
+            let listener_stats = Arc::clone(&stats);
+            moka = moka.eviction_listener(move |_key, _value, cause| {
                 listener_stats.incr(match cause {
                     RemovalCause::Size => Counter::EvictedSize,
                     RemovalCause::Expired => Counter::EvictedExpired,
@@ -109,6 +165,13 @@ where
                     RemovalCause::Replaced => Counter::EvictedReplaced,
                 });
             });
+            Causes::Listener
+        } else {
+            moka = moka.expire_after(WriteCounter {
+                stats: Arc::clone(&stats),
+            });
+            Causes::Derived
+        };
         if let Some(ttl) = builder.time_to_live {
             moka = moka.time_to_live(ttl);
         }
@@ -139,6 +202,9 @@ where
             max_entry_weight: builder.max_memory_bytes.min(u64::from(u32::MAX)),
             time_to_live: builder.time_to_live,
             cleanup: OnceLock::new(),
+            causes,
+            created_settled: AtomicU64::new(0),
+            size_reported: AtomicU64::new(0),
         });
         if let (Some(runtime), Some(interval)) = (runtime, builder.cleanup_interval) {
             let task = runtime.spawn(cleanup_loop(Arc::downgrade(&inner), interval));
@@ -307,7 +373,13 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let inner = &*self.inner;
-        inner.moka.invalidate(key).await;
+        match inner.causes {
+            Causes::Listener => inner.moka.invalidate(key).await,
+            Causes::Derived => {
+                let removed = inner.moka.remove(key).await;
+                inner.record_explicit(removed.is_some());
+            }
+        }
         inner.record_removal(key);
     }
 
@@ -319,14 +391,33 @@ where
     {
         let inner = &*self.inner;
         let value = inner.moka.remove(key).await;
+        if let Causes::Derived = inner.causes {
+            inner.record_explicit(value.is_some());
+        }
         inner.record_removal(key);
         value
     }
 
-    /// Removes every entry (the removals happen at the next maintenance pass).
+    /// Removes every entry.
+    ///
+    /// Without expiration the entries removed are counted as the entry count after a
+    /// maintenance pass run first, then moka drops them all and a second pass removes them
+    /// (exact unless writes race this call). With expiration moka's listener counts each
+    /// entry when maintenance removes it.
     pub async fn invalidate_all(&self) {
         let inner = &*self.inner;
-        inner.moka.invalidate_all();
+        match inner.causes {
+            Causes::Listener => inner.moka.invalidate_all(),
+            Causes::Derived => {
+                inner.settle().await;
+                let removed = inner.moka.entry_count();
+                inner.moka.invalidate_all();
+                inner
+                    .stats
+                    .add_at(thread_slot(), Counter::EvictedExplicit, removed);
+                inner.settle().await;
+            }
+        }
         inner.stats.incr(Counter::Invalidations);
         if let Some(advisor) = &inner.advisor {
             advisor.clear();
@@ -336,10 +427,7 @@ where
     /// Runs moka's pending maintenance (evictions, expirations, removal notifications) and
     /// replays the advisor's buffered samples. Bounds and counts are exact afterwards.
     pub async fn run_pending_tasks(&self) {
-        self.inner.moka.run_pending_tasks().await;
-        if let Some(advisor) = &self.inner.advisor {
-            advisor.flush();
-        }
+        self.inner.settle().await;
     }
 
     /// Entries cached, as of the last maintenance pass.
@@ -371,9 +459,16 @@ where
     /// A snapshot of the statistics (cumulative counters; see [`CacheMetrics`]).
     pub fn metrics(&self) -> CacheMetrics {
         let inner = &*self.inner;
+        // The entry count first: removals counted after it are then at least those it
+        // reflects, so the derived size count below errs low, never high.
+        let entries = inner.moka.entry_count();
         let totals = inner.stats.totals();
+        let size = match inner.causes {
+            Causes::Listener => totals.get(Counter::EvictedSize),
+            Causes::Derived => inner.derived_size_evictions(entries, &totals),
+        };
         let evictions = crate::metrics::EvictionCounts {
-            size: totals.get(Counter::EvictedSize),
+            size,
             expired: totals.get(Counter::EvictedExpired),
             explicit: totals.get(Counter::EvictedExplicit),
             replaced: totals.get(Counter::EvictedReplaced),
@@ -394,7 +489,7 @@ where
             loads_uncached: totals.get(Counter::LoadsUncached),
             load_time: load_time_snapshot.summary(),
             get_latency: get_latency_snapshot.summary(),
-            entries: inner.moka.entry_count(),
+            entries,
             weighted_bytes: inner.moka.weighted_size(),
             max_entries: inner.max_entries,
             max_memory_bytes: inner.max_memory_bytes,
@@ -431,6 +526,39 @@ where
     #[inline]
     fn weigh(&self, key: &K, value: &V) -> u64 {
         (self.weigher)(key, value).max(self.min_weight)
+    }
+
+    /// Maintenance: moka's pending writes and evictions, then the advisor's samples.
+    async fn settle(&self) {
+        // Read before the pass: every write counted by now has been handed to moka, so the
+        // pass applies it and the entry count afterwards reflects it.
+        let created = self.stats.total(Counter::Created);
+        self.moka.run_pending_tasks().await;
+        self.created_settled.fetch_max(created, Ordering::Relaxed);
+        if let Some(advisor) = &self.advisor {
+            advisor.flush();
+        }
+    }
+
+    /// Size evictions without the listener: every entry created has left by a size
+    /// eviction, an explicit removal, or not at all (nothing expires; a replacement keeps
+    /// the entry). `created` is the count as of the last maintenance pass, so writes moka
+    /// has not applied yet are not mistaken for evictions; the figure may lag but does not
+    /// run ahead, and never decreases.
+    fn derived_size_evictions(&self, entries: u64, totals: &crate::stats::Totals) -> u64 {
+        let created = self.created_settled.load(Ordering::Relaxed);
+        let derived = created
+            .saturating_sub(totals.get(Counter::EvictedExplicit))
+            .saturating_sub(entries);
+        self.size_reported
+            .fetch_max(derived, Ordering::Relaxed)
+            .max(derived)
+    }
+
+    fn record_explicit(&self, removed: bool) {
+        if removed {
+            self.stats.incr(Counter::EvictedExplicit);
+        }
     }
 
     fn after_load(&self, key: &K, value: &V) {
@@ -475,9 +603,6 @@ where
         let Some(inner) = cache.upgrade() else {
             break;
         };
-        inner.moka.run_pending_tasks().await;
-        if let Some(advisor) = &inner.advisor {
-            advisor.flush();
-        }
+        inner.settle().await;
     }
 }

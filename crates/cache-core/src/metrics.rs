@@ -4,17 +4,49 @@ use resync_perf_core::{
     clamp_unit, ratio, weighted_score, Delta, HistogramSnapshot, HistogramSummary,
 };
 
-/// Entries removed, by cause (from moka's eviction listener).
+/// Entries removed, by cause.
+///
+/// Where each figure comes from depends on whether the cache can expire entries:
+///
+/// - **With expiration** (a TTL, a time-to-idle or a per-entry [`Expiry`](crate::Expiry)
+///   is set): every figure comes from moka's eviction listener, which reports each removal
+///   with its cause when it happens (removals by maintenance, such as size evictions and
+///   expirations, when maintenance runs).
+/// - **Without expiration** there is no listener — moka takes a per-key lock on every write
+///   when one is installed, which cost writes about a third of their throughput — and:
+///   `replaced` is counted by moka's expiry callbacks inside each write (an internal
+///   [`Expiry`](crate::Expiry) that never expires anything); `explicit` by `invalidate` /
+///   `remove` when moka removed something, and by
+///   `invalidate_all` as the entry count after a maintenance pass run first; `size` is
+///   derived as *entries created − explicit removals − entries cached*, and `expired` is 0.
+///   See each field for how exact it is.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct EvictionCounts {
     /// Evicted to keep a bound, including new entries that TinyLFU refused to admit.
+    ///
+    /// Without expiration this is derived: every entry created (an insert of a key moka did
+    /// not hold, or a stored load) has left by a size eviction or an explicit removal, or is
+    /// still cached. It is computed when metrics are taken, from the creates counted up to
+    /// the last maintenance pass this cache ran (`run_pending_tasks`, `settled_metrics`,
+    /// `invalidate_all` or the cleanup task), so writes moka has not applied yet are never
+    /// taken for evictions: a plain `metrics()` may lag behind, never run ahead, and
+    /// `settled_metrics()` is exact. The figure never decreases (it feeds a counter).
     pub size: u64,
-    /// Removed because their time-to-live, time-to-idle or per-entry expiry passed.
+    /// Removed because their time-to-live, time-to-idle or per-entry expiry passed (0 by
+    /// construction without expiration).
     pub expired: u64,
-    /// Removed by `invalidate` / `invalidate_all`.
+    /// Removed by `invalidate`, `remove` or `invalidate_all`.
+    ///
+    /// Without expiration, `invalidate_all` counts the entries cached after a maintenance
+    /// pass it runs first: exact unless writes race the call.
     pub explicit: u64,
     /// Replaced by a write of the same key.
+    ///
+    /// Without expiration, counted when moka calls `expire_after_update` inside the write
+    /// (and entries created when it calls `expire_after_create`): exact under concurrent
+    /// writes of one key. A write racing `invalidate_all` over an entry that call already
+    /// counted counts as a replacement.
     pub replaced: u64,
 }
 
@@ -151,7 +183,7 @@ pub struct CacheMetrics {
     pub inserts: u64,
     /// Writes that replaced a value already cached (equals `evictions.replaced`).
     pub updates: u64,
-    /// Calls of `invalidate` and `invalidate_all`.
+    /// Calls of `invalidate`, `remove` and `invalidate_all`.
     pub invalidations: u64,
     /// Entries removed, by cause.
     pub evictions: EvictionCounts,

@@ -28,9 +28,12 @@ pub(crate) enum Counter {
     LoadsOk,
     LoadsFailed,
     LoadsUncached,
+    /// Writes that stored a key the cache did not hold (counted only without expiration,
+    /// where size evictions are derived from it).
+    Created,
 }
 
-const COUNTERS: usize = 11;
+const COUNTERS: usize = 12;
 
 /// One shard, alone on its (pair of) cache lines so neighbours never false-share.
 #[derive(Debug, Default)]
@@ -129,6 +132,14 @@ impl Stats {
             }
         }
         totals
+    }
+
+    /// One counter summed over all shards.
+    pub(crate) fn total(&self, counter: Counter) -> u64 {
+        self.shards
+            .iter()
+            .map(|shard| shard.values[counter as usize].load(Ordering::Relaxed))
+            .sum()
     }
 
     pub(crate) fn load_time(&self) -> HistogramSnapshot {

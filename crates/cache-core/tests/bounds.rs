@@ -1,4 +1,8 @@
-//! Both bounds hold after any sequence of operations and pending maintenance.
+//! Both bounds hold after any sequence of operations and pending maintenance, with and
+//! without expiration (with it, moka's eviction listener counts the causes; without it, the
+//! cache counts them itself), and the counts account for every write.
+
+use std::time::Duration;
 
 use proptest::prelude::*;
 use resync_cache_core::{Cache, Error};
@@ -36,13 +40,17 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
-    fn bounds_hold_after_any_operations(ops in prop::collection::vec(op(), 1..300)) {
+    fn bounds_hold_after_any_operations(
+        ops in prop::collection::vec(op(), 1..300),
+        expiring in any::<bool>(),
+    ) {
         runtime().block_on(async {
-            let cache: Cache<u16, Vec<u8>> = Cache::builder()
+            let builder = Cache::builder()
                 .max_entries(MAX_ENTRIES)
-                .max_memory_bytes(MAX_MEMORY)
-                .build()
-                .expect("valid settings");
+                .max_memory_bytes(MAX_MEMORY);
+            // A TTL far longer than the test: nothing expires, but the listener is on.
+            let builder = if expiring { builder.ttl(Duration::from_secs(3_600)) } else { builder };
+            let cache: Cache<u16, Vec<u8>> = builder.build().expect("valid settings");
             for op in &ops {
                 match op {
                     Op::Insert(key, len) => {
@@ -82,6 +90,16 @@ proptest! {
             prop_assert!(cache.weighted_size() <= MAX_MEMORY, "weighted {}", cache.weighted_size());
             prop_assert!(cache.entry_count() <= MAX_ENTRIES, "entries {}", cache.entry_count());
             prop_assert!(present <= MAX_ENTRIES, "present {present}");
+            // Every stored write created an entry or replaced one; every entry created left
+            // by a size eviction or an explicit removal, or is still there.
+            let metrics = cache.settled_metrics().await;
+            let evictions = metrics.evictions;
+            prop_assert_eq!(evictions.expired, 0);
+            prop_assert_eq!(
+                metrics.inserts,
+                metrics.updates + evictions.size + evictions.explicit + metrics.entries,
+                "{:?}, entries {}", evictions, metrics.entries
+            );
             Ok(())
         })?;
     }
