@@ -130,14 +130,20 @@ impl Contended {
     }
 
     /// `iters` get + drop on the bare pool from `CONTENDED_TASKS` tasks; the wall time.
-    async fn run_bare(&self, iters: u64) -> Duration {
+    /// With `hold`, each task yields to the scheduler once while it holds the connection,
+    /// so the 32 tasks really compete for the 16 connections and about half the gets wait.
+    async fn run_bare(&self, iters: u64, hold: bool) -> Duration {
         let started = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
         for share in shares(iters, CONTENDED_TASKS) {
             let bare = self.bare.clone();
             tasks.spawn(async move {
                 for _ in 0..share {
-                    drop(bare.get().await.expect("get"));
+                    let conn = bare.get().await.expect("get");
+                    if hold {
+                        tokio::task::yield_now().await;
+                    }
+                    drop(conn);
                 }
             });
         }
@@ -146,14 +152,18 @@ impl Contended {
     }
 
     /// The same through the monitored pool.
-    async fn run_monitored(&self, iters: u64) -> Duration {
+    async fn run_monitored(&self, iters: u64, hold: bool) -> Duration {
         let started = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
         for share in shares(iters, CONTENDED_TASKS) {
             let pool = self.monitored.clone();
             tasks.spawn(async move {
                 for _ in 0..share {
-                    drop(pool.get().await.expect("get"));
+                    let conn = pool.get().await.expect("get");
+                    if hold {
+                        tokio::task::yield_now().await;
+                    }
+                    drop(conn);
                 }
             });
         }
@@ -169,13 +179,17 @@ fn checkout_contended(c: &mut Criterion) {
     let pools = Contended::new(&rt, &tracker);
     let mut group = c.benchmark_group("checkout_contended");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("bare_bb8", |b| {
-        b.to_async(&rt).iter_custom(|iters| pools.run_bare(iters));
-    });
-    group.bench_function("monitored_pool", |b| {
-        b.to_async(&rt)
-            .iter_custom(|iters| pools.run_monitored(iters));
-    });
+    for hold in [false, true] {
+        let suffix = if hold { "_holding" } else { "" };
+        group.bench_function(format!("bare_bb8{suffix}"), |b| {
+            b.to_async(&rt)
+                .iter_custom(|iters| pools.run_bare(iters, hold));
+        });
+        group.bench_function(format!("monitored_pool{suffix}"), |b| {
+            b.to_async(&rt)
+                .iter_custom(|iters| pools.run_monitored(iters, hold));
+        });
+    }
     group.finish();
 }
 
@@ -201,7 +215,7 @@ const PAIRED_ROUNDS: usize = 21;
 /// pool's throughput taken from the process's on-CPU time (so that other processes on a
 /// shared machine do not decide the ratio) as well as from wall time; prints the per-round
 /// ratios monitored / bare (min, median, max).
-fn paired_checkout() {
+fn paired_checkout(hold: bool) {
     let rt = runtime();
     let tracker = ResourceTracker::new();
     let pools = Contended::new(&rt, &tracker);
@@ -210,9 +224,9 @@ fn paired_checkout() {
         let cpu_before = process_cpu_ns();
         let wall = rt.block_on(async {
             if monitored {
-                pools.run_monitored(PAIRED_OPS).await
+                pools.run_monitored(PAIRED_OPS, hold).await
             } else {
-                pools.run_bare(PAIRED_OPS).await
+                pools.run_bare(PAIRED_OPS, hold).await
             }
         });
         let cpu = process_cpu_ns()
@@ -256,8 +270,9 @@ fn paired_checkout() {
         }
     };
     println!(
-        "\ncheckout_contended paired: {PAIRED_ROUNDS} interleaved rounds of {PAIRED_OPS} get+drop, \
-         {CONTENDED_TASKS} tasks, {CONTENDED_CONNS} connections, {WORKERS} worker threads"
+        "\ncheckout_contended paired{}: {PAIRED_ROUNDS} interleaved rounds of {PAIRED_OPS} get+drop, \
+         {CONTENDED_TASKS} tasks, {CONTENDED_CONNS} connections, {WORKERS} worker threads",
+        if hold { " (holding across a yield)" } else { "" }
     );
     println!(
         "  best round from on-CPU time: bare bb8 {:.3} M/s, monitored {:.3} M/s",
@@ -371,7 +386,8 @@ fn main() {
     // The paired rounds run when the contended group is selected (no filter, or a filter
     // that the group's name contains).
     if filter_selects("checkout_contended") {
-        paired_checkout();
+        paired_checkout(false);
+        paired_checkout(true);
     }
 }
 
@@ -390,6 +406,10 @@ fn filter_selects(group: &str) -> bool {
         "--significance-level",
     ];
     let mut args = std::env::args().skip(1);
+    if std::env::args().any(|arg| arg == "--profile-time") {
+        // Profiling one benchmark: nothing else may run in the process.
+        return false;
+    }
     while let Some(arg) = args.next() {
         if WITH_VALUE.contains(&arg.as_str()) {
             args.next();

@@ -185,7 +185,7 @@ where
             let mut getting = std::pin::pin!(shared.pool.get());
             // Poll bb8 once by hand: a connection ready at once is a direct checkout and
             // needs no start time (it is a zero in the acquire histogram).
-            let first = std::future::poll_fn(|cx| Poll::Ready(getting.as_mut().poll(cx))).await;
+            let first = PollOnce(getting.as_mut()).await;
             let (conn, acquired_at) = match first {
                 Poll::Ready(Ok(conn)) => {
                     shared.stats.checked_out_direct();
@@ -195,10 +195,7 @@ where
                 Poll::Ready(Err(_timed_out)) => {
                     return Err(shared.timed_out(failures_seen, Duration::ZERO));
                 }
-                // Boxed: the wait state (a select over bb8's future and a connect-failure
-                // notification) is three times the size of the rest, and an unboxed one would
-                // make every `get()` future that large to create and move.
-                Poll::Pending => Box::pin(shared.wait(getting, failures_seen)).await?,
+                Poll::Pending => shared.wait(getting, failures_seen).await?,
             };
             // The connection's slot, registered at connect: a few atomic stores, with the
             // caller's line and the checkout instant the validation already read.
@@ -299,3 +296,18 @@ where
 
 /// What bb8 hands out for a pool over `M`.
 type Checkout<'a, M> = bb8::PooledConnection<'a, MonitoredManager<M>>;
+
+/// Polls a pinned future once and returns what that poll returned: `get()`'s first look at
+/// bb8's future. A named type with an always-inlined `poll` rather than `poll_fn` over a
+/// closure, so that the first poll compiles into `get()`'s own state machine (the closure's
+/// poll was a separate function in the profile, copying bb8's timeout future there).
+struct PollOnce<'f, F>(Pin<&'f mut F>);
+
+impl<F: Future> Future for PollOnce<'_, F> {
+    type Output = Poll<F::Output>;
+
+    #[inline(always)]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        Poll::Ready(self.0.as_mut().poll(cx))
+    }
+}

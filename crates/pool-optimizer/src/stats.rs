@@ -43,8 +43,10 @@ pub(crate) struct PoolStats {
     pub(crate) connect_latency: Histogram,
     /// Only touched when a connect fails.
     last_connect_error: Mutex<Option<SharedError>>,
-    /// Woken on every connect failure so a waiting `get()` can fail fast.
-    connect_failed: Notify,
+    /// Woken on every connect failure so a waiting `get()` can fail fast. Sharded like the
+    /// checkout counters: each waiting `get()` registers on its thread's shard, so waiters on
+    /// different threads do not queue on one notifier's lock (a failure wakes all shards).
+    connect_failed: Box<[Padded<Notify>]>,
 }
 
 /// Keeps a value alone on its cache lines (two, for the adjacent-line prefetcher).
@@ -90,6 +92,13 @@ thread_local! {
     static THREAD_INDEX: usize = NEXT_THREAD.fetch_add(1, Ordering::Relaxed);
 }
 
+/// The calling thread's index among `shards` shards (a power of two: the mask keeps it in
+/// bounds).
+#[inline]
+fn thread_index(shards: usize) -> usize {
+    THREAD_INDEX.with(|index| *index) & (shards - 1)
+}
+
 /// Shards per pool: the machine's parallelism rounded up to a power of two, at most 16.
 fn shard_count() -> usize {
     std::thread::available_parallelism()
@@ -127,16 +136,14 @@ impl PoolStats {
             validation_failures: AtomicU64::new(0),
             connect_latency: Histogram::new(),
             last_connect_error: Mutex::new(None),
-            connect_failed: Notify::new(),
+            connect_failed: (0..shard_count()).map(|_| Padded(Notify::new())).collect(),
         }
     }
 
     /// The calling thread's shard.
     #[inline]
     fn shard(&self) -> &HotShard {
-        // The length is a power of two: the mask keeps the index in bounds.
-        let index = THREAD_INDEX.with(|index| *index) & (self.shards.len() - 1);
-        &self.shards[index].0
+        &self.shards[thread_index(self.shards.len())].0
     }
 
     /// Sums the shards.
@@ -227,7 +234,9 @@ impl PoolStats {
         // Release pairs with the Acquire in `wait_for_connect_failure`, so a waiter that
         // sees the new count also sees the error stored above.
         self.connect_failures.fetch_add(1, Ordering::Release);
-        self.connect_failed.notify_waiters();
+        for Padded(notify) in &*self.connect_failed {
+            notify.notify_waiters();
+        }
     }
 
     pub(crate) fn connect_failure_count(&self) -> u64 {
@@ -244,7 +253,9 @@ impl PoolStats {
     /// Resolves once a connect attempt has failed after `seen` failures were counted.
     pub(crate) async fn wait_for_connect_failure(&self, seen: u64) {
         loop {
-            let notified = self.connect_failed.notified();
+            let notified = self.connect_failed[thread_index(self.connect_failed.len())]
+                .0
+                .notified();
             tokio::pin!(notified);
             // Register before checking the count, so a failure in between is not missed.
             notified.as_mut().enable();
