@@ -2,9 +2,15 @@
 //!
 //! - `checkout`: get + drop with the same trivial manager (no I/O) on both sides, one task;
 //!   the monitored pool gets bb8's default timeouts so only the instrumentation differs.
-//! - `select_1`: `SELECT 1` from `CLIENTS` concurrent tasks through MonitoredPool vs bare
-//!   bb8-postgres with bb8's defaults (a validity round trip on every checkout), against the
-//!   shared server (`cargo xtask services up`; `RESYNC_TEST_DATABASE_URL`).
+//! - `checkout_contended`: the same from 32 tasks over 16 connections on 2 worker threads
+//!   (the brief's peer setting), plain and with each task yielding while it holds its
+//!   connection (so that gets really wait); then interleaved paired rounds print the ratio's
+//!   spread.
+//! - `select_1`: `SELECT 1` from `SELECT_TASKS` concurrent tasks over `SELECT_CONNS`
+//!   connections through MonitoredPool vs bare bb8-postgres with bb8's defaults (a validity
+//!   round trip on every checkout), against the shared server (`cargo xtask services up`;
+//!   `RESYNC_TEST_DATABASE_URL`); then paired rounds and pgbench with the same client count
+//!   against the same server, in one run.
 
 #![allow(missing_docs)] // reason: criterion_group! generates an undocumented function.
 
@@ -14,8 +20,11 @@ use criterion::{criterion_group, Criterion, Throughput};
 use resync_pool_optimizer::{MonitoredPool, PoolConfig, PostgresManager};
 use resync_resource_manager::ResourceTracker;
 
-/// Concurrent clients (and pool size) of the `SELECT 1` bench; pgbench runs with the same.
-const CLIENTS: u32 = 8;
+/// Pool size of the `SELECT 1` bench (the brief's setting: 16 connections, 32 tasks);
+/// pgbench runs with as many clients (each of its clients is one connection).
+const SELECT_CONNS: u32 = 16;
+/// Concurrent tasks of the `SELECT 1` bench.
+const SELECT_TASKS: u64 = 32;
 
 #[derive(Debug)]
 struct Trivial;
@@ -297,7 +306,7 @@ fn shares(iters: u64, tasks: u64) -> impl Iterator<Item = u64> {
     (0..tasks).map(move |task| iters / tasks + u64::from(task < iters % tasks))
 }
 
-/// Runs `iters` `SELECT 1`s spread over `CLIENTS` tasks and returns the wall time.
+/// Runs `iters` `SELECT 1`s spread over `SELECT_TASKS` tasks and returns the wall time.
 async fn concurrent<F, Fut>(iters: u64, one: F) -> Duration
 where
     F: Fn() -> Fut + Clone + Send + 'static,
@@ -305,7 +314,7 @@ where
 {
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for share in shares(iters, u64::from(CLIENTS)) {
+    for share in shares(iters, SELECT_TASKS) {
         let one = one.clone();
         tasks.spawn(async move {
             for _ in 0..share {
@@ -319,31 +328,44 @@ where
     started.elapsed()
 }
 
-fn select_1(c: &mut Criterion) {
-    let url = test_support::shared_database_url();
-    let rt = runtime();
-    let tracker = ResourceTracker::new();
+/// The two pools of the `SELECT 1` bench against the shared server.
+type PgPools = (
+    MonitoredPool<PostgresManager>,
+    bb8::Pool<bb8_postgres::PostgresConnectionManager<tokio_postgres::NoTls>>,
+);
+
+/// MonitoredPool with its database defaults, and bare bb8-postgres with bb8's defaults (a
+/// validity round trip on every checkout), both of `SELECT_CONNS` connections.
+fn pg_pools(rt: &tokio::runtime::Runtime, url: &str, tracker: &ResourceTracker) -> PgPools {
     let monitored = rt.block_on(async {
         let config = PoolConfig {
-            min_size: CLIENTS,
-            max_size: CLIENTS,
+            min_size: SELECT_CONNS,
+            max_size: SELECT_CONNS,
             ..PoolConfig::database()
         };
-        let manager = PostgresManager::new(&url, None).expect("url");
-        MonitoredPool::new("bench-pg", config, manager, &tracker).expect("valid")
+        let manager = PostgresManager::new(url, None).expect("url");
+        MonitoredPool::new("bench-pg", config, manager, tracker).expect("valid")
     });
     let bare = rt.block_on(async {
         let manager = bb8_postgres::PostgresConnectionManager::new_from_stringlike(
-            &url,
+            url,
             tokio_postgres::NoTls,
         )
         .expect("url");
         bb8::Pool::builder()
-            .max_size(CLIENTS)
+            .max_size(SELECT_CONNS)
             .build(manager)
             .await
             .expect("bare bb8-postgres pool")
     });
+    (monitored, bare)
+}
+
+fn select_1(c: &mut Criterion) {
+    let url = test_support::shared_database_url();
+    let rt = runtime();
+    let tracker = ResourceTracker::new();
+    let (monitored, bare) = pg_pools(&rt, &url, &tracker);
     let mut group = c.benchmark_group("select_1");
     group.throughput(Throughput::Elements(1));
     group.sample_size(20);
@@ -385,10 +407,113 @@ fn main() {
     Criterion::default().configure_from_args().final_summary();
     // The paired rounds run when the contended group is selected (no filter, or a filter
     // that the group's name contains).
+    if filter_selects("select_1") {
+        paired_select_1();
+    }
     if filter_selects("checkout_contended") {
         paired_checkout(false);
         paired_checkout(true);
     }
+}
+
+/// `SELECT 1`s per pool and round in the paired measurement.
+const SELECT_PAIRED_OPS: u64 = 40_000;
+const SELECT_PAIRED_ROUNDS: usize = 5;
+
+/// `SELECT 1` throughput of both pools in interleaved rounds, then pgbench with a `SELECT 1`
+/// script and `SELECT_CONNS` clients against the same server, all in one run.
+fn paired_select_1() {
+    let url = test_support::shared_database_url();
+    let rt = runtime();
+    let tracker = ResourceTracker::new();
+    let (monitored, bare) = pg_pools(&rt, &url, &tracker);
+    let rate = |use_monitored: bool| {
+        let elapsed = rt.block_on(async {
+            if use_monitored {
+                let pool = monitored.clone();
+                concurrent(SELECT_PAIRED_OPS, move || {
+                    let pool = pool.clone();
+                    async move {
+                        let conn = pool.get().await.expect("get");
+                        conn.simple_query("SELECT 1").await.expect("select");
+                    }
+                })
+                .await
+            } else {
+                let bare = bare.clone();
+                concurrent(SELECT_PAIRED_OPS, move || {
+                    let bare = bare.clone();
+                    async move {
+                        let conn = bare.get().await.expect("get");
+                        conn.simple_query("SELECT 1").await.expect("select");
+                    }
+                })
+                .await
+            }
+        });
+        SELECT_PAIRED_OPS as f64 / elapsed.as_secs_f64()
+    };
+    rate(false);
+    rate(true);
+    let mut ratios = Vec::new();
+    let mut best = [0.0_f64; 2];
+    for round in 0..SELECT_PAIRED_ROUNDS {
+        let (bare_rate, monitored_rate) = if round % 2 == 0 {
+            let bare_rate = rate(false);
+            (bare_rate, rate(true))
+        } else {
+            let monitored_rate = rate(true);
+            (rate(false), monitored_rate)
+        };
+        best[0] = best[0].max(bare_rate);
+        best[1] = best[1].max(monitored_rate);
+        ratios.push(monitored_rate / bare_rate);
+    }
+    ratios.sort_by(f64::total_cmp);
+    println!(
+        "\nselect_1 paired: {SELECT_PAIRED_ROUNDS} interleaved rounds of {SELECT_PAIRED_OPS} \
+         SELECT 1, {SELECT_TASKS} tasks, {SELECT_CONNS} connections"
+    );
+    println!(
+        "  best round: bare bb8-postgres {:.1} k/s, monitored {:.1} k/s; monitored / bare \
+         (min median max): {:.2} {:.2} {:.2}",
+        best[0] / 1e3,
+        best[1] / 1e3,
+        ratios[0],
+        ratios[ratios.len() / 2],
+        ratios[ratios.len() - 1]
+    );
+    drop((monitored, bare));
+    match pgbench(&url) {
+        Some(tps) => println!(
+            "  pgbench -n -M simple -c {SELECT_CONNS} -j {WORKERS} -T 10 (SELECT 1 script): \
+             {:.1} k tps; monitored best / pgbench = {:.2}",
+            tps / 1e3,
+            best[1] / tps
+        ),
+        None => println!("  pgbench: not run (not on PATH, or it failed)"),
+    }
+}
+
+/// Runs pgbench for 10 s with a `SELECT 1` script against `url` and returns its tps.
+fn pgbench(url: &str) -> Option<f64> {
+    let script = std::env::temp_dir().join(format!("resync-select1-{}.sql", std::process::id()));
+    std::fs::write(&script, "SELECT 1;\n").ok()?;
+    let output = std::process::Command::new("pgbench")
+        .args(["-n", "-M", "simple", "-T", "10"])
+        .arg(format!("-c{SELECT_CONNS}"))
+        .arg(format!("-j{WORKERS}"))
+        .arg("-f")
+        .arg(&script)
+        .arg(url)
+        .output();
+    let _ = std::fs::remove_file(&script);
+    let output = output.ok().filter(|output| output.status.success())?;
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find_map(|line| line.strip_prefix("tps = "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|tps| tps.parse().ok())
 }
 
 /// Whether Criterion's name filter (the first positional argument) selects `group`.
