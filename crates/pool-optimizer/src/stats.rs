@@ -27,7 +27,7 @@ pub(crate) struct PoolStats {
     pub(crate) clock: PoolClock,
     /// Per-thread shards of the checkout counters; a thread always records into the same one.
     shards: Box<[Padded<HotShard>]>,
-    /// Connections checked out now, their peak and the `get()` calls waiting now.
+    /// Connections checked out now and their peak.
     occupancy: Padded<Occupancy>,
     pub(crate) exhaustions: AtomicU64,
     pub(crate) unavailable: AtomicU64,
@@ -59,8 +59,6 @@ struct Padded<T>(T);
 struct Occupancy {
     in_use: AtomicU64,
     peak_in_use: AtomicU64,
-    /// `get()` calls waiting now (kept by a drop guard so cancelled gets leave it).
-    waiting: AtomicU64,
 }
 
 /// What a checkout records, for the threads that use one shard.
@@ -70,6 +68,10 @@ struct HotShard {
     direct: AtomicU64,
     /// Checkouts that had to wait (timed; recorded in `acquire_latency`).
     waited: AtomicU64,
+    /// Waits begun and ended on this shard's threads: the `get()` calls waiting now are the
+    /// difference of the sums (a wait may end on another thread than it began on).
+    waits_begun: AtomicU64,
+    waits_ended: AtomicU64,
     /// Waited gets only (successful or not); direct checkouts are added as zeros at
     /// snapshot time.
     acquire_latency: Histogram,
@@ -118,6 +120,8 @@ impl PoolStats {
                     Padded(HotShard {
                         direct: AtomicU64::new(0),
                         waited: AtomicU64::new(0),
+                        waits_begun: AtomicU64::new(0),
+                        waits_ended: AtomicU64::new(0),
                         acquire_latency: Histogram::new(),
                         hold_time: Histogram::new(),
                     })
@@ -197,7 +201,19 @@ impl PoolStats {
 
     /// `get()` calls waiting now.
     pub(crate) fn waiting(&self) -> u64 {
-        self.occupancy.0.waiting.load(Ordering::Relaxed)
+        // Ends are read first: a wait that ends between the two sums is then counted as still
+        // waiting, never as ended before it began.
+        let ended: u64 = self
+            .shards
+            .iter()
+            .map(|shard| shard.0.waits_ended.load(Ordering::Acquire))
+            .sum();
+        let begun: u64 = self
+            .shards
+            .iter()
+            .map(|shard| shard.0.waits_begun.load(Ordering::Acquire))
+            .sum();
+        begun.saturating_sub(ended)
     }
 
     pub(crate) fn count(counter: &AtomicU64) {
@@ -267,21 +283,70 @@ impl PoolStats {
     }
 }
 
-/// Keeps the `waiting` gauge while a `get()` waits; dropping it (also on cancellation)
-/// takes the caller off the gauge.
+/// Counts a `get()` as waiting while it lives; dropping it (also on cancellation) ends the
+/// wait.
 #[derive(Debug)]
-pub(crate) struct Waiting<'a>(&'a AtomicU64);
+pub(crate) struct Waiting<'a>(&'a PoolStats);
 
 impl<'a> Waiting<'a> {
     pub(crate) fn start(stats: &'a PoolStats) -> Self {
-        let gauge = &stats.occupancy.0.waiting;
-        gauge.fetch_add(1, Ordering::Relaxed);
-        Self(gauge)
+        stats.shard().waits_begun.fetch_add(1, Ordering::Release);
+        Self(stats)
     }
 }
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.shard().waits_ended.fetch_add(1, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats() -> PoolStats {
+        PoolStats::new(Arc::from("test"), PoolClock::new(Instant::now()))
+    }
+
+    #[test]
+    fn shards_sum_to_exact_totals_across_threads() {
+        let stats = stats();
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    for held in 0..1_000 {
+                        stats.checked_out_direct();
+                        stats.checked_in(held);
+                    }
+                    stats.checked_out_waited(Duration::from_micros(5));
+                });
+            }
+        });
+        let totals = stats.checkout_totals();
+        assert_eq!(totals.direct, 4_000);
+        assert_eq!(totals.waited, 4);
+        assert_eq!(totals.hold_time.count(), 4_000);
+        assert_eq!(totals.hold_time.sum(), 4 * (0..1_000).sum::<u64>());
+        assert_eq!(totals.acquire_latency.count(), 4);
+        assert_eq!(stats.in_use(), 4);
+        // The four waited checkouts are still out; at most one direct checkout per thread
+        // was out beside them.
+        assert!(
+            (4..=8).contains(&stats.peak_in_use()),
+            "{}",
+            stats.peak_in_use()
+        );
+    }
+
+    #[test]
+    fn a_wait_that_ends_on_another_thread_leaves_the_gauge() {
+        let stats = stats();
+        let waiting = Waiting::start(&stats);
+        assert_eq!(stats.waiting(), 1);
+        std::thread::scope(|scope| {
+            scope.spawn(move || drop(waiting));
+        });
+        assert_eq!(stats.waiting(), 0);
     }
 }
