@@ -12,6 +12,10 @@
 //!   evictions by cause, loads and their time, sampled get latency, counted on striped
 //!   cache lines so recording stays cheap under contention. Counters are cumulative;
 //!   windows come from [`Delta::delta`](resync_perf_core::Delta::delta) of two snapshots.
+//!   A cache that can expire entries counts eviction causes with moka's eviction listener;
+//!   one that cannot goes without it (moka locks each written key for a listener) and
+//!   counts them on its own paths, deriving size evictions ([`EvictionCounts`] says where
+//!   each figure comes from and how exact it is).
 //! - **An advisor**: an online miss-ratio curve from miniature moka caches fed by ~1 % of
 //!   the keys, predicting the hit rate at ½×, 2× and 4× the memory bound, and
 //!   [`recommendations_from`] turning it into advice with evidence and a settings change.
