@@ -1,7 +1,11 @@
 //! Instrumented cache (statistics and advisor on) against bare moka, side by side, on one
 //! pre-generated key stream: Zipf 0.99 over 1 000 000 keys, capacity 100 000, 1 and 2 threads.
 //!
-//! Groups: `get_hit` (gets of keys that are cached), `get_with` (read-through), `insert`.
+//! Groups: `get_hit` (gets of keys that are cached), `get_with` (read-through), `insert`;
+//! subjects: the instrumented cache without expiration (no eviction listener), bare moka,
+//! moka with the same weigher, moka with the weigher and an empty eviction listener, and an
+//! expiring pair (the instrumented cache with a TTL, so with the listener, against moka with
+//! the same weigher and TTL). `CACHE_BENCH_GROUPS=insert,get_hit` runs only those groups.
 //! After Criterion's report (wall time) the bench measures each pair's ratio again in
 //! interleaved rounds whose order rotates, from the threads' on-CPU time (Linux schedstat), so
 //! that other processes on a shared machine do not decide the ratio; it prints min, median
