@@ -4,23 +4,41 @@
 //! A checkout and its return read the time twice (the hold time's start and end, which also
 //! stamp the validation skip window and the leak tracker's lease). `std::time::Instant::now`
 //! costs ≈ 30 ns on the 2-core bench machine (a vDSO `clock_gettime`), a TSC read ≈ 12 ns, and
-//! nanosecond integers subtract without `Timespec` arithmetic. The readings are aligned once
-//! with the tracker's `Instant` epoch, so the lease slots and the leak scanner (which reads the
-//! OS clock) agree on ages; the two clocks drift apart by parts per million at most, far below
-//! any leak threshold.
+//! nanosecond integers subtract without `Timespec` arithmetic.
+//!
+//! The leak scanner measures a checkout's age with the OS clock, so the two must agree over
+//! the process's whole life, not only at start: the TSC's calibrated rate is off by some parts
+//! per million and the OS clock is slewed by NTP, and that error accumulates (100 ppm is
+//! 8.6 s a day). The clock therefore re-aligns its offset with the OS clock about once a
+//! second, from whichever reading first finds the second over (one `Instant::now` then).
+//! A re-alignment may move readings back by the drift of one second (microseconds at most);
+//! spans computed from such readings saturate at zero.
+//!
+//! The first clock of a process calibrates quanta's TSC scale (a busy loop of about a
+//! millisecond, longer on a loaded machine); pools are built at start-up, where that is paid
+//! once.
 
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Nanoseconds since the tracker's epoch (negative: before it).
 pub(crate) type Nanos = i64;
 
-/// A clock aligned with a tracker's epoch. Cheap to copy.
-#[derive(Debug, Clone)]
+/// Counter nanoseconds between two re-alignments with the OS clock.
+const ALIGN_EVERY_NANOS: u64 = 1_000_000_000;
+
+/// A clock aligned with a tracker's epoch.
+#[derive(Debug)]
 pub(crate) struct PoolClock {
     clock: quanta::Clock,
-    /// The counter's raw reading at `base_nanos`.
+    /// The counter's raw reading when the clock was made: counter time counts from it.
     base: u64,
-    base_nanos: Nanos,
+    /// The tracker's epoch, which the OS-clock side of an alignment measures from.
+    epoch: Instant,
+    /// Nanoseconds since the epoch at counter time zero, as of the last alignment.
+    offset: AtomicI64,
+    /// Counter time (ns) from which the next reading re-aligns.
+    next_align: AtomicU64,
 }
 
 impl PoolClock {
@@ -28,20 +46,38 @@ impl PoolClock {
     pub(crate) fn new(epoch: Instant) -> Self {
         let clock = quanta::Clock::new();
         let base = clock.raw();
-        let since_epoch = Instant::now().saturating_duration_since(epoch);
-        Self {
+        let this = Self {
             clock,
             base,
-            base_nanos: nanos(since_epoch),
-        }
+            epoch,
+            offset: AtomicI64::new(0),
+            next_align: AtomicU64::new(0),
+        };
+        this.align(0);
+        this
     }
 
     /// Now, in nanoseconds since the epoch.
     #[inline]
     pub(crate) fn now(&self) -> Nanos {
-        let elapsed = self.clock.delta_as_nanos(self.base, self.clock.raw());
-        self.base_nanos
-            .saturating_add(Nanos::try_from(elapsed).unwrap_or(Nanos::MAX))
+        let counter = self.clock.delta_as_nanos(self.base, self.clock.raw());
+        if counter >= self.next_align.load(Ordering::Relaxed) {
+            self.align(counter);
+        }
+        self.offset
+            .load(Ordering::Relaxed)
+            .saturating_add(Nanos::try_from(counter).unwrap_or(Nanos::MAX))
+    }
+
+    /// Sets the offset so that counter time `counter` (read just before) maps to the OS
+    /// clock's now. Concurrent alignments both store nearly the same offset.
+    #[cold]
+    fn align(&self, counter: u64) {
+        self.next_align
+            .store(counter.saturating_add(ALIGN_EVERY_NANOS), Ordering::Relaxed);
+        let os = nanos(Instant::now().saturating_duration_since(self.epoch));
+        let offset = os.saturating_sub(Nanos::try_from(counter).unwrap_or(Nanos::MAX));
+        self.offset.store(offset, Ordering::Relaxed);
     }
 }
 
@@ -62,7 +98,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn readings_count_from_the_epoch_and_never_go_back() {
+    fn readings_count_from_the_epoch_and_follow_the_os_clock() {
         let epoch = Instant::now();
         std::thread::sleep(Duration::from_millis(5));
         let clock = PoolClock::new(epoch);
@@ -76,10 +112,20 @@ mod tests {
         }
         // Aligned with the OS clock: within a generous bound of Instant's own reading.
         let os = nanos(epoch.elapsed());
-        assert!(
-            (clock.now() - os).abs() < 50_000_000,
-            "tsc {last} vs os {os}"
-        );
+        assert!((clock.now() - os).abs() < 50_000_000, "tsc {last} vs os {os}");
+    }
+
+    #[test]
+    fn a_drifted_offset_is_corrected_at_the_next_alignment() {
+        let epoch = Instant::now();
+        let clock = PoolClock::new(epoch);
+        // As if the counter had drifted ten seconds from the OS clock since the last
+        // alignment, and the alignment is due.
+        clock.offset.fetch_add(10_000_000_000, Ordering::Relaxed);
+        clock.next_align.store(0, Ordering::Relaxed);
+        let os = nanos(epoch.elapsed());
+        let now = clock.now();
+        assert!((now - os).abs() < 50_000_000, "re-aligned {now} vs os {os}");
     }
 
     #[test]
