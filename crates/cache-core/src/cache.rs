@@ -282,7 +282,9 @@ where
             .advisor
             .as_ref()
             .and_then(|advisor| advisor.sampled(&key));
+        let in_flight = inner.in_flight(Counter::WritesBegun, Counter::WritesEnded);
         inner.moka.insert(key, value).await;
+        drop(in_flight);
         inner.stats.incr(Counter::Inserts);
         if let (Some(advisor), Some(hash)) = (&inner.advisor, sampled) {
             advisor.record(hash, SampleKind::Write(narrow(weight)));
@@ -352,7 +354,10 @@ where
                 Err(error) => Err(NotCached::Failed(Arc::new(error))),
             }
         };
-        match inner.moka.entry_by_ref(&key).or_try_insert_with(load).await {
+        let in_flight = inner.in_flight(Counter::WritesBegun, Counter::WritesEnded);
+        let loaded = inner.moka.entry_by_ref(&key).or_try_insert_with(load).await;
+        drop(in_flight);
+        match loaded {
             Ok(entry) => {
                 if entry.is_fresh() {
                     inner.after_load(entry.key(), entry.value());
@@ -376,8 +381,10 @@ where
         match inner.causes {
             Causes::Listener => inner.moka.invalidate(key).await,
             Causes::Derived => {
+                let in_flight = inner.in_flight(Counter::RemovalsBegun, Counter::RemovalsEnded);
                 let removed = inner.moka.remove(key).await;
                 inner.record_explicit(removed.is_some());
+                drop(in_flight);
             }
         }
         inner.record_removal(key);
@@ -390,10 +397,12 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let inner = &*self.inner;
+        let in_flight = inner.in_flight(Counter::RemovalsBegun, Counter::RemovalsEnded);
         let value = inner.moka.remove(key).await;
         if let Causes::Derived = inner.causes {
             inner.record_explicit(value.is_some());
         }
+        drop(in_flight);
         inner.record_removal(key);
         value
     }
@@ -411,10 +420,12 @@ where
             Causes::Derived => {
                 inner.settle().await;
                 let removed = inner.moka.entry_count();
-                inner.moka.invalidate_all();
+                // Counted before moka drops them, so that no snapshot sees the entries gone
+                // but not yet counted (which would read as size evictions).
                 inner
                     .stats
                     .add_at(thread_slot(), Counter::EvictedExplicit, removed);
+                inner.moka.invalidate_all();
                 inner.settle().await;
             }
         }
@@ -459,13 +470,14 @@ where
     /// A snapshot of the statistics (cumulative counters; see [`CacheMetrics`]).
     pub fn metrics(&self) -> CacheMetrics {
         let inner = &*self.inner;
-        // The entry count first: removals counted after it are then at least those it
-        // reflects, so the derived size count below errs low, never high.
+        // The settled creates, then the entry count, then (inside) the removals: each read
+        // after the one it is compared with errs toward fewer size evictions, never more.
+        let created = inner.created_settled.load(Ordering::Acquire);
         let entries = inner.moka.entry_count();
         let totals = inner.stats.totals();
         let size = match inner.causes {
             Causes::Listener => totals.get(Counter::EvictedSize),
-            Causes::Derived => inner.derived_size_evictions(entries, &totals),
+            Causes::Derived => inner.derived_size_evictions(created, entries),
         };
         let evictions = crate::metrics::EvictionCounts {
             size,
@@ -530,26 +542,57 @@ where
 
     /// Maintenance: moka's pending writes and evictions, then the advisor's samples.
     async fn settle(&self) {
-        // Read before the pass: every write counted by now has been handed to moka, so the
-        // pass applies it and the entry count afterwards reflects it.
+        // Before the pass: the creates counted by now, less the writes still in flight (a
+        // write counts its create inside moka's `insert`, possibly before handing it to moka's
+        // queue). Every other counted create was queued before the pass starts, so the pass
+        // applies it: a lower bound of the creates the entry count reflects afterwards.
         let created = self.stats.total(Counter::Created);
+        let in_flight = self.in_flight_now(Counter::WritesBegun, Counter::WritesEnded);
         self.moka.run_pending_tasks().await;
-        self.created_settled.fetch_max(created, Ordering::Relaxed);
+        self.created_settled
+            .fetch_max(created.saturating_sub(in_flight), Ordering::Release);
         if let Some(advisor) = &self.advisor {
             advisor.flush();
         }
     }
 
+    /// Operations of one kind in flight now, at most: the ends are read before the
+    /// beginnings, so one that ends in between is still counted.
+    fn in_flight_now(&self, begun: Counter, ended: Counter) -> u64 {
+        let ended = self.stats.total(ended);
+        self.stats.total(begun).saturating_sub(ended)
+    }
+
+    /// Counts an operation as in flight while the returned guard lives (also when the
+    /// caller's future is dropped mid-way); nothing without the derived counts.
+    fn in_flight(&self, begun: Counter, ended: Counter) -> Option<InFlight<'_>> {
+        match self.causes {
+            Causes::Listener => None,
+            Causes::Derived => {
+                self.stats.incr(begun);
+                Some(InFlight {
+                    stats: &self.stats,
+                    ended,
+                })
+            }
+        }
+    }
+
     /// Size evictions without the listener: every entry created has left by a size
     /// eviction, an explicit removal, or not at all (nothing expires; a replacement keeps
-    /// the entry). `created` is the count as of the last maintenance pass, so writes moka
-    /// has not applied yet are not mistaken for evictions; the figure may lag but does not
-    /// run ahead, and never decreases.
-    fn derived_size_evictions(&self, entries: u64, totals: &crate::stats::Totals) -> u64 {
-        let created = self.created_settled.load(Ordering::Relaxed);
-        let derived = created
-            .saturating_sub(totals.get(Counter::EvictedExplicit))
-            .saturating_sub(entries);
+    /// the entry). A lower bound, so that the never-decreasing figure cannot stick above
+    /// the truth: `created` is the settled lower bound of applied creates (read by the
+    /// caller before `entries`), and the explicit removals are counted high — the count so
+    /// far plus the removals in flight, read after `entries`. Exact when no write or removal
+    /// runs during the last pass and the snapshot (`settled_metrics()` at rest); it may lag
+    /// under load, never run ahead.
+    fn derived_size_evictions(&self, created: u64, entries: u64) -> u64 {
+        let pending = self.in_flight_now(Counter::RemovalsBegun, Counter::RemovalsEnded);
+        let explicit = self
+            .stats
+            .total(Counter::EvictedExplicit)
+            .saturating_add(pending);
+        let derived = created.saturating_sub(explicit).saturating_sub(entries);
         self.size_reported
             .fetch_max(derived, Ordering::Relaxed)
             .max(derived)
@@ -577,6 +620,18 @@ where
                 advisor.record(hash, SampleKind::Remove);
             }
         }
+    }
+}
+
+/// Keeps an operation counted as in flight until dropped.
+struct InFlight<'a> {
+    stats: &'a Stats,
+    ended: Counter,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.stats.incr(self.ended);
     }
 }
 

@@ -29,9 +29,11 @@ pub struct EvictionCounts {
     /// not hold, or a stored load) has left by a size eviction or an explicit removal, or is
     /// still cached. It is computed when metrics are taken, from the creates counted up to
     /// the last maintenance pass this cache ran (`run_pending_tasks`, `settled_metrics`,
-    /// `invalidate_all` or the cleanup task), so writes moka has not applied yet are never
-    /// taken for evictions: a plain `metrics()` may lag behind, never run ahead, and
-    /// `settled_metrics()` is exact. The figure never decreases (it feeds a counter).
+    /// `invalidate_all` or the cleanup task) less the writes in flight then, with removals
+    /// in flight counted as explicit: a lower bound, so writes moka has not applied yet are
+    /// never taken for evictions. A plain `metrics()` may lag behind, never run ahead;
+    /// `settled_metrics()` with no write running is exact. The figure never decreases (it
+    /// feeds a counter).
     pub size: u64,
     /// Removed because their time-to-live, time-to-idle or per-entry expiry passed (0 by
     /// construction without expiration).

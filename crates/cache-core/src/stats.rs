@@ -31,9 +31,17 @@ pub(crate) enum Counter {
     /// Writes that stored a key the cache did not hold (counted only without expiration,
     /// where size evictions are derived from it).
     Created,
+    /// Writes (inserts, loads) begun and ended, without expiration only: the difference
+    /// bounds the creates counted but perhaps not yet handed to moka.
+    WritesBegun,
+    WritesEnded,
+    /// Removals (`invalidate`, `remove`) begun and ended, without expiration only: the
+    /// difference bounds the entries removed but not yet counted as explicit.
+    RemovalsBegun,
+    RemovalsEnded,
 }
 
-const COUNTERS: usize = 12;
+const COUNTERS: usize = 16;
 
 /// One shard, alone on its (pair of) cache lines so neighbours never false-share.
 #[derive(Debug, Default)]

@@ -402,3 +402,63 @@ async fn writers_racing_on_the_same_keys_count_each_create_once() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn snapshots_racing_writes_and_maintenance_never_report_phantom_size_evictions() {
+    // Room for every key: any size eviction reported would be a phantom, and it would stick,
+    // since the figure never decreases.
+    const WRITERS: u64 = 4;
+    const KEYS_PER_WRITER: u64 = 5_000;
+    let cache: Cache<u64, u64> = Cache::builder()
+        .max_entries(100_000)
+        .max_memory_bytes(100_000 * 512)
+        .build()
+        .expect("valid settings");
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|writer| {
+            let cache = cache.clone();
+            tokio::spawn(async move {
+                for key in 0..KEYS_PER_WRITER {
+                    let key = writer * KEYS_PER_WRITER + key;
+                    cache.insert(key, key).await.expect("small entries fit");
+                    if key % 7 == 0 {
+                        cache.remove(&key).await;
+                    }
+                }
+            })
+        })
+        .collect();
+    let watcher = {
+        let cache = cache.clone();
+        tokio::spawn(async move {
+            let mut snapshots = 0_u64;
+            loop {
+                cache.run_pending_tasks().await;
+                let settled = cache.settled_metrics().await;
+                let plain = cache.metrics();
+                assert_eq!(
+                    settled.evictions.size, 0,
+                    "phantom size evictions (settled)"
+                );
+                assert_eq!(plain.evictions.size, 0, "phantom size evictions (plain)");
+                snapshots += 1;
+                if cache.metrics().inserts >= WRITERS * KEYS_PER_WRITER {
+                    return snapshots;
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    for writer in writers {
+        writer.await.expect("writer panicked");
+    }
+    let snapshots = watcher.await.expect("watcher panicked");
+    assert!(snapshots > 0);
+    let metrics = cache.settled_metrics().await;
+    let removed = (0..WRITERS * KEYS_PER_WRITER)
+        .filter(|key| key % 7 == 0)
+        .count() as u64;
+    assert_eq!(metrics.evictions.size, 0);
+    assert_eq!(metrics.evictions.explicit, removed);
+    assert_eq!(metrics.entries, WRITERS * KEYS_PER_WRITER - removed);
+}
