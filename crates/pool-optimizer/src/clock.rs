@@ -112,7 +112,10 @@ mod tests {
         }
         // Aligned with the OS clock: within a generous bound of Instant's own reading.
         let os = nanos(epoch.elapsed());
-        assert!((clock.now() - os).abs() < 50_000_000, "tsc {last} vs os {os}");
+        assert!(
+            (clock.now() - os).abs() < 50_000_000,
+            "tsc {last} vs os {os}"
+        );
     }
 
     #[test]
