@@ -14,10 +14,12 @@
 
 #![allow(missing_docs)] // reason: criterion_group! generates an undocumented function.
 
+use std::future::Future;
+use std::ops::Deref;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, Criterion, Throughput};
-use resync_pool_optimizer::{MonitoredPool, PoolConfig, PostgresManager};
+use resync_pool_optimizer::{MonitoredPool, PoolConfig, PoolConnection, PostgresManager};
 use resync_resource_manager::ResourceTracker;
 
 /// Pool size of the `SELECT 1` bench (the brief's setting: 16 connections, 32 tasks);
@@ -137,48 +139,6 @@ impl Contended {
             }
         })
     }
-
-    /// `iters` get + drop on the bare pool from `CONTENDED_TASKS` tasks; the wall time.
-    /// With `hold`, each task yields to the scheduler once while it holds the connection,
-    /// so the 32 tasks really compete for the 16 connections and about half the gets wait.
-    async fn run_bare(&self, iters: u64, hold: bool) -> Duration {
-        let started = Instant::now();
-        let mut tasks = tokio::task::JoinSet::new();
-        for share in shares(iters, CONTENDED_TASKS) {
-            let bare = self.bare.clone();
-            tasks.spawn(async move {
-                for _ in 0..share {
-                    let conn = bare.get().await.expect("get");
-                    if hold {
-                        tokio::task::yield_now().await;
-                    }
-                    drop(conn);
-                }
-            });
-        }
-        tasks.join_all().await;
-        started.elapsed()
-    }
-
-    /// The same through the monitored pool.
-    async fn run_monitored(&self, iters: u64, hold: bool) -> Duration {
-        let started = Instant::now();
-        let mut tasks = tokio::task::JoinSet::new();
-        for share in shares(iters, CONTENDED_TASKS) {
-            let pool = self.monitored.clone();
-            tasks.spawn(async move {
-                for _ in 0..share {
-                    let conn = pool.get().await.expect("get");
-                    if hold {
-                        tokio::task::yield_now().await;
-                    }
-                    drop(conn);
-                }
-            });
-        }
-        tasks.join_all().await;
-        started.elapsed()
-    }
 }
 
 /// get + drop from `CONTENDED_TASKS` tasks over a pool of `CONTENDED_CONNS`, side by side.
@@ -192,11 +152,11 @@ fn checkout_contended(c: &mut Criterion) {
         let suffix = if hold { "_holding" } else { "" };
         group.bench_function(format!("bare_bb8{suffix}"), |b| {
             b.to_async(&rt)
-                .iter_custom(|iters| pools.run_bare(iters, hold));
+                .iter_custom(|iters| spread(&pools.bare, Hold(hold), iters, CONTENDED_TASKS));
         });
         group.bench_function(format!("monitored_pool{suffix}"), |b| {
             b.to_async(&rt)
-                .iter_custom(|iters| pools.run_monitored(iters, hold));
+                .iter_custom(|iters| spread(&pools.monitored, Hold(hold), iters, CONTENDED_TASKS));
         });
     }
     group.finish();
@@ -233,9 +193,9 @@ fn paired_checkout(hold: bool) {
         let cpu_before = process_cpu_ns();
         let wall = rt.block_on(async {
             if monitored {
-                pools.run_monitored(PAIRED_OPS, hold).await
+                spread(&pools.monitored, Hold(hold), PAIRED_OPS, CONTENDED_TASKS).await
             } else {
-                pools.run_bare(PAIRED_OPS, hold).await
+                spread(&pools.bare, Hold(hold), PAIRED_OPS, CONTENDED_TASKS).await
             }
         });
         let cpu = process_cpu_ns()
@@ -245,20 +205,10 @@ fn paired_checkout(hold: bool) {
         let by_cpu = cpu.map(|cpu| ops / (cpu.as_secs_f64() / f64::from(WORKERS)));
         (by_cpu, ops / wall.as_secs_f64())
     };
-    // Warm-up: both pools once.
-    measure(false);
-    measure(true);
     let mut by_cpu = Vec::new();
     let mut by_wall = Vec::new();
     let mut best = [0.0_f64; 2];
-    for round in 0..PAIRED_ROUNDS {
-        let (bare, monitored) = if round % 2 == 0 {
-            let bare = measure(false);
-            (bare, measure(true))
-        } else {
-            let monitored = measure(true);
-            (measure(false), monitored)
-        };
+    for (bare, monitored) in interleaved(PAIRED_ROUNDS, measure) {
         if let (Some(bare_cpu), Some(monitored_cpu)) = (bare.0, monitored.0) {
             by_cpu.push(monitored_cpu / bare_cpu);
             best[0] = best[0].max(bare_cpu);
@@ -266,18 +216,6 @@ fn paired_checkout(hold: bool) {
         }
         by_wall.push(monitored.1 / bare.1);
     }
-    let triple = |ratios: &mut Vec<f64>| {
-        ratios.sort_by(f64::total_cmp);
-        match ratios.as_slice() {
-            [] => "n/a".to_owned(),
-            sorted => format!(
-                "{:.3} {:.3} {:.3}",
-                sorted[0],
-                sorted[sorted.len() / 2],
-                sorted[sorted.len() - 1]
-            ),
-        }
-    };
     println!(
         "\ncheckout_contended paired{}: {PAIRED_ROUNDS} interleaved rounds of {PAIRED_OPS} get+drop, \
          {CONTENDED_TASKS} tasks, {CONTENDED_CONNS} connections, {WORKERS} worker threads",
@@ -290,42 +228,139 @@ fn paired_checkout(hold: bool) {
     );
     println!(
         "  monitored / bare, from on-CPU time (min median max): {}",
-        triple(&mut by_cpu)
+        min_median_max(&mut by_cpu)
     );
     println!(
         "  monitored / bare, from wall time   (min median max): {}",
-        triple(&mut by_wall)
+        min_median_max(&mut by_wall)
     );
     if std::env::var_os("RESYNC_BENCH_ROUNDS").is_some() {
         println!("  every round (wall, sorted): {by_wall:.2?}");
     }
 }
 
-/// `iters` split into `tasks` near-equal shares.
-fn shares(iters: u64, tasks: u64) -> impl Iterator<Item = u64> {
-    (0..tasks).map(move |task| iters / tasks + u64::from(task < iters % tasks))
+/// Either pool, so that the code running the benches' work is written once for both.
+trait BenchPool<C>: Clone + Send + Sync + 'static {
+    /// A checked-out connection.
+    type Conn<'a>: Deref<Target = C> + Send
+    where
+        Self: 'a;
+
+    /// Checks a connection out (the benches expect no error).
+    fn checkout(&self) -> impl Future<Output = Self::Conn<'_>> + Send;
 }
 
-/// Runs `iters` `SELECT 1`s spread over `SELECT_TASKS` tasks and returns the wall time.
-async fn concurrent<F, Fut>(iters: u64, one: F) -> Duration
+impl<M> BenchPool<M::Connection> for bb8::Pool<M>
 where
-    F: Fn() -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
+    M: bb8::ManageConnection,
+{
+    type Conn<'a> = bb8::PooledConnection<'a, M>;
+
+    async fn checkout(&self) -> Self::Conn<'_> {
+        self.get().await.expect("get")
+    }
+}
+
+impl<M> BenchPool<M::Connection> for MonitoredPool<M>
+where
+    M: bb8::ManageConnection,
+    M::Error: std::error::Error + Send + Sync + 'static,
+{
+    type Conn<'a> = PoolConnection<'a, M>;
+
+    async fn checkout(&self) -> Self::Conn<'_> {
+        self.get().await.expect("get")
+    }
+}
+
+/// What a bench task does with each connection it checks out.
+trait Work<C>: Copy + Send + Sync + 'static {
+    fn run(self, conn: &C) -> impl Future<Output = ()> + Send;
+}
+
+/// Nothing (`Hold(false)`), or one yield to the scheduler while the connection is held, so
+/// that tasks really compete for the connections and gets wait.
+#[derive(Debug, Clone, Copy)]
+struct Hold(bool);
+
+impl Work<()> for Hold {
+    async fn run(self, _conn: &()) {
+        if self.0 {
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+/// One `SELECT 1` (simple protocol, as pgbench `-M simple`).
+#[derive(Debug, Clone, Copy)]
+struct SelectOne;
+
+impl Work<tokio_postgres::Client> for SelectOne {
+    async fn run(self, conn: &tokio_postgres::Client) {
+        conn.simple_query("SELECT 1").await.expect("select");
+    }
+}
+
+/// `iters` checkouts spread over `tasks` tasks, each doing `work` with its connection before
+/// returning it; the wall time.
+async fn spread<C, P, W>(pool: &P, work: W, iters: u64, tasks: u64) -> Duration
+where
+    C: Sync + 'static,
+    P: BenchPool<C>,
+    W: Work<C>,
 {
     let started = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for share in shares(iters, SELECT_TASKS) {
-        let one = one.clone();
-        tasks.spawn(async move {
+    let mut set = tokio::task::JoinSet::new();
+    for share in shares(iters, tasks) {
+        let pool = pool.clone();
+        set.spawn(async move {
             for _ in 0..share {
-                one().await;
+                let conn = pool.checkout().await;
+                work.run(&conn).await;
+                drop(conn);
             }
         });
     }
-    while let Some(joined) = tasks.join_next().await {
-        joined.expect("client task");
-    }
+    set.join_all().await;
     started.elapsed()
+}
+
+/// Measures the bare (`false`) and the monitored (`true`) side once each to warm up, then in
+/// `rounds` rounds whose order alternates, so that load from elsewhere hits both alike;
+/// returns (bare, monitored) per round.
+fn interleaved<T>(rounds: usize, mut measure: impl FnMut(bool) -> T) -> Vec<(T, T)> {
+    measure(false);
+    measure(true);
+    (0..rounds)
+        .map(|round| {
+            if round % 2 == 0 {
+                let bare = measure(false);
+                (bare, measure(true))
+            } else {
+                let monitored = measure(true);
+                (measure(false), monitored)
+            }
+        })
+        .collect()
+}
+
+/// Sorts `ratios` and formats their min, median and max ("n/a" when empty).
+fn min_median_max(ratios: &mut [f64]) -> String {
+    ratios.sort_by(f64::total_cmp);
+    match ratios {
+        [] => "n/a".to_owned(),
+        sorted => format!(
+            "{:.3} {:.3} {:.3}",
+            sorted[0],
+            sorted[sorted.len() / 2],
+            sorted[sorted.len() - 1]
+        ),
+    }
+}
+
+/// `iters` split into `tasks` near-equal shares.
+fn shares(iters: u64, tasks: u64) -> impl Iterator<Item = u64> {
+    (0..tasks).map(move |task| iters / tasks + u64::from(task < iters % tasks))
 }
 
 /// The two pools of the `SELECT 1` bench against the shared server.
@@ -370,28 +405,12 @@ fn select_1(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     group.sample_size(20);
     group.bench_function("bare_bb8_postgres", |b| {
-        b.to_async(&rt).iter_custom(|iters| {
-            let bare = bare.clone();
-            concurrent(iters, move || {
-                let bare = bare.clone();
-                async move {
-                    let conn = bare.get().await.expect("get");
-                    conn.simple_query("SELECT 1").await.expect("select");
-                }
-            })
-        });
+        b.to_async(&rt)
+            .iter_custom(|iters| spread(&bare, SelectOne, iters, SELECT_TASKS));
     });
     group.bench_function("monitored_pool", |b| {
-        b.to_async(&rt).iter_custom(|iters| {
-            let pool = monitored.clone();
-            concurrent(iters, move || {
-                let pool = pool.clone();
-                async move {
-                    let conn = pool.get().await.expect("get");
-                    conn.simple_query("SELECT 1").await.expect("select");
-                }
-            })
-        });
+        b.to_async(&rt)
+            .iter_custom(|iters| spread(&monitored, SelectOne, iters, SELECT_TASKS));
     });
     group.finish();
 }
@@ -430,58 +449,30 @@ fn paired_select_1() {
     let rate = |use_monitored: bool| {
         let elapsed = rt.block_on(async {
             if use_monitored {
-                let pool = monitored.clone();
-                concurrent(SELECT_PAIRED_OPS, move || {
-                    let pool = pool.clone();
-                    async move {
-                        let conn = pool.get().await.expect("get");
-                        conn.simple_query("SELECT 1").await.expect("select");
-                    }
-                })
-                .await
+                spread(&monitored, SelectOne, SELECT_PAIRED_OPS, SELECT_TASKS).await
             } else {
-                let bare = bare.clone();
-                concurrent(SELECT_PAIRED_OPS, move || {
-                    let bare = bare.clone();
-                    async move {
-                        let conn = bare.get().await.expect("get");
-                        conn.simple_query("SELECT 1").await.expect("select");
-                    }
-                })
-                .await
+                spread(&bare, SelectOne, SELECT_PAIRED_OPS, SELECT_TASKS).await
             }
         });
         SELECT_PAIRED_OPS as f64 / elapsed.as_secs_f64()
     };
-    rate(false);
-    rate(true);
     let mut ratios = Vec::new();
     let mut best = [0.0_f64; 2];
-    for round in 0..SELECT_PAIRED_ROUNDS {
-        let (bare_rate, monitored_rate) = if round % 2 == 0 {
-            let bare_rate = rate(false);
-            (bare_rate, rate(true))
-        } else {
-            let monitored_rate = rate(true);
-            (rate(false), monitored_rate)
-        };
+    for (bare_rate, monitored_rate) in interleaved(SELECT_PAIRED_ROUNDS, rate) {
         best[0] = best[0].max(bare_rate);
         best[1] = best[1].max(monitored_rate);
         ratios.push(monitored_rate / bare_rate);
     }
-    ratios.sort_by(f64::total_cmp);
     println!(
         "\nselect_1 paired: {SELECT_PAIRED_ROUNDS} interleaved rounds of {SELECT_PAIRED_OPS} \
          SELECT 1, {SELECT_TASKS} tasks, {SELECT_CONNS} connections"
     );
     println!(
         "  best round: bare bb8-postgres {:.1} k/s, monitored {:.1} k/s; monitored / bare \
-         (min median max): {:.2} {:.2} {:.2}",
+         (min median max): {}",
         best[0] / 1e3,
         best[1] / 1e3,
-        ratios[0],
-        ratios[ratios.len() / 2],
-        ratios[ratios.len() - 1]
+        min_median_max(&mut ratios)
     );
     drop((monitored, bare));
     match pgbench(&url) {
