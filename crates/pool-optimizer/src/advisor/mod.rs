@@ -269,35 +269,31 @@ fn size_advice(
 ) {
     let window = evidence.window;
     if window.exhaustions > 0 {
+        let exhausted = |message: String| {
+            evidence.attach(Recommendation::new(
+                component,
+                "pool.exhausted",
+                Severity::Critical,
+                message,
+            ))
+        };
         let rec = if window.leaked > 0 {
             // Connections that never come back exhaust any size: growing hides the bug.
-            evidence
-                .attach(Recommendation::new(
-                    component,
-                    "pool.exhausted",
-                    Severity::Critical,
-                    format!(
-                        "{} get(s) timed out with all {} connections in use while {} connection(s) are leaked: fix the leak (see the tracker's leak report) before growing the pool",
-                        window.exhaustions, window.max_size, window.leaked
-                    ),
-                ))
-                .with_evidence("leaked", window.leaked as f64)
+            exhausted(format!(
+                "{} get(s) timed out with all {} connections in use while {} connection(s) are leaked: fix the leak (see the tracker's leak report) before growing the pool",
+                window.exhaustions, window.max_size, window.leaked
+            ))
+            .with_evidence("leaked", window.leaked as f64)
         } else {
             let suggested = evidence
                 .sizing
                 .map_or(0, |s| s.suggested_max_size)
                 .max(window.max_size + window.max_size.div_ceil(4));
-            evidence
-                .attach(Recommendation::new(
-                    component,
-                    "pool.exhausted",
-                    Severity::Critical,
-                    format!(
-                        "{} get(s) timed out with all {} connections in use",
-                        window.exhaustions, window.max_size
-                    ),
-                ))
-                .with_change(evidence.max_change(suggested))
+            exhausted(format!(
+                "{} get(s) timed out with all {} connections in use",
+                window.exhaustions, window.max_size
+            ))
+            .with_change(evidence.max_change(suggested))
         };
         advice.push(rec);
         return;
