@@ -62,12 +62,22 @@ impl Totals {
     }
 }
 
-/// Striped counters plus the load-time and sampled get-latency histograms.
+/// Load-time histograms at most (each is 15 KiB): loads are frequent enough under a
+/// read-through workload that one shared histogram's sum line would bounce between cores.
+const MAX_LOAD_STRIPES: usize = 8;
+
+/// One load-time histogram, aligned so that neighbouring stripes' sums never false-share.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct LoadStripe(Histogram);
+
+/// Striped counters plus the (striped) load-time and sampled get-latency histograms.
 #[derive(Debug)]
 pub(crate) struct Stats {
     shards: Box<[Shard]>,
     mask: usize,
-    load_time: Histogram,
+    load_time: Box<[LoadStripe]>,
+    load_mask: usize,
     get_latency: Histogram,
 }
 
@@ -99,10 +109,12 @@ impl Stats {
     /// `shards` is rounded up to a power of two.
     pub(crate) fn new(shards: usize) -> Self {
         let count = shards.max(1).next_power_of_two();
+        let load_stripes = count.min(MAX_LOAD_STRIPES);
         Self {
             shards: (0..count).map(|_| Shard::default()).collect(),
             mask: count - 1,
-            load_time: Histogram::new(),
+            load_time: (0..load_stripes).map(|_| LoadStripe::default()).collect(),
+            load_mask: load_stripes - 1,
             get_latency: Histogram::new(),
         }
     }
@@ -119,12 +131,16 @@ impl Stats {
     }
 
     pub(crate) fn record_load(&self, elapsed: Duration, ok: bool) {
-        self.incr(if ok {
+        let slot = thread_slot();
+        let counter = if ok {
             Counter::LoadsOk
         } else {
             Counter::LoadsFailed
-        });
-        self.load_time.record_duration(elapsed);
+        };
+        self.add_at(slot, counter, 1);
+        self.load_time[slot & self.load_mask]
+            .0
+            .record_duration(elapsed);
     }
 
     #[inline]
@@ -151,7 +167,11 @@ impl Stats {
     }
 
     pub(crate) fn load_time(&self) -> HistogramSnapshot {
-        self.load_time.snapshot()
+        let mut merged = HistogramSnapshot::default();
+        for stripe in self.load_time.iter() {
+            merged.merge(&stripe.0.snapshot());
+        }
+        merged
     }
 
     pub(crate) fn get_latency(&self) -> HistogramSnapshot {
