@@ -48,8 +48,8 @@ where
     /// when returned. Do not call it for the caller's own failures (a constraint violation,
     /// a 404), which say nothing about the pool.
     pub fn report_error(&mut self) {
-        if !self.conn.reported {
-            self.conn.reported = true;
+        if !self.conn.meta.reported {
+            self.conn.meta.reported = true;
             PoolStats::count(&self.stats.caller_errors);
         }
     }
@@ -57,7 +57,7 @@ where
     /// Whether [`report_error`](Self::report_error) was called on this checkout.
     #[must_use]
     pub fn is_reported_broken(&self) -> bool {
-        self.conn.reported
+        self.conn.meta.reported
     }
 }
 
@@ -93,11 +93,11 @@ where
         // before bb8 takes the connection back (and calls `has_broken`), so the next checkout
         // within the validation skip window needs no round trip.
         let now = self.stats.clock.now();
-        self.conn.last_used = now;
+        self.conn.meta.last_used = now;
         self.stats.checked_in(span(self.acquired_at, now));
         // Returning a connection to the pool is a proper close of the checkout (counted as
         // closed, not "released without close"), stamped with the same clock read.
-        self.conn.lease.checkin_nanos(now);
+        self.conn.meta.lease.checkin_nanos(now);
     }
 }
 
@@ -113,7 +113,7 @@ where
                 "held_for",
                 &Duration::from_nanos(span(self.acquired_at, self.stats.clock.now())),
             )
-            .field("reported_broken", &self.conn.reported)
+            .field("reported_broken", &self.conn.meta.reported)
             .finish_non_exhaustive()
     }
 }

@@ -189,7 +189,7 @@ where
             let (conn, acquired_at) = match first {
                 Poll::Ready(Ok(conn)) => {
                     shared.stats.checked_out_direct();
-                    let acquired_at = conn.checked_out_at;
+                    let acquired_at = conn.meta.checked_out_at;
                     (conn, acquired_at)
                 }
                 Poll::Ready(Err(_timed_out)) => {
@@ -199,7 +199,7 @@ where
             };
             // The connection's slot, registered at connect: a few atomic stores, with the
             // caller's line and the checkout instant the validation already read.
-            conn.lease.checkout_nanos(location, acquired_at);
+            conn.meta.lease.checkout_nanos(location, acquired_at);
             Ok(PoolConnection::new(conn, &shared.stats, acquired_at))
         }
     }
@@ -236,7 +236,7 @@ where
                     return match got {
                         Ok(conn) => {
                             // Stamped by the checkout validation: no clock read here.
-                            let acquired_at = conn.checked_out_at;
+                            let acquired_at = conn.meta.checked_out_at;
                             self.stats
                                 .checked_out_waited(Duration::from_nanos(span(started, acquired_at)));
                             Ok((conn, acquired_at))

@@ -9,10 +9,18 @@ use crate::clock::{span, Nanos};
 use crate::error::{Error, SharedError};
 use crate::stats::PoolStats;
 
-/// A pooled connection with the bookkeeping the wrapper needs.
+/// A pooled connection with the bookkeeping the wrapper needs, kept behind one pointer:
+/// bb8 moves its connections by value through its idle queue, `get()` and the guard, so a
+/// small `Tracked` keeps those moves as cheap as they are for the bare connection.
 #[derive(Debug)]
 pub(crate) struct Tracked<C> {
     pub(crate) conn: C,
+    pub(crate) meta: Box<Meta>,
+}
+
+/// The per-connection bookkeeping.
+#[derive(Debug)]
+pub(crate) struct Meta {
     /// When the connection was last returned to the pool (or made), on the pool's clock.
     pub(crate) last_used: Nanos,
     /// When checkout validation passed: the one clock read of a checkout, serving the
@@ -69,11 +77,13 @@ where
                     let lease = self.tracker.lease_slot(self.kind, &*self.stats.name);
                     return Ok(Tracked {
                         conn,
-                        last_used: now,
-                        checked_out_at: now,
-                        reported: false,
-                        invalidated: false,
-                        lease,
+                        meta: Box::new(Meta {
+                            last_used: now,
+                            checked_out_at: now,
+                            reported: false,
+                            invalidated: false,
+                            lease,
+                        }),
                     });
                 }
                 Ok(Err(error)) => Arc::new(error),
@@ -88,26 +98,29 @@ where
     }
 
     async fn is_valid(&self, tracked: &mut Self::Connection) -> Result<(), Self::Error> {
-        if tracked.reported || tracked.invalidated || self.inner.has_broken(&mut tracked.conn) {
-            tracked.invalidated = true;
+        if tracked.meta.reported
+            || tracked.meta.invalidated
+            || self.inner.has_broken(&mut tracked.conn)
+        {
+            tracked.meta.invalidated = true;
             PoolStats::count(&self.stats.validation_failures);
             return Err(Arc::new(Error::Broken));
         }
         // bb8 runs this last before handing the connection out (test_on_check_out is on), so
         // this instant is the checkout's: `get()` reads it instead of the clock.
         let now = self.stats.clock.now();
-        tracked.checked_out_at = now;
-        if span(tracked.last_used, now) < self.validation_skip_window_nanos {
+        tracked.meta.checked_out_at = now;
+        if span(tracked.meta.last_used, now) < self.validation_skip_window_nanos {
             return Ok(());
         }
         PoolStats::count(&self.stats.validations_run);
         match self.inner.is_valid(&mut tracked.conn).await {
             Ok(()) => {
-                tracked.checked_out_at = self.stats.clock.now();
+                tracked.meta.checked_out_at = self.stats.clock.now();
                 Ok(())
             }
             Err(error) => {
-                tracked.invalidated = true;
+                tracked.meta.invalidated = true;
                 PoolStats::count(&self.stats.validation_run_failures);
                 PoolStats::count(&self.stats.validation_failures);
                 Err(Arc::new(error))
@@ -117,11 +130,11 @@ where
 
     fn has_broken(&self, tracked: &mut Self::Connection) -> bool {
         // bb8 calls this on every return (the guard stamped `last_used` just before).
-        if tracked.invalidated {
+        if tracked.meta.invalidated {
             // bb8 drops an invalid connection anyway and has counted it as closed_invalid.
             return false;
         }
-        if tracked.reported {
+        if tracked.meta.reported {
             // Counted as a caller error when reported; closed here, not counted again.
             return true;
         }
