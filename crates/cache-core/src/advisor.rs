@@ -5,13 +5,15 @@
 //! 1. *Spatial sampling.* Every key is hashed with a fixed, fast hash; a key belongs to the
 //!    sample when its hash falls below `rate · 2⁶⁴`. A sampled key is always sampled, so the
 //!    sample sees every access to about `rate` of the keys (SHARDS, Waldspurger et al. 2015).
-//! 2. *Miniature simulations of the same policy.* The sampled accesses drive small moka
-//!    caches with memory bounds of `rate · max_memory · f` for `f` in ½, 1, 2, 4; each
-//!    sampled write carries the real entry's weight. moka's TinyLFU admission is therefore
-//!    simulated by moka itself, not approximated by an LRU stack-distance model. A sampled
-//!    get carries whether the real cache hit; a miniature that missed a real hit gets the
-//!    entry inserted (a cache of its size would have reloaded it), with the weight another
-//!    miniature holds.
+//! 2. *Miniature simulations of the same policy.* The sampled accesses drive small caches
+//!    with memory bounds of `rate · max_memory · f` for `f` in ½, 1, 2, 4; each sampled write
+//!    carries the real entry's weight. The miniatures are [`sim::Sim`]s, a single-threaded
+//!    re-implementation of moka 0.12.16's policy — its frequency sketch and when it is sized,
+//!    its batching of reads and writes, its size-aware TinyLFU admission and its LRU — so
+//!    moka's admission is simulated, not approximated by an LRU stack-distance model, at a
+//!    fraction of what replaying into real moka caches cost. A sampled get carries whether
+//!    the real cache hit; a miniature that missed a real hit gets the entry inserted (a cache
+//!    of its size would have reloaded it), with the weight another miniature holds.
 //! 3. *Anchoring.* The prediction at factor `f` is the real cache's measured hit rate plus
 //!    the extra hits of the miniature at `f` over the miniature at 1×, divided by the gets
 //!    the sample is expected to hold (`rate · requests`). The sampling error that a few hot
@@ -22,12 +24,16 @@
 //! replay lock and, if it is free, replays them into the miniatures; if another thread is
 //! replaying, the samples stay buffered (up to [`MAX_PENDING`], past which it waits).
 
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::metrics::{CurvePoint, MissRatioCurve};
+
+mod sim;
+
+use sim::Sim;
 
 /// Capacity factors simulated, relative to the current memory bound.
 pub(crate) const FACTORS: [f64; 4] = [0.5, 1.0, 2.0, 4.0];
@@ -65,15 +71,16 @@ struct Sample {
     kind: SampleKind,
 }
 
-type Miniature = moka::sync::Cache<u64, u32, BuildHasherDefault<PassThroughHasher>>;
-
 /// The advisor: sampling filter, pending buffer and the miniature caches.
 pub(crate) struct Advisor {
     threshold: u64,
     sample_rate: f64,
     max_memory_bytes: u64,
     pending: Mutex<Vec<Sample>>,
-    miniatures: Mutex<Vec<Miniature>>,
+    miniatures: Mutex<Vec<Sim>>,
+    /// The miniatures' clock starts here; read only when a TTL or TTI is set.
+    origin: Instant,
+    expiring: bool,
     sampled_gets: AtomicU64,
     /// Hits per miniature; the last one is the doubled-TTL miniature's (0 without a TTL).
     miniature_hits: [AtomicU64; MINIATURES],
@@ -112,18 +119,9 @@ impl Advisor {
         };
         let miniature = |factor: f64, ttl: Option<Duration>| {
             let capacity = (config.max_memory_bytes as f64 * sample_rate * factor).ceil() as u64;
-            let mut builder = moka::sync::Cache::builder()
-                .max_capacity(capacity.max(1))
-                .weigher(|_key: &u64, weight: &u32| *weight);
-            if let Some(ttl) = ttl {
-                builder = builder.time_to_live(ttl);
-            }
-            if let Some(tti) = config.time_to_idle {
-                builder = builder.time_to_idle(tti);
-            }
-            builder.build_with_hasher(BuildHasherDefault::<PassThroughHasher>::default())
+            Sim::new(capacity, ttl, config.time_to_idle)
         };
-        let mut miniatures: Vec<Miniature> = FACTORS
+        let mut miniatures: Vec<Sim> = FACTORS
             .iter()
             .map(|factor| miniature(*factor, config.time_to_live))
             .collect();
@@ -137,6 +135,8 @@ impl Advisor {
             max_memory_bytes: config.max_memory_bytes,
             pending: Mutex::new(Vec::with_capacity(BATCH)),
             miniatures: Mutex::new(miniatures),
+            origin: Instant::now(),
+            expiring: config.time_to_live.is_some() || config.time_to_idle.is_some(),
             sampled_gets: AtomicU64::new(0),
             miniature_hits: Default::default(),
             ttl_doubled: config.time_to_live.is_some(),
@@ -171,8 +171,8 @@ impl Advisor {
             let batch = std::mem::replace(&mut *pending, Vec::with_capacity(BATCH));
             (batch, miniatures)
         };
-        let miniatures = miniatures.unwrap_or_else(|| lock(&self.miniatures));
-        self.replay_locked(&miniatures, &batch);
+        let mut miniatures = miniatures.unwrap_or_else(|| lock(&self.miniatures));
+        self.replay_locked(&mut miniatures, &batch);
     }
 
     /// Replays everything buffered and settles the miniatures.
@@ -182,10 +182,21 @@ impl Advisor {
     }
 
     fn replay(&self, batch: &[Sample]) {
-        self.replay_locked(&lock(&self.miniatures), batch);
+        self.replay_locked(&mut lock(&self.miniatures), batch);
     }
 
-    fn replay_locked(&self, miniatures: &[Miniature], batch: &[Sample]) {
+    /// The miniatures' clock in nanoseconds; 0 when nothing expires, so the clock is not read.
+    fn now(&self) -> u64 {
+        if self.expiring {
+            u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
+        } else {
+            0
+        }
+    }
+
+    fn replay_locked(&self, miniatures: &mut [Sim], batch: &[Sample]) {
+        // One clock reading per batch: expiry in the miniatures is approximate by a batch.
+        let now = self.now();
         let mut gets = 0;
         let mut hits = [0u64; MINIATURES];
         for sample in batch {
@@ -197,9 +208,9 @@ impl Advisor {
                     for ((hit, miss), miniature) in hits
                         .iter_mut()
                         .zip(missed.iter_mut())
-                        .zip(miniatures.iter())
+                        .zip(miniatures.iter_mut())
                     {
-                        match miniature.get(&sample.key_hash) {
+                        match miniature.get(sample.key_hash, now) {
                             Some(found) => {
                                 *hit += 1;
                                 weight = Some(found);
@@ -214,29 +225,29 @@ impl Advisor {
                     if let (true, Some(weight)) = (real_hit, weight) {
                         for (_, miniature) in missed
                             .iter()
-                            .zip(miniatures.iter())
+                            .zip(miniatures.iter_mut())
                             .filter(|(missed, _)| **missed)
                         {
-                            miniature.insert(sample.key_hash, weight);
+                            miniature.insert(sample.key_hash, weight, now);
                         }
                     }
                 }
                 SampleKind::Write(weight) => {
-                    for miniature in miniatures.iter() {
-                        miniature.insert(sample.key_hash, weight);
+                    for miniature in miniatures.iter_mut() {
+                        miniature.insert(sample.key_hash, weight, now);
                     }
                 }
                 SampleKind::Remove => {
-                    for miniature in miniatures.iter() {
-                        miniature.invalidate(&sample.key_hash);
+                    for miniature in miniatures.iter_mut() {
+                        miniature.invalidate(sample.key_hash, now);
                     }
                 }
             }
         }
-        // Evict at the end of every batch so a miniature of a few hundred entries never
-        // runs far over its bound between moka's own maintenance passes.
-        for miniature in miniatures.iter() {
-            miniature.run_pending_tasks();
+        // Maintenance at the end of every batch (as moka's own would run after 64 reads or
+        // writes), so a miniature of a few hundred entries never runs far over its bound.
+        for miniature in miniatures.iter_mut() {
+            miniature.run_pending_tasks(now);
         }
         self.sampled_gets.fetch_add(gets, Ordering::Relaxed);
         for (total, hit) in self.miniature_hits.iter().zip(hits) {
@@ -247,9 +258,9 @@ impl Advisor {
     /// Discards all simulated state, e.g. after `invalidate_all`.
     pub(crate) fn clear(&self) {
         lock(&self.pending).clear();
-        for miniature in lock(&self.miniatures).iter() {
-            miniature.invalidate_all();
-            miniature.run_pending_tasks();
+        let now = self.now();
+        for miniature in lock(&self.miniatures).iter_mut() {
+            miniature.invalidate_all(now);
         }
     }
 
@@ -284,8 +295,9 @@ impl Advisor {
 pub(crate) const CURRENT_POINT: usize = CURRENT;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while replaying leaves the miniatures usable (moka caches stay consistent),
-    // so poisoning is ignored rather than propagated into the caller's get.
+    // The replay does not panic (its indices come from its own lists); should it, a
+    // miniature's counts could be off but its structures stay memory-safe, so poisoning is
+    // ignored rather than propagated into the caller's get.
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -363,13 +375,16 @@ impl Hasher for FxHasher {
     }
 }
 
-/// The miniatures' keys are already well-mixed hashes; hashing them again is wasted work.
+/// The hasher of the miniatures' maps. Their keys are already well-mixed hashes, but all lie
+/// below the sampling threshold, so their top bits are zero — and `HashMap` takes the tag it
+/// compares first from the top seven bits. One multiply (Fibonacci hashing) moves the random
+/// low bits up; the low bits, which pick the bucket, stay random.
 #[derive(Debug, Default)]
-pub(crate) struct PassThroughHasher {
+pub(crate) struct SampleKeyHasher {
     state: u64,
 }
 
-impl Hasher for PassThroughHasher {
+impl Hasher for SampleKeyHasher {
     fn write(&mut self, bytes: &[u8]) {
         for byte in bytes {
             self.state = self.state.rotate_left(8) ^ u64::from(*byte);
@@ -378,7 +393,7 @@ impl Hasher for PassThroughHasher {
 
     #[inline]
     fn write_u64(&mut self, i: u64) {
-        self.state = i;
+        self.state = i.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
 
     #[inline]
@@ -434,7 +449,7 @@ mod tests {
         advisor.record(hash, SampleKind::Write(100));
         advisor.flush();
         // The ½× miniature loses the key (as if it had evicted it); the real cache keeps it.
-        lock(&advisor.miniatures)[0].invalidate(&hash);
+        lock(&advisor.miniatures)[0].invalidate(hash, 0);
         for _ in 0..2 {
             advisor.record(hash, SampleKind::Get { hit: true });
             advisor.flush();

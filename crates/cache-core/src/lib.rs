@@ -16,8 +16,8 @@
 //!   one that cannot goes without it (moka locks each written key for a listener) and
 //!   counts them on its own paths, deriving size evictions ([`EvictionCounts`] says where
 //!   each figure comes from and how exact it is).
-//! - **An advisor**: an online miss-ratio curve from miniature moka caches fed by ~1 % of
-//!   the keys, predicting the hit rate at ½×, 2× and 4× the memory bound, and
+//! - **An advisor**: an online miss-ratio curve from miniature simulations of moka's policy
+//!   fed by ~1 % of the keys, predicting the hit rate at ½×, 2× and 4× the memory bound, and
 //!   [`recommendations_from`] turning it into advice with evidence and a settings change.
 //!
 //! ```
