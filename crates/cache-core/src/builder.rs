@@ -241,13 +241,14 @@ where
     V: Clone + Send + Sync + MemorySize + 'static,
 {
     /// Validates the settings and builds the cache. Entries weigh
-    /// `size_of::<K>() + size_of::<V>() + heap bytes +` [`ENTRY_OVERHEAD_BYTES`] unless a
+    /// `size_of::<K>() + size_of::<V>()` (plus the 8-byte stamp the cache stores with each
+    /// value) `+ heap bytes +` [`ENTRY_OVERHEAD_BYTES`] unless a
     /// [`weigher`](Self::weigher) was set.
     pub fn build(mut self) -> Result<Cache<K, V>, Error> {
         if self.weigher.is_none() {
             self.weigher = Some(Arc::new(|key: &K, value: &V| {
                 (std::mem::size_of::<K>()
-                    + std::mem::size_of::<V>()
+                    + std::mem::size_of::<crate::stored::Stored<V>>()
                     + key.heap_bytes()
                     + value.heap_bytes()) as u64
                     + ENTRY_OVERHEAD_BYTES

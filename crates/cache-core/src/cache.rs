@@ -9,7 +9,6 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use moka::notification::RemovalCause;
-use moka::Expiry;
 use resync_perf_core::Recommendation;
 
 use crate::advisor::{Advisor, AdvisorConfig, SampleKind};
@@ -17,6 +16,7 @@ use crate::builder::CacheBuilder;
 use crate::error::Error;
 use crate::metrics::CacheMetrics;
 use crate::stats::{thread_slot, thread_slot_tick, Counter, Stats};
+use crate::stored::{self, Stamp, Stored, UserExpiry, WriteCounter};
 
 /// A weigher: bytes of an entry before the per-entry floor is applied.
 pub(crate) type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> u64 + Send + Sync + 'static>;
@@ -31,7 +31,7 @@ pub struct Cache<K, V> {
 
 struct Inner<K, V> {
     name: String,
-    moka: moka::future::Cache<K, V>,
+    moka: moka::future::Cache<K, Stored<V>>,
     stats: Arc<Stats>,
     advisor: Option<Advisor>,
     weigher: Weigher<K, V>,
@@ -64,35 +64,6 @@ enum Causes {
     /// removing operations count explicit removals, size evictions are derived, and
     /// expirations cannot happen.
     Derived,
-}
-
-/// An internal moka [`Expiry`] that never expires anything and counts each write as moka
-/// sees it: `expire_after_create` for a key moka did not hold (an insert or a stored load),
-/// `expire_after_update` for a replaced live value. moka calls them inside the write, so
-/// the counts are exact even when writers race on one key (a `contains_key` before the
-/// write was measured too: it counts two racing writers of an absent key as two creates,
-/// and cost writes more than these callbacks; the price here is a call of the default
-/// `expire_after_read` on every hit).
-struct WriteCounter {
-    stats: Arc<Stats>,
-}
-
-impl<K, V> Expiry<K, V> for WriteCounter {
-    fn expire_after_create(&self, _key: &K, _value: &V, _created_at: Instant) -> Option<Duration> {
-        self.stats.incr(Counter::Created);
-        None
-    }
-
-    fn expire_after_update(
-        &self,
-        _key: &K,
-        _value: &V,
-        _updated_at: Instant,
-        duration_until_expiry: Option<Duration>,
-    ) -> Option<Duration> {
-        self.stats.incr(Counter::EvictedReplaced);
-        duration_until_expiry
-    }
 }
 
 impl<K, V> Drop for Inner<K, V> {
@@ -148,8 +119,8 @@ where
         let mut moka = moka::future::Cache::builder()
             .name(&builder.name)
             .max_capacity(builder.max_memory_bytes)
-            .weigher(move |key: &K, value: &V| {
-                let weight = moka_weigher(key, value).max(min_weight);
+            .weigher(move |key: &K, stored: &Stored<V>| {
+                let weight = moka_weigher(key, &stored.value).max(min_weight);
                 u32::try_from(weight).unwrap_or(u32::MAX)
             });
         let expires = builder.time_to_live.is_some()
@@ -179,7 +150,7 @@ where
             moka = moka.time_to_idle(tti);
         }
         if let Some(expiry) = builder.expiry {
-            moka = moka.expire_after(expiry);
+            moka = moka.expire_after(UserExpiry { inner: expiry });
         }
         let advisor = builder.advisor.then(|| {
             Advisor::new(AdvisorConfig {
@@ -234,7 +205,8 @@ where
             value
         } else {
             inner.moka.get(key).await
-        };
+        }
+        .map(|stored| stored.value);
         let counter = if value.is_some() {
             Counter::Hits
         } else {
@@ -283,7 +255,7 @@ where
             .as_ref()
             .and_then(|advisor| advisor.sampled(&key));
         let in_flight = inner.in_flight(Counter::WritesBegun, Counter::WritesEnded);
-        inner.moka.insert(key, value).await;
+        inner.moka.insert(key, Stored::now(value)).await;
         drop(in_flight);
         inner.stats.incr(Counter::Inserts);
         if let (Some(advisor), Some(hash)) = (&inner.advisor, sampled) {
@@ -299,18 +271,32 @@ where
     /// to every waiting caller but never cached, so the bound holds; it is counted in
     /// [`CacheMetrics::loads_uncached`] (and in `loads_ok`), not in `inserts`.
     ///
+    /// The call counts a hit when it returns a value that was stored before `get_with` was
+    /// called (not when its future is first polled), and a miss otherwise: its own load, a
+    /// load it waited for, or a failed one. Each entry carries the instant it was stored for
+    /// this (see the crate README, *Statistics*), so a read-through looks the key up once.
+    ///
     /// `K: Clone` because the weight is checked before moka stores the value, while the
     /// key is still the caller's; moka clones it once, when it inserts.
-    pub async fn get_with(&self, key: K, init: impl Future<Output = V>) -> V
+    pub fn get_with<'a>(
+        &'a self,
+        key: K,
+        init: impl Future<Output = V> + 'a,
+    ) -> impl Future<Output = V> + 'a
     where
         K: Clone,
     {
-        let loaded = self
-            .load(key, async { Ok::<V, std::convert::Infallible>(init.await) })
-            .await;
-        match loaded {
-            Ok(value) => value,
-            Err(never) => match *never {},
+        let called_at = stored::now();
+        async move {
+            let loaded = self
+                .load(called_at, key, async {
+                    Ok::<V, std::convert::Infallible>(init.await)
+                })
+                .await;
+            match loaded {
+                Ok(value) => value,
+                Err(never) => match *never {},
+            }
         }
     }
 
@@ -320,28 +306,36 @@ where
     /// # Errors
     ///
     /// The error `init` returned, shared in an `Arc`.
-    pub async fn try_get_with<F, E>(&self, key: K, init: F) -> Result<V, Arc<E>>
+    pub fn try_get_with<'a, F, E>(
+        &'a self,
+        key: K,
+        init: F,
+    ) -> impl Future<Output = Result<V, Arc<E>>> + 'a
     where
         K: Clone,
-        F: Future<Output = Result<V, E>>,
+        F: Future<Output = Result<V, E>> + 'a,
         E: Send + Sync + 'static,
     {
-        self.load(key, init).await
+        self.load(stored::now(), key, init)
     }
 
-    /// The hit path, then one coalesced load through moka's entry API. An oversized value
-    /// travels to the waiters as the shared "error" so moka never stores it.
-    async fn load<F, E>(&self, key: K, init: F) -> Result<V, Arc<E>>
+    /// One coalesced lookup-or-load through moka, counted as a hit when the value it
+    /// returns was stored before `called_at`. An oversized value travels to the waiters as
+    /// the shared "error" so moka never stores it.
+    async fn load<F, E>(&self, called_at: Stamp, key: K, init: F) -> Result<V, Arc<E>>
     where
         K: Clone,
         F: Future<Output = Result<V, E>>,
         E: Send + Sync + 'static,
     {
-        if let Some(value) = self.get(&key).await {
-            return Ok(value);
-        }
         let inner = &*self.inner;
+        let (slot, timed) = thread_slot_tick();
+        let lookup_start = timed.then(Instant::now);
+        // Set when this call's `init` runs. It holds the write's in-flight count (without
+        // expiration, see `settle`) until moka has stored the value.
+        let ran_load: OnceLock<Option<InFlight<'_>>> = OnceLock::new();
         let load = async {
+            let _ = ran_load.set(inner.in_flight(Counter::WritesBegun, Counter::WritesEnded));
             let start = Instant::now();
             let result = init.await;
             inner.stats.record_load(start.elapsed(), result.is_ok());
@@ -350,25 +344,44 @@ where
                     inner.stats.incr(Counter::LoadsUncached);
                     Err(NotCached::Oversized(value))
                 }
-                Ok(value) => Ok(value),
+                Ok(value) => Ok(Stored::now(value)),
                 Err(error) => Err(NotCached::Failed(Arc::new(error))),
             }
         };
-        let in_flight = inner.in_flight(Counter::WritesBegun, Counter::WritesEnded);
-        let loaded = inner.moka.entry_by_ref(&key).or_try_insert_with(load).await;
-        drop(in_flight);
-        match loaded {
-            Ok(entry) => {
-                if entry.is_fresh() {
-                    inner.after_load(entry.key(), entry.value());
-                }
-                Ok(entry.into_value())
-            }
-            Err(not_cached) => match &*not_cached {
-                NotCached::Oversized(value) => Ok(value.clone()),
-                NotCached::Failed(error) => Err(Arc::clone(error)),
-            },
+        let result = inner.moka.try_get_with_by_ref(&key, load).await;
+        let loaded_here = ran_load.into_inner().is_some();
+        // moka stored the value of this call's load exactly when the load succeeded and was
+        // not oversized, i.e. when it returned `Ok`.
+        let (hit, stored_here, outcome) = match result {
+            Ok(stored) => (
+                !loaded_here && stored.stored_before(called_at),
+                loaded_here,
+                Ok(stored.value),
+            ),
+            Err(not_cached) => (
+                false,
+                false,
+                match &*not_cached {
+                    NotCached::Oversized(value) => Ok(value.clone()),
+                    NotCached::Failed(error) => Err(Arc::clone(error)),
+                },
+            ),
+        };
+        if let (true, Some(start)) = (hit, lookup_start) {
+            inner.stats.record_get_latency(start.elapsed());
         }
+        inner
+            .stats
+            .add_at(slot, if hit { Counter::Hits } else { Counter::Misses }, 1);
+        if let Some(advisor) = &inner.advisor {
+            if let Some(hash) = advisor.sampled(&key) {
+                advisor.record(hash, SampleKind::Get { hit });
+            }
+        }
+        if let (true, Ok(value)) = (stored_here, &outcome) {
+            inner.after_load(&key, value);
+        }
+        outcome
     }
 
     /// Removes `key` (counted as an invalidation and, if present, an explicit eviction).
@@ -398,7 +411,7 @@ where
     {
         let inner = &*self.inner;
         let in_flight = inner.in_flight(Counter::RemovalsBegun, Counter::RemovalsEnded);
-        let value = inner.moka.remove(key).await;
+        let value = inner.moka.remove(key).await.map(|stored| stored.value);
         if let Causes::Derived = inner.causes {
             inner.record_explicit(value.is_some());
         }

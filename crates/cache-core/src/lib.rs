@@ -59,6 +59,7 @@ mod memory_size;
 mod metrics;
 mod recommend;
 mod stats;
+mod stored;
 
 pub use builder::{
     CacheBuilder, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_MEMORY_BYTES, DEFAULT_STAT_SHARDS,

@@ -59,28 +59,31 @@ async fn concurrent_misses_of_one_key_run_one_load() {
     const CALLERS: u64 = 100;
     let cache = cache("coalescing");
     let loads = Arc::new(AtomicU64::new(0));
+    let called = Arc::new(AtomicU64::new(0));
     let started = Arc::new(tokio::sync::Barrier::new(CALLERS as usize));
     let callers: Vec<_> = (0..CALLERS)
         .map(|_| {
             let cache = cache.clone();
             let loads = Arc::clone(&loads);
+            let called = Arc::clone(&called);
+            let load_sees_called = Arc::clone(&called);
             let started = Arc::clone(&started);
             tokio::spawn(async move {
                 started.wait().await;
-                let probe = cache.clone();
-                cache
-                    .get_with(7, async move {
-                        loads.fetch_add(1, Ordering::SeqCst);
-                        // Hold the load open until every caller has missed, so all of them
-                        // must be waiting on this one load rather than hitting its result.
-                        let deadline = Instant::now() + Duration::from_secs(30);
-                        while probe.metrics().misses < CALLERS {
-                            assert!(Instant::now() < deadline, "callers never all missed");
-                            tokio::time::sleep(Duration::from_millis(1)).await;
-                        }
-                        42
-                    })
-                    .await
+                // The call is made (and its start taken) here, before it is awaited.
+                let call = cache.get_with(7, async move {
+                    loads.fetch_add(1, Ordering::SeqCst);
+                    // Hold the load open until every caller has made its call, so all of
+                    // them must get this one load's value rather than an earlier one.
+                    let deadline = Instant::now() + Duration::from_secs(30);
+                    while load_sees_called.load(Ordering::SeqCst) < CALLERS {
+                        assert!(Instant::now() < deadline, "callers never all called");
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    42
+                });
+                called.fetch_add(1, Ordering::SeqCst);
+                call.await
             })
         })
         .collect();
@@ -130,4 +133,60 @@ async fn windows_come_from_two_snapshots() {
     assert_eq!((window.hits, window.misses, window.inserts), (0, 5, 0));
     assert_eq!(window.hit_rate, Some(0.0));
     assert_eq!(window.entries, 1, "gauges keep the newer value");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn read_through_hits_and_misses_add_up_under_concurrency() {
+    let cache = cache("read-through");
+    const TASKS: u64 = 16;
+    const CALLS: u64 = 2_000;
+    let loads = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|task| {
+            let cache = cache.clone();
+            let loads = Arc::clone(&loads);
+            tokio::spawn(async move {
+                for i in 0..CALLS {
+                    let key = (task * 17 + i * 7) % 3_000;
+                    let loads = Arc::clone(&loads);
+                    let value = cache
+                        .get_with(key, async move {
+                            loads.fetch_add(1, Ordering::Relaxed);
+                            key * 2
+                        })
+                        .await;
+                    assert_eq!(value, key * 2);
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task panicked");
+    }
+    let metrics = cache.metrics();
+    let loads = loads.load(Ordering::Relaxed);
+    assert_eq!(metrics.hits + metrics.misses, TASKS * CALLS);
+    assert_eq!(metrics.loads_ok, loads);
+    assert_eq!(metrics.inserts, loads);
+    // Every load is a miss of its caller; callers that waited for a load miss too.
+    assert!(metrics.misses >= loads, "{metrics:?}");
+    assert!(metrics.hits > 0, "keys repeat, so some calls hit");
+}
+
+#[tokio::test]
+async fn a_read_through_hits_only_values_stored_before_the_call() {
+    let cache = cache("stamps");
+    cache.insert(1, 10).await.expect("fits");
+    // The call is made while key 2 is absent; the value is stored before it is awaited.
+    let early = cache.get_with(2, async { 99 });
+    cache.insert(2, 20).await.expect("fits");
+    assert_eq!(early.await, 20, "the stored value is returned, not loaded");
+    assert_eq!(cache.get_with(1, async { 11 }).await, 10);
+    let metrics = cache.metrics();
+    assert_eq!(
+        (metrics.hits, metrics.misses),
+        (1, 1),
+        "a value stored after the call was made is a miss; one stored before, a hit"
+    );
+    assert_eq!(metrics.loads_ok, 0);
 }
