@@ -1,5 +1,6 @@
-//! moka's frequency sketch (`common/frequency_sketch.rs`, ported there from Caffeine), copied
-//! without change of behaviour: a count-min sketch of 4-bit counters with periodic halving.
+//! moka's frequency sketch (`common/frequency_sketch.rs`, ported there from Caffeine; moka is
+//! licensed MIT OR Apache-2.0, as this workspace), copied without change of behaviour: a
+//! count-min sketch of 4-bit counters with periodic halving.
 
 /// Caffeine's seeds, as moka uses them: FNV-1a, CityHash and Murmur3 constants.
 const SEED: [u64; 4] = [
