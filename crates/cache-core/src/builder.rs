@@ -145,7 +145,9 @@ where
     }
 
     /// Replaces the [`MemorySize`] estimate and the per-entry overhead with your own (bytes
-    /// per entry, before the per-entry floor `max_memory_bytes / max_entries` is applied). Use
+    /// per entry, before the per-entry floor `max_memory_bytes / max_entries` is applied).
+    /// The weigher sees the key and the value only, not the 8-byte instant the cache stores
+    /// beside each value (see the crate README, *Statistics*). Use
     /// [`build_with_weigher`](Self::build_with_weigher) for types without `MemorySize`.
     pub fn weigher(mut self, weigher: impl Fn(&K, &V) -> u64 + Send + Sync + 'static) -> Self {
         self.weigher = Some(Arc::new(weigher));
@@ -242,7 +244,7 @@ where
 {
     /// Validates the settings and builds the cache. Entries weigh
     /// `size_of::<K>() + size_of::<V>()` (plus the 8-byte stamp the cache stores with each
-    /// value) `+ heap bytes +` [`ENTRY_OVERHEAD_BYTES`] unless a
+    /// value, and its alignment padding) `+ heap bytes +` [`ENTRY_OVERHEAD_BYTES`] unless a
     /// [`weigher`](Self::weigher) was set.
     pub fn build(mut self) -> Result<Cache<K, V>, Error> {
         if self.weigher.is_none() {

@@ -161,6 +161,9 @@ where
                 time_to_idle: builder.time_to_idle,
             })
         });
+        // The first stamp calibrates quanta's clock (a busy loop of a millisecond or more):
+        // paid here, at build time, not by the first caller of a read-through.
+        let _ = crate::stored::now();
         let inner = Arc::new(Inner {
             name: builder.name,
             moka: moka.build(),
@@ -271,13 +274,13 @@ where
     /// to every waiting caller but never cached, so the bound holds; it is counted in
     /// [`CacheMetrics::loads_uncached`] (and in `loads_ok`), not in `inserts`.
     ///
-    /// The call counts a hit when it returns a value that was stored before `get_with` was
-    /// called (not when its future is first polled), and a miss otherwise: its own load, a
-    /// load it waited for, or a failed one. Each entry carries the instant it was stored for
+    /// The call counts a hit when it returns a value that was produced (stamped) before
+    /// `get_with` was called — not when its future is first polled — and a miss otherwise:
+    /// its own load, a load it waited for, a failed one, or a value inserted after the call. Each entry carries the instant it was stored for
     /// this (see the crate README, *Statistics*), so a read-through looks the key up once.
     ///
     /// `K: Clone` because the weight is checked before moka stores the value, while the
-    /// key is still the caller's; moka clones it once, when it inserts.
+    /// key is still the caller's; moka clones it on each call that does not find the value.
     pub fn get_with<'a>(
         &'a self,
         key: K,
@@ -331,11 +334,11 @@ where
         let inner = &*self.inner;
         let (slot, timed) = thread_slot_tick();
         let lookup_start = timed.then(Instant::now);
-        // Set when this call's `init` runs. It holds the write's in-flight count (without
-        // expiration, see `settle`) until moka has stored the value.
-        let ran_load: OnceLock<Option<InFlight<'_>>> = OnceLock::new();
+        // Set when this call's `init` produced the value moka is about to store. It holds the
+        // write's in-flight count (without expiration, see `settle`) from then until moka has
+        // stored the value, so that a slow load does not count as a write in flight.
+        let stored_by_load: OnceLock<Option<InFlight<'_>>> = OnceLock::new();
         let load = async {
-            let _ = ran_load.set(inner.in_flight(Counter::WritesBegun, Counter::WritesEnded));
             let start = Instant::now();
             let result = init.await;
             inner.stats.record_load(start.elapsed(), result.is_ok());
@@ -344,12 +347,16 @@ where
                     inner.stats.incr(Counter::LoadsUncached);
                     Err(NotCached::Oversized(value))
                 }
-                Ok(value) => Ok(Stored::now(value)),
+                Ok(value) => {
+                    let _ = stored_by_load
+                        .set(inner.in_flight(Counter::WritesBegun, Counter::WritesEnded));
+                    Ok(Stored::now(value))
+                }
                 Err(error) => Err(NotCached::Failed(Arc::new(error))),
             }
         };
         let result = inner.moka.try_get_with_by_ref(&key, load).await;
-        let loaded_here = ran_load.into_inner().is_some();
+        let loaded_here = stored_by_load.into_inner().is_some();
         // moka stored the value of this call's load exactly when the load succeeded and was
         // not oversized, i.e. when it returned `Ok`.
         let (hit, stored_here, outcome) = match result {

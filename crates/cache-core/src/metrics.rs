@@ -175,9 +175,11 @@ impl MissRatioCurve {
 pub struct CacheMetrics {
     /// The cache's name.
     pub name: String,
-    /// Gets that found a value (including the get before each `get_with`).
+    /// `get`s that found a value, and `get_with` / `try_get_with` calls that returned a value
+    /// stored before the call was made.
     pub hits: u64,
-    /// Gets that found nothing.
+    /// `get`s that found nothing, and read-through calls that did not hit: their own load, a
+    /// load they waited for, a failed or oversized load, a value written while they ran.
     pub misses: u64,
     /// `hits / (hits + misses)`, `None` when there was no request.
     pub hit_rate: Option<f64>,

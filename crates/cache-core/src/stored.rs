@@ -3,9 +3,10 @@
 //!
 //! The stamp is how a read-through call counts its hit or miss with a single moka lookup.
 //! moka's `try_get_with` does not tell a caller that found the value from one that waited
-//! for another caller's load of it; the stamp does: a value stored before the call began is
-//! a hit, anything else (this call's own load, a load it waited for, a value written while
-//! it ran) a miss. The alternative, a counting `get` before the load, made every miss look
+//! for another caller's load of it; the stamp does: a value stamped before the call was made
+//! is a hit (also when the call then waits the instant until moka stores it), anything else
+//! (this call's own load, a load it waited for, a value written after the call was made) a
+//! miss. The alternative, a counting `get` before the load, made every miss look
 //! the key up twice and log the read twice, which cost a third of the read-through
 //! throughput at 2 threads (see the crate README).
 
@@ -16,9 +17,11 @@ use moka::Expiry;
 
 use crate::stats::{Counter, Stats};
 
-/// When a value was stored: a TSC-based reading (`quanta`), about 10 ns to take, monotonic
-/// and comparable across threads (quanta falls back to the OS monotonic clock where the TSC
-/// is not invariant).
+/// When a value was stored: a TSC-based reading (`quanta`), 10–20 ns to take. quanta uses the
+/// TSC only where the CPU reports it invariant, and the OS monotonic clock otherwise; on a
+/// machine whose cores' TSCs are not synchronised (rare: some VMs and multi-socket hosts) the
+/// skew between two cores can misfile a read-through that races a write within that skew as
+/// a hit or a miss. Nothing but the hit/miss split depends on it.
 pub(crate) type Stamp = quanta::Instant;
 
 /// The current instant.

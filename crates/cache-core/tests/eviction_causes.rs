@@ -405,6 +405,17 @@ async fn writers_racing_on_the_same_keys_count_each_create_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn snapshots_racing_writes_and_maintenance_never_report_phantom_size_evictions() {
+    race_writers_against_snapshots(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn snapshots_racing_read_through_loads_never_report_phantom_size_evictions() {
+    race_writers_against_snapshots(true).await;
+}
+
+/// Writers store (with `insert`, or by loading through `get_with`) and remove keys while a
+/// watcher takes snapshots and runs maintenance; no size eviction may ever be reported.
+async fn race_writers_against_snapshots(read_through: bool) {
     // Room for every key: any size eviction reported would be a phantom, and it would stick,
     // since the figure never decreases.
     const WRITERS: u64 = 4;
@@ -420,7 +431,11 @@ async fn snapshots_racing_writes_and_maintenance_never_report_phantom_size_evict
             tokio::spawn(async move {
                 for key in 0..KEYS_PER_WRITER {
                     let key = writer * KEYS_PER_WRITER + key;
-                    cache.insert(key, key).await.expect("small entries fit");
+                    if read_through {
+                        assert_eq!(cache.get_with(key, async move { key }).await, key);
+                    } else {
+                        cache.insert(key, key).await.expect("small entries fit");
+                    }
                     if key % 7 == 0 {
                         cache.remove(&key).await;
                     }

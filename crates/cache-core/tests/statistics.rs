@@ -190,3 +190,56 @@ async fn a_read_through_hits_only_values_stored_before_the_call() {
     );
     assert_eq!(metrics.loads_ok, 0);
 }
+
+#[tokio::test]
+async fn a_caller_waiting_on_a_failed_load_shares_its_error_and_misses() {
+    let cache = cache("failed-waiters");
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let (started, load_started) = tokio::sync::oneshot::channel::<()>();
+    let loader = {
+        let cache = cache.clone();
+        tokio::spawn(async move {
+            cache
+                .try_get_with(5, async move {
+                    started.send(()).expect("the test waits for the start");
+                    released.await.expect("the test releases the load");
+                    Err::<u64, _>("backend down")
+                })
+                .await
+        })
+    };
+    // The second call is made while the first one's load runs.
+    tokio::time::timeout(Duration::from_secs(30), load_started)
+        .await
+        .expect("the load starts within 30 s")
+        .expect("the loader signals its start");
+    let waiter = {
+        let cache = cache.clone();
+        tokio::spawn(async move { cache.try_get_with(5, async { Ok::<u64, &str>(99) }).await })
+    };
+    tokio::task::yield_now().await;
+    release.send(()).expect("the load is waiting");
+    let first = loader.await.expect("loader panicked");
+    assert_eq!(*first.expect_err("the load failed"), "backend down");
+    let second = waiter.await.expect("waiter panicked");
+    let metrics = cache.metrics();
+    match second {
+        // It waited for the failed load and shares its error: one load ran.
+        Err(error) => {
+            assert_eq!(*error, "backend down");
+            assert_eq!((metrics.loads_ok, metrics.loads_failed), (0, 1));
+            assert_eq!(metrics.inserts, 0);
+        }
+        // It came after the failure and loaded itself.
+        Ok(value) => {
+            assert_eq!(value, 99);
+            assert_eq!((metrics.loads_ok, metrics.loads_failed), (1, 1));
+            assert_eq!(metrics.inserts, 1);
+        }
+    }
+    assert_eq!(
+        (metrics.hits, metrics.misses),
+        (0, 2),
+        "neither call found a value"
+    );
+}
