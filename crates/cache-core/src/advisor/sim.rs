@@ -421,6 +421,29 @@ impl Sim {
         assert_eq!(self.slab.access.tail, previous);
         assert_eq!(count, self.entry_count);
         assert_eq!(weight, self.weighted_size);
+        // The write-order list holds every admitted entry when a TTL is set, none otherwise.
+        let mut in_write_order = 0;
+        let mut previous = NIL;
+        let mut index = self.slab.write.head;
+        while index != NIL {
+            let slot = self.slab.slot(index);
+            assert!(slot.alive && slot.admitted);
+            assert_eq!(slot.write.prev, previous);
+            in_write_order += 1;
+            previous = index;
+            index = slot.write.next;
+        }
+        assert_eq!(self.slab.write.tail, previous);
+        let expected = if self.ttl.is_some() { count } else { 0 };
+        assert_eq!(in_write_order, expected);
+        // Every slot is either alive (in the map) or on the free list, never both.
+        let free = self.slab.free_slots();
+        assert!(free.iter().all(|&index| !self.slab.slot(index).alive));
+        let alive = (0..self.slab.len())
+            .filter(|&index| self.slab.slot(index).alive)
+            .count();
+        assert_eq!(alive + free.len(), self.slab.len() as usize);
+        assert_eq!(alive, self.map.len());
         assert!(self.weighted_size <= self.max_capacity);
         if self.writes.is_empty() {
             // Every write applied: each entry in the map was admitted or dropped.

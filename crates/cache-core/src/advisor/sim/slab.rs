@@ -119,6 +119,24 @@ impl Slab {
     }
 
     /// The entry at `index`.
+    /// Slots allocated so far, alive or free (tests walk them).
+    #[cfg(test)]
+    pub(super) fn len(&self) -> u32 {
+        u32::try_from(self.slots.len()).expect("fewer than 2³² entries")
+    }
+
+    /// The free list, head first (tests check it against the live slots).
+    #[cfg(test)]
+    pub(super) fn free_slots(&self) -> Vec<u32> {
+        let mut free = Vec::new();
+        let mut index = self.free;
+        while index != NIL {
+            free.push(index);
+            index = self.slots[index as usize].access.next;
+        }
+        free
+    }
+
     pub(super) fn slot(&self, index: u32) -> &Slot {
         &self.slots[index as usize]
     }
