@@ -210,22 +210,7 @@ where
             inner.moka.get(key).await
         }
         .map(|stored| stored.value);
-        let counter = if value.is_some() {
-            Counter::Hits
-        } else {
-            Counter::Misses
-        };
-        inner.stats.add_at(slot, counter, 1);
-        if let Some(advisor) = &inner.advisor {
-            if let Some(hash) = advisor.sampled(key) {
-                advisor.record(
-                    hash,
-                    SampleKind::Get {
-                        hit: value.is_some(),
-                    },
-                );
-            }
-        }
+        inner.record_lookup(slot, key, value.is_some());
         value
     }
 
@@ -334,39 +319,40 @@ where
         let inner = &*self.inner;
         let (slot, timed) = thread_slot_tick();
         let lookup_start = timed.then(Instant::now);
-        // Set when this call's `init` produced the value moka is about to store. It holds the
-        // write's in-flight count (without expiration, see `settle`) from then until moka has
-        // stored the value, so that a slow load does not count as a write in flight.
-        let stored_by_load: OnceLock<Option<InFlight<'_>>> = OnceLock::new();
+        // Set, with the value's weight, when this call's `init` produced the value moka is
+        // about to store. It holds the write's in-flight count (without expiration, see
+        // `settle`) from then until moka has stored the value, so that a slow load does not
+        // count as a write in flight.
+        let stored_by_load: OnceLock<(u64, Option<InFlight<'_>>)> = OnceLock::new();
         let load = async {
             let start = Instant::now();
             let result = init.await;
             inner.stats.record_load(start.elapsed(), result.is_ok());
             match result {
-                Ok(value) if inner.weigh(&key, &value) > inner.max_entry_weight => {
-                    inner.stats.incr(Counter::LoadsUncached);
-                    Err(NotCached::Oversized(value))
-                }
                 Ok(value) => {
-                    let _ = stored_by_load
-                        .set(inner.in_flight(Counter::WritesBegun, Counter::WritesEnded));
+                    let weight = inner.weigh(&key, &value);
+                    if weight > inner.max_entry_weight {
+                        inner.stats.incr(Counter::LoadsUncached);
+                        return Err(NotCached::Oversized(value));
+                    }
+                    let in_flight = inner.in_flight(Counter::WritesBegun, Counter::WritesEnded);
+                    let _ = stored_by_load.set((weight, in_flight));
                     Ok(Stored::now(value))
                 }
                 Err(error) => Err(NotCached::Failed(Arc::new(error))),
             }
         };
         let result = inner.moka.try_get_with_by_ref(&key, load).await;
-        let loaded_here = stored_by_load.into_inner().is_some();
-        // moka stored the value of this call's load exactly when the load succeeded and was
-        // not oversized, i.e. when it returned `Ok`.
-        let (hit, stored_here, outcome) = match result {
+        // Taking the cell ends the in-flight count: moka has stored the value by now.
+        let loaded_weight = stored_by_load.into_inner().map(|(weight, _)| weight);
+        let loaded_here = loaded_weight.is_some();
+        // A hit: a value this call did not load, stored before the call was made.
+        let (hit, outcome) = match result {
             Ok(stored) => (
                 !loaded_here && stored.stored_before(called_at),
-                loaded_here,
                 Ok(stored.value),
             ),
             Err(not_cached) => (
-                false,
                 false,
                 match &*not_cached {
                     NotCached::Oversized(value) => Ok(value.clone()),
@@ -377,16 +363,14 @@ where
         if let (true, Some(start)) = (hit, lookup_start) {
             inner.stats.record_get_latency(start.elapsed());
         }
-        inner
-            .stats
-            .add_at(slot, if hit { Counter::Hits } else { Counter::Misses }, 1);
-        if let Some(advisor) = &inner.advisor {
-            if let Some(hash) = advisor.sampled(&key) {
-                advisor.record(hash, SampleKind::Get { hit });
+        let sampled = inner.record_lookup(slot, &key, hit);
+        // `loaded_weight` is set only when this call's load returned `Ok`, i.e. when moka
+        // stored its value.
+        if let Some(weight) = loaded_weight {
+            inner.stats.incr(Counter::Inserts);
+            if let (Some(advisor), Some(hash)) = (&inner.advisor, sampled) {
+                advisor.record(hash, SampleKind::Write(narrow(weight)));
             }
-        }
-        if let (true, Ok(value)) = (stored_here, &outcome) {
-            inner.after_load(&key, value);
         }
         outcome
     }
@@ -624,13 +608,15 @@ where
         }
     }
 
-    fn after_load(&self, key: &K, value: &V) {
-        self.stats.incr(Counter::Inserts);
-        if let Some(advisor) = &self.advisor {
-            if let Some(hash) = advisor.sampled(key) {
-                advisor.record(hash, SampleKind::Write(narrow(self.weigh(key, value))));
-            }
-        }
+    /// Counts a lookup's hit or miss on `slot` and hands a sampled key to the advisor;
+    /// returns the key's sample hash, if it is sampled.
+    fn record_lookup<Q: Hash + ?Sized>(&self, slot: usize, key: &Q, hit: bool) -> Option<u64> {
+        let counter = if hit { Counter::Hits } else { Counter::Misses };
+        self.stats.add_at(slot, counter, 1);
+        let advisor = self.advisor.as_ref()?;
+        let hash = advisor.sampled(key)?;
+        advisor.record(hash, SampleKind::Get { hit });
+        Some(hash)
     }
 
     fn record_removal<Q: Hash + ?Sized>(&self, key: &Q) {
