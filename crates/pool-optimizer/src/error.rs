@@ -42,6 +42,9 @@ pub enum Error {
     /// A connection was found broken (closed by the peer, or reported by a caller).
     #[error("connection is broken")]
     Broken,
+    /// A connection outlived the pool's `max_lifetime`: it is closed, never handed out.
+    #[error("connection outlived the pool's max lifetime")]
+    Expired,
     /// A request or probe on a connection failed.
     #[error("backend error: {0}")]
     Backend(SharedError),

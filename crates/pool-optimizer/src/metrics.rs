@@ -78,7 +78,8 @@ pub struct PoolMetrics {
     pub closed_broken: u64,
     /// Connections closed because validation failed.
     pub closed_invalid: u64,
-    /// Connections closed at `max_lifetime`.
+    /// Connections closed at `max_lifetime`: when returned past it, or when a checkout found
+    /// an idle one past it (such a connection is never handed out).
     pub closed_max_lifetime: u64,
     /// Connections closed at `idle_timeout`.
     pub closed_idle_timeout: u64,
@@ -114,6 +115,8 @@ impl PoolMetrics {
         let (direct, waited) = (checkouts.direct, checkouts.waited);
         let acquires = direct + waited;
         let validations_run = load(&stats.validations_run);
+        let expired_at_checkout = load(&stats.expired_at_checkout);
+        let expired_at_return = load(&stats.expired_at_return);
         let validations_passed =
             validations_run.saturating_sub(load(&stats.validation_run_failures));
         // Direct checkouts are not timed on the hot path: they are zeros of the histogram.
@@ -150,9 +153,17 @@ impl PoolMetrics {
             validations_skipped: acquires.saturating_sub(validations_passed),
             validation_failures: load(&stats.validation_failures),
             created: bb8.connections_created,
-            closed_broken: bb8.connections_closed_broken,
-            closed_invalid: bb8.connections_closed_invalid,
-            closed_max_lifetime: bb8.connections_closed_max_lifetime,
+            // The wrapper retires connections at `max_lifetime` by telling bb8 they are
+            // broken (on return) or invalid (at checkout); bb8's reaper has no lifetime.
+            closed_broken: bb8
+                .connections_closed_broken
+                .saturating_sub(expired_at_return),
+            closed_invalid: bb8
+                .connections_closed_invalid
+                .saturating_sub(expired_at_checkout),
+            closed_max_lifetime: bb8.connections_closed_max_lifetime
+                + expired_at_checkout
+                + expired_at_return,
             closed_idle_timeout: bb8.connections_closed_idle_timeout,
             hold_secs_total: Duration::from_nanos(hold_time.sum()).as_secs_f64(),
             leaked: u64::try_from(leaked).unwrap_or(u64::MAX),

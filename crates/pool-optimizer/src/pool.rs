@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use resync_resource_manager::{KindConfig, LeakThreshold, ResourceTracker};
 
-use crate::clock::{span, Nanos, PoolClock};
+use crate::clock::{nanos, span, Nanos, PoolClock};
 use crate::config::PoolConfig;
 use crate::error::{Error, SharedError};
 use crate::guard::PoolConnection;
@@ -111,6 +111,7 @@ where
             connect_timeout: config.connect_timeout,
             validation_skip_window_nanos: u64::try_from(config.validation_skip_window.as_nanos())
                 .unwrap_or(u64::MAX),
+            max_lifetime_nanos: config.max_lifetime.map_or(Nanos::MAX, nanos),
             tracker: tracker.clone(),
             kind: config.resource_kind,
         };
@@ -126,7 +127,9 @@ where
             .min_idle(Some(config.min_size).filter(|&min| min > 0))
             .connection_timeout(config.effective_acquire_timeout())
             .idle_timeout(config.idle_timeout)
-            .max_lifetime(config.max_lifetime)
+            // The wrapper retires connections at `max_lifetime` on the pool clock; bb8's own
+            // check would read the OS clock on every return (see `MonitoredManager`).
+            .max_lifetime(None)
             // The wrapper decides per checkout whether the round trip is needed, and its
             // `is_valid` stamps the checkout instant `get()` uses: it must stay on.
             .test_on_check_out(true)

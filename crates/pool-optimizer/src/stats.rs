@@ -42,6 +42,10 @@ pub(crate) struct PoolStats {
     /// Round trips that failed (a subset of `validations_run`).
     pub(crate) validation_run_failures: AtomicU64,
     pub(crate) validation_failures: AtomicU64,
+    /// Connections found past `max_lifetime` by a checkout (bb8 counts them as invalid).
+    pub(crate) expired_at_checkout: AtomicU64,
+    /// Connections found past `max_lifetime` when returned (bb8 counts them as broken).
+    pub(crate) expired_at_return: AtomicU64,
     pub(crate) connect_latency: Histogram,
     /// Only touched when a connect fails.
     last_connect_error: Mutex<Option<SharedError>>,
@@ -140,6 +144,8 @@ impl PoolStats {
             validations_run: AtomicU64::new(0),
             validation_run_failures: AtomicU64::new(0),
             validation_failures: AtomicU64::new(0),
+            expired_at_checkout: AtomicU64::new(0),
+            expired_at_return: AtomicU64::new(0),
             connect_latency: Histogram::new(),
             last_connect_error: Mutex::new(None),
             connect_failed: (0..shard_count()).map(|_| Padded(Notify::new())).collect(),

@@ -309,6 +309,69 @@ async fn a_failed_connect_while_connections_are_checked_out_does_not_fail_waiter
 }
 
 #[tokio::test]
+async fn connections_are_retired_at_max_lifetime_when_returned_and_when_found_idle() {
+    const LIFETIME: Duration = Duration::from_millis(300);
+    // Past the lifetime of a connection made before `since`, with room for the pool clock's
+    // re-alignment with the OS clock (microseconds).
+    async fn outlive(since: Instant) {
+        tokio::time::sleep((LIFETIME + Duration::from_millis(50)).saturating_sub(since.elapsed()))
+            .await;
+    }
+    let made = Arc::new(AtomicU64::new(0));
+    let manager = FnManager::new({
+        let made = Arc::clone(&made);
+        move || {
+            let made = Arc::clone(&made);
+            async move { Ok::<_, std::io::Error>(made.fetch_add(1, Ordering::Relaxed)) }
+        }
+    });
+    let config = PoolConfig {
+        max_lifetime: Some(LIFETIME),
+        ..small_config(1, BOUND)
+    };
+    let pool = MonitoredPool::new("lifetime", config, manager, &ResourceTracker::new())
+        .expect("valid config");
+    let get = || async {
+        tokio::time::timeout(BOUND, pool.get())
+            .await
+            .expect("bounded")
+    };
+
+    // Held past its lifetime: closed when returned, as a lifetime closure, not as broken.
+    let conn = get().await.expect("get");
+    let got_at = Instant::now();
+    assert_eq!(*conn, 0);
+    outlive(got_at).await;
+    drop(conn);
+    let metrics = pool.metrics();
+    assert_eq!(metrics.closed_max_lifetime, 1);
+    assert_eq!((metrics.closed_broken, metrics.broken), (0, 0));
+    assert_eq!(metrics.connections, 0, "the expired connection is gone");
+
+    // Aged past its lifetime while idle: the next checkout closes it and makes a new one.
+    let conn = get().await.expect("get");
+    let got_at = Instant::now();
+    assert_eq!(*conn, 1, "a new connection replaced the expired one");
+    drop(conn);
+    outlive(got_at).await;
+    let conn = get().await.expect("get");
+    assert_eq!(
+        *conn, 2,
+        "the idle connection past its lifetime is never handed out"
+    );
+    drop(conn);
+    let metrics = pool.metrics();
+    assert_eq!(metrics.closed_max_lifetime, 2);
+    assert_eq!(
+        (metrics.closed_invalid, metrics.validation_failures),
+        (0, 0)
+    );
+    assert_eq!(metrics.created, 3);
+    assert_eq!(made.load(Ordering::Relaxed), 3);
+    assert_eq!(metrics.acquires, 3);
+}
+
+#[tokio::test]
 async fn cancelled_gets_leave_the_waiting_gauge() {
     let pool = counter_pool(1, BOUND);
     let held = pool.get().await.expect("first");
