@@ -1,6 +1,9 @@
 //! The manager bb8 sees: the backend's manager plus timing, counting and skipped validation.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use resync_resource_manager::{LeaseSlot, ResourceTracker};
@@ -72,10 +75,82 @@ impl<M> MonitoredManager<M> {
     /// (bb8 counts it as invalid; the metrics move it to the lifetime closures), never
     /// handed out.
     #[cold]
-    fn expired_at_checkout(&self, meta: &mut Meta) -> SharedError {
+    fn expired_at_checkout(&self, meta: &mut Meta) {
         meta.invalidated = true;
         PoolStats::count(&self.stats.expired_at_checkout);
-        Arc::new(Error::Expired)
+    }
+}
+
+/// The validity round trip of a checkout whose connection was idle past the skip window.
+async fn round_trip<M>(
+    inner: Arc<M>,
+    stats: Arc<PoolStats>,
+    tracked: &mut Tracked<M::Connection>,
+) -> Result<(), SharedError>
+where
+    M: bb8::ManageConnection,
+    M::Error: std::error::Error + Send + Sync + 'static,
+{
+    PoolStats::count(&stats.validations_run);
+    match inner.is_valid(&mut tracked.conn).await {
+        Ok(()) => {
+            tracked.meta.checked_out_at = stats.clock.now();
+            Ok(())
+        }
+        Err(error) => {
+            tracked.meta.invalidated = true;
+            PoolStats::count(&stats.validation_run_failures);
+            PoolStats::count(&stats.validation_failures);
+            Err(Arc::new(error))
+        }
+    }
+}
+
+/// What the wrapper's `is_valid` returns: the checkout decided at once, or the backend's
+/// round trip `F` behind a thin pointer (two words in all).
+enum Validation<F> {
+    /// Hand the connection out: used within the skip window.
+    Valid,
+    /// Close the connection: bb8 is given the error (and counts it as invalid).
+    Rejected(Rejection),
+    /// The backend's validity round trip.
+    RoundTrip(Pin<Box<F>>),
+}
+
+/// Why a checkout rejected a connection without a round trip.
+#[derive(Debug, Clone, Copy)]
+enum Rejection {
+    /// Broken (reported by a caller, or by the backend's `has_broken`).
+    Broken,
+    /// Past `max_lifetime`.
+    Expired,
+}
+
+impl<F> Future for Validation<F>
+where
+    F: Future<Output = Result<(), SharedError>>,
+{
+    type Output = Result<(), SharedError>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // A decided checkout is ready at its first poll; `Pin<Box<F>>` is Unpin.
+        match self.get_mut() {
+            Self::Valid => Poll::Ready(Ok(())),
+            Self::Rejected(rejection) => Poll::Ready(Err(rejection.error())),
+            Self::RoundTrip(round_trip) => round_trip.as_mut().poll(cx),
+        }
+    }
+}
+
+impl Rejection {
+    /// The error bb8 is given (and passes to the pool's error sink).
+    #[cold]
+    fn error(self) -> SharedError {
+        Arc::new(match self {
+            Self::Broken => Error::Broken,
+            Self::Expired => Error::Expired,
+        })
     }
 }
 
@@ -123,38 +198,42 @@ where
         Err(error)
     }
 
-    async fn is_valid(&self, tracked: &mut Self::Connection) -> Result<(), Self::Error> {
+    // A plain fn returning a two-word `Validation`, not an `async fn`: the checks run when
+    // bb8 calls it, and bb8's get future, which holds this future beside the connection, stays
+    // as small as it is for the bare connection (an `async fn` here holding the backend's
+    // round-trip future grew it from 120 to 176 bytes, past what the compiler moves inline:
+    // two `memcpy` calls per checkout). The round trip, needed only for a connection idle past
+    // the skip window, is boxed.
+    #[inline]
+    fn is_valid(
+        &self,
+        tracked: &mut Self::Connection,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
         if tracked.meta.reported
             || tracked.meta.invalidated
             || self.inner.has_broken(&mut tracked.conn)
         {
             tracked.meta.invalidated = true;
             PoolStats::count(&self.stats.validation_failures);
-            return Err(Arc::new(Error::Broken));
+            return Validation::Rejected(Rejection::Broken);
         }
         // bb8 runs this last before handing the connection out (test_on_check_out is on), so
         // this instant is the checkout's: `get()` reads it instead of the clock.
         let now = self.stats.clock.now();
         tracked.meta.checked_out_at = now;
         if now >= tracked.meta.expires_at {
-            return Err(self.expired_at_checkout(&mut tracked.meta));
+            self.expired_at_checkout(&mut tracked.meta);
+            return Validation::Rejected(Rejection::Expired);
         }
         if span(tracked.meta.last_used, now) < self.validation_skip_window_nanos {
-            return Ok(());
+            return Validation::Valid;
         }
-        PoolStats::count(&self.stats.validations_run);
-        match self.inner.is_valid(&mut tracked.conn).await {
-            Ok(()) => {
-                tracked.meta.checked_out_at = self.stats.clock.now();
-                Ok(())
-            }
-            Err(error) => {
-                tracked.meta.invalidated = true;
-                PoolStats::count(&self.stats.validation_run_failures);
-                PoolStats::count(&self.stats.validation_failures);
-                Err(Arc::new(error))
-            }
-        }
+        // Owned handles, so that the boxed round trip borrows only the connection.
+        Validation::RoundTrip(Box::pin(round_trip(
+            Arc::clone(&self.inner),
+            Arc::clone(&self.stats),
+            tracked,
+        )))
     }
 
     fn has_broken(&self, tracked: &mut Self::Connection) -> bool {
