@@ -28,7 +28,7 @@ pub(crate) struct StripeCounters {
     pub(crate) lifetime_total_nanos: AtomicU64,
 }
 
-/// Sums of a kind's stripes.
+/// Sums of a kind's stripes (or of its lease slots' own counts).
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct CounterTotals {
     pub(crate) created: u64,
@@ -179,6 +179,44 @@ impl KindState {
         true
     }
 
+    /// Counts one more active resource (and a new peak) without touching a stripe: a lease
+    /// slot keeps its created/released counts in its own cell.
+    #[inline]
+    pub(crate) fn activate(&self) {
+        let now_active = self.active.0.fetch_add(1, Ordering::Relaxed) + 1;
+        if now_active > self.peak.load(Ordering::Relaxed) {
+            self.peak.fetch_max(now_active, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts one resource fewer active, held `nanos` (the maximum lifetime), without touching
+    /// a stripe: the counterpart of [`activate`](Self::activate).
+    #[inline]
+    pub(crate) fn deactivate(&self, nanos: u64) {
+        if nanos > self.lifetime_max_nanos.load(Ordering::Relaxed) {
+            self.lifetime_max_nanos.fetch_max(nanos, Ordering::Relaxed);
+        }
+        self.active.0.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Adds a dropped lease slot's own counts to `stripe` (the registry lock is held, so a
+    /// stats read sees them either in the slot or here, never in both or neither).
+    pub(crate) fn fold_lease(&self, stripe: usize, totals: CounterTotals) {
+        let counters = &self.stripes[stripe].0;
+        counters
+            .created
+            .fetch_add(totals.created, Ordering::Relaxed);
+        counters
+            .released
+            .fetch_add(totals.released, Ordering::Relaxed);
+        counters
+            .released_without_close
+            .fetch_add(totals.released_without_close, Ordering::Relaxed);
+        counters
+            .lifetime_total_nanos
+            .fetch_add(totals.lifetime_total_nanos, Ordering::Relaxed);
+    }
+
     /// Counts one release on `stripe` with the resource's lifetime.
     pub(crate) fn release(&self, stripe: usize, lifetime: Duration, closed: bool) {
         self.release_nanos(stripe, duration_to_nanos(lifetime), closed);
@@ -202,8 +240,10 @@ impl KindState {
         self.active.0.fetch_sub(1, Ordering::Relaxed);
     }
 
-    /// Sums the stripes. Wrapping: a resource may be created on one stripe and released on
-    /// another, but every sum is a true count.
+    /// Sums the stripes (not the live lease slots' own counts: see
+    /// [`LeaseRegistry::totals_by_kind`](crate::lease::LeaseRegistry::totals_by_kind)).
+    /// Wrapping: a resource may be created on one stripe and released on another, but every
+    /// sum is a true count.
     pub(crate) fn totals(&self) -> CounterTotals {
         self.stripes
             .iter()
@@ -221,6 +261,22 @@ impl KindState {
                     .lifetime_total_nanos
                     .wrapping_add(stripe.0.lifetime_total_nanos.load(Ordering::Relaxed)),
             })
+    }
+}
+
+impl CounterTotals {
+    /// Both sums added.
+    pub(crate) fn plus(self, other: Self) -> Self {
+        Self {
+            created: self.created.wrapping_add(other.created),
+            released: self.released.wrapping_add(other.released),
+            released_without_close: self
+                .released_without_close
+                .wrapping_add(other.released_without_close),
+            lifetime_total_nanos: self
+                .lifetime_total_nanos
+                .wrapping_add(other.lifetime_total_nanos),
+        }
     }
 }
 

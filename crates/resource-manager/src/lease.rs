@@ -19,13 +19,14 @@
 //! checkin *swaps* the word: exactly one of the two wins, so a checkout is counted once in
 //! `leaked_total`, and in `leaked_released` exactly when it was counted there.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::panic::Location;
 use std::sync::atomic::{fence, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::kinds::{duration_to_nanos, KindState};
+use crate::kinds::{duration_to_nanos, CounterTotals, KindState};
 use crate::leaks::Leaked;
 use crate::registry::{lock, STRIPES};
 use crate::tracker::{ResourceTracker, Shared};
@@ -45,10 +46,7 @@ thread_local! {
     static THREAD_STRIPE: usize = NEXT_THREAD_STRIPE.fetch_add(1, Ordering::Relaxed) % STRIPES;
 }
 
-/// The calling thread's stripe of the kinds' counters: checkouts and checkins on different
-/// threads then touch different cache lines (a pooled connection moves between threads, so
-/// a per-slot stripe would make its counters travel with it).
-#[inline]
+/// The calling thread's stripe of the kinds' counters, for folding a dropped slot's counts.
 fn thread_stripe() -> usize {
     THREAD_STRIPE.with(|stripe| *stripe)
 }
@@ -68,7 +66,13 @@ fn nanos_between(since: i64, until: i64) -> u64 {
     u64::try_from(until.saturating_sub(since)).unwrap_or(0)
 }
 
-/// What a slot shares with the scans: the checkout word and fields, and what a report names.
+/// What a slot shares with the scans and stats reads: the checkout word and fields, the
+/// slot's own counts, and what a report names.
+///
+/// The counts (`checkouts`, `checkins`, `held_nanos`) have one writer at a time, the slot's
+/// current borrower (calls on a slot do not overlap), so they are bumped with a plain load and
+/// store on the line the checkout writes anyway, not with a read-modify-write on a shared
+/// stripe; a stats read adds them to the kind's stripes, and a dropped slot folds them in.
 #[derive(Debug)]
 #[repr(align(128))]
 pub(crate) struct LeaseCell {
@@ -76,6 +80,12 @@ pub(crate) struct LeaseCell {
     location: AtomicU32,
     /// The checkout's [`offset_nanos`] from the tracker's epoch.
     since_nanos: AtomicI64,
+    /// The address of the `Location` whose index `location` holds: a checkout from the same
+    /// line as the last one reuses the index without probing the table.
+    location_addr: AtomicUsize,
+    checkouts: AtomicU64,
+    checkins: AtomicU64,
+    held_nanos: AtomicU64,
     pub(crate) id: u64,
     kind_index: u32,
     pub(crate) kind_name: &'static str,
@@ -92,7 +102,26 @@ struct Checkout {
     since_nanos: i64,
 }
 
+/// Adds `n` to a counter that has one writer at a time (no read-modify-write needed).
+#[inline]
+fn bump(counter: &AtomicU64, n: u64) {
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(n),
+        Ordering::Relaxed,
+    );
+}
+
 impl LeaseCell {
+    /// The slot's own counts, as a kind's stripes would hold them.
+    fn totals(&self) -> CounterTotals {
+        CounterTotals {
+            created: self.checkouts.load(Ordering::Relaxed),
+            released: self.checkins.load(Ordering::Relaxed),
+            released_without_close: 0,
+            lifetime_total_nanos: self.held_nanos.load(Ordering::Relaxed),
+        }
+    }
+
     /// The current checkout, read as a seqlock reader; `None` when idle or changing.
     fn checkout(&self) -> Option<Checkout> {
         let word = self.word.load(Ordering::Acquire);
@@ -147,16 +176,35 @@ impl LeaseRegistry {
         index
     }
 
-    fn remove(&self, index: u32) {
+    /// Unregisters the cell at `index` and folds its counts (plus `without_close` releases)
+    /// into `kind`, under the lock a stats read takes, so the counts are never seen twice or
+    /// not at all.
+    fn remove(&self, index: u32, kind: &KindState, without_close: u64) {
         let mut cells = lock(&self.cells);
-        if cells
-            .cells
-            .get_mut(index as usize)
-            .and_then(Option::take)
-            .is_some()
-        {
+        if let Some(cell) = cells.cells.get_mut(index as usize).and_then(Option::take) {
+            let totals = CounterTotals {
+                released_without_close: without_close,
+                ..cell.totals()
+            };
+            kind.fold_lease(thread_stripe(), totals);
             cells.vacant.push(index);
         }
+    }
+
+    /// Calls `read` with the live slots' own counts summed per kind index, under the lock
+    /// that dropped slots fold their counts under: `read` must read the kinds' stripes too,
+    /// and only copy (it holds the registry lock).
+    pub(crate) fn totals_by_kind<R>(
+        &self,
+        read: impl FnOnce(&HashMap<u32, CounterTotals>) -> R,
+    ) -> R {
+        let cells = lock(&self.cells);
+        let mut totals: HashMap<u32, CounterTotals> = HashMap::new();
+        for cell in cells.cells.iter().flatten() {
+            let sum = totals.entry(cell.kind_index).or_default();
+            *sum = sum.plus(cell.totals());
+        }
+        read(&totals)
     }
 
     /// Visits every checkout past its kind's threshold at `now`, with whether this scan is the
@@ -257,6 +305,10 @@ impl ResourceTracker {
             word: AtomicU64::new(0),
             location: AtomicU32::new(crate::locations::UNKNOWN_LOCATION),
             since_nanos: AtomicI64::new(0),
+            location_addr: AtomicUsize::new(0),
+            checkouts: AtomicU64::new(0),
+            checkins: AtomicU64::new(0),
+            held_nanos: AtomicU64::new(0),
             id: shared.ids.next(stripe),
             kind_index,
             kind_name: state.name,
@@ -294,7 +346,14 @@ impl LeaseSlot {
             self.finish(at_nanos, true);
             word = cell.word.load(Ordering::Relaxed);
         }
-        let location = self.shared.locations.index_of(location);
+        // Read and written only by the slot's borrower, like the counts.
+        let address = std::ptr::from_ref(location) as usize;
+        let location = if cell.location_addr.load(Ordering::Relaxed) == address {
+            cell.location.load(Ordering::Relaxed)
+        } else {
+            cell.location_addr.store(address, Ordering::Relaxed);
+            self.shared.locations.index_of(location)
+        };
         let generation = (word >> GENERATION_SHIFT).wrapping_add(1) << GENERATION_SHIFT;
         // Seqlock write: BUSY, fence, fields, then the new checked-out word (release).
         cell.word.store(generation | BUSY, Ordering::Relaxed);
@@ -302,7 +361,8 @@ impl LeaseSlot {
         cell.location.store(location, Ordering::Relaxed);
         cell.since_nanos.store(at_nanos, Ordering::Relaxed);
         cell.word.store(generation | OUT, Ordering::Release);
-        self.kind.acquire(thread_stripe(), None);
+        bump(&cell.checkouts, 1);
+        self.kind.activate();
     }
 
     /// Marks the resource returned at `at`: counts a deliberate close (released, not
@@ -324,12 +384,14 @@ impl LeaseSlot {
         self.epoch
     }
 
-    /// Ends the current checkout, if any, at `at_nanos` since the epoch.
-    fn finish(&self, at_nanos: i64, closed: bool) {
+    /// Ends the current checkout, if any, at `at_nanos` since the epoch; returns whether
+    /// there was one. `closed` only says how a leak report logs it: the caller counts a
+    /// release without close.
+    fn finish(&self, at_nanos: i64, closed: bool) -> bool {
         let cell = &*self.cell;
         let word = cell.word.load(Ordering::Relaxed);
         if word & OUT == 0 {
-            return;
+            return false;
         }
         let hold = nanos_between(cell.since_nanos.load(Ordering::Relaxed), at_nanos);
         // A swap, not a store: it and a scan's LEAKED compare-exchange are ordered, so the
@@ -337,10 +399,13 @@ impl LeaseSlot {
         let previous = cell
             .word
             .swap(word & !(OUT | LEAKED | BUSY), Ordering::AcqRel);
-        self.kind.release_nanos(thread_stripe(), hold, closed);
+        bump(&cell.checkins, 1);
+        bump(&cell.held_nanos, hold);
+        self.kind.deactivate(hold);
         if previous & LEAKED != 0 {
             self.leak_released(hold, closed);
         }
+        true
     }
 
     #[cold]
@@ -388,7 +453,9 @@ impl LeaseSlot {
 
 impl Drop for LeaseSlot {
     fn drop(&mut self) {
-        self.finish(offset_nanos(self.epoch, Instant::now()), false);
-        self.shared.leases.remove(self.index);
+        let was_out = self.finish(offset_nanos(self.epoch, Instant::now()), false);
+        self.shared
+            .leases
+            .remove(self.index, &self.kind, u64::from(was_out));
     }
 }

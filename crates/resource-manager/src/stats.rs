@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::kinds::KindState;
+use crate::kinds::{CounterTotals, KindState};
 use crate::leaks::{LeakSnapshot, Leaked};
 use crate::tracker::{ResourceTracker, Shared};
 
@@ -61,10 +61,11 @@ pub(crate) fn serialize_secs<S: serde::Serializer>(
 }
 
 impl ResourceStats {
-    fn from_state(state: &KindState, leaked_now: u64) -> Self {
+    /// The figures of `state`, whose live lease slots counted `leases` themselves.
+    fn from_state(state: &KindState, leaked_now: u64, leases: CounterTotals) -> Self {
         // Counters are read one by one: exact when the kind is quiet, approximate (each figure
         // true at some instant of the read) while other threads track and release.
-        let totals = state.totals();
+        let totals = state.totals().plus(leases);
         let released = totals.released;
         let released_without_close = totals.released_without_close;
         let lifetime_total = totals.lifetime_total_nanos;
@@ -153,13 +154,16 @@ impl ResourceTracker {
         let leaked_now = leaked_now_by_kind(shared);
         let mut kinds = shared.kinds.all();
         kinds.sort_unstable_by_key(|(_, state)| state.name);
-        kinds
-            .iter()
-            .map(|(index, state)| {
-                let leaked = leaked_now.get(index).copied().unwrap_or(0);
-                ResourceStats::from_state(state, leaked)
-            })
-            .collect()
+        shared.leases.totals_by_kind(|leases| {
+            kinds
+                .iter()
+                .map(|(index, state)| {
+                    let leaked = leaked_now.get(index).copied().unwrap_or(0);
+                    let leased = leases.get(index).copied().unwrap_or_default();
+                    ResourceStats::from_state(state, leaked, leased)
+                })
+                .collect()
+        })
     }
 
     /// Statistics of one kind, if it was seen or configured. Scans for leaks like
@@ -173,7 +177,10 @@ impl ResourceTracker {
             .into_iter()
             .find(|(_, state)| state.name == kind)?;
         let leaked = leaked_now_by_kind(shared).get(&index).copied().unwrap_or(0);
-        Some(ResourceStats::from_state(&state, leaked))
+        Some(shared.leases.totals_by_kind(|leases| {
+            let leased = leases.get(&index).copied().unwrap_or_default();
+            ResourceStats::from_state(&state, leaked, leased)
+        }))
     }
 }
 

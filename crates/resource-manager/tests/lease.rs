@@ -288,6 +288,51 @@ fn concurrent_checkouts_on_many_slots_keep_exact_counts_and_peak() {
 }
 
 #[test]
+fn stats_read_while_slots_are_dropped_count_every_checkout_once() {
+    // A live slot keeps its counts itself and a dropped one folds them into its kind: a stats
+    // read racing the drops must never see a count twice or lose one, so the totals it sees
+    // only grow, and end exact.
+    const SLOTS: u64 = 200;
+    const CHECKOUTS: u64 = 5;
+    let tracker = ResourceTracker::new();
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(|| {
+            let mut last = (0, 0);
+            let mut reads = 0_u64;
+            while !done.load(Ordering::Acquire) || reads == 0 {
+                if let Some(stats) = tracker.stats_for("conn") {
+                    let now = (stats.created, stats.released);
+                    assert!(
+                        now.0 >= last.0 && now.1 >= last.1,
+                        "counts went back from {last:?} to {now:?}"
+                    );
+                    last = now;
+                }
+                reads += 1;
+            }
+            reads
+        });
+        for _ in 0..SLOTS {
+            let slot = tracker.lease_slot("conn", "");
+            for _ in 0..CHECKOUTS {
+                slot.checkout(Location::caller(), Instant::now());
+                slot.checkin(Instant::now());
+            }
+            drop(slot);
+        }
+        done.store(true, Ordering::Release);
+        assert!(reader.join().expect("reader") > 0);
+    });
+    let stats = tracker.stats_for("conn").expect("kind is known");
+    assert_eq!(
+        (stats.created, stats.released, stats.active),
+        (SLOTS * CHECKOUTS, SLOTS * CHECKOUTS, 0)
+    );
+    assert_eq!(stats.released_without_close, 0);
+}
+
+#[test]
 fn dropping_a_checked_out_slot_releases_it() {
     let tracker = ResourceTracker::new();
     tracker.configure_kind("conn", threshold(Duration::from_secs(1)));
