@@ -59,10 +59,12 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
-fn checkout(c: &mut Criterion) {
-    let rt = runtime();
-    let tracker = ResourceTracker::new();
-    // bb8's defaults, as the bare pool below has them: idle 10 min, lifetime 30 min.
+/// The two pools of the single-task checkout bench: the same trivial manager, 1 to 4
+/// connections, bb8's default timeouts on both sides (idle 10 min, lifetime 30 min).
+fn single_pools(
+    rt: &tokio::runtime::Runtime,
+    tracker: &ResourceTracker,
+) -> (bb8::Pool<Trivial>, MonitoredPool<Trivial>) {
     let config = PoolConfig {
         min_size: 1,
         max_size: 4,
@@ -71,7 +73,7 @@ fn checkout(c: &mut Criterion) {
         ..PoolConfig::default()
     };
     let monitored = rt
-        .block_on(async { MonitoredPool::new("bench", config, Trivial, &tracker).expect("valid") });
+        .block_on(async { MonitoredPool::new("bench", config, Trivial, tracker).expect("valid") });
     let bare = rt.block_on(async {
         bb8::Pool::builder()
             .max_size(4)
@@ -80,6 +82,13 @@ fn checkout(c: &mut Criterion) {
             .await
             .expect("bare pool")
     });
+    (bare, monitored)
+}
+
+fn checkout(c: &mut Criterion) {
+    let rt = runtime();
+    let tracker = ResourceTracker::new();
+    let (bare, monitored) = single_pools(&rt, &tracker);
     let mut group = c.benchmark_group("checkout");
     group.throughput(Throughput::Elements(1));
     group.bench_function("bare_bb8", |b| {
@@ -174,6 +183,51 @@ fn process_cpu_ns() -> Option<u64> {
         }
     }
     Some(total)
+}
+
+/// get + drop per round and pool in the single-task paired measurement.
+const SINGLE_PAIRED_OPS: u64 = 200_000;
+
+/// The single-task checkout measured again in interleaved rounds (the order alternates), as
+/// the Criterion group runs it (one task on the runtime's `block_on` thread); prints the
+/// per-round ratios monitored / bare (min, median, max). Single Criterion runs of this group
+/// swing by ±10 % from run to run on this machine, more than the gap being measured.
+fn paired_checkout_single() {
+    let rt = runtime();
+    let tracker = ResourceTracker::new();
+    let (bare, monitored) = single_pools(&rt, &tracker);
+    let measure = |monitored_side: bool| {
+        rt.block_on(async {
+            let started = Instant::now();
+            for _ in 0..SINGLE_PAIRED_OPS {
+                if monitored_side {
+                    drop(monitored.get().await.expect("get"));
+                } else {
+                    drop(bare.get().await.expect("get"));
+                }
+            }
+            SINGLE_PAIRED_OPS as f64 / started.elapsed().as_secs_f64()
+        })
+    };
+    let mut ratios = Vec::new();
+    let mut best = [0.0_f64; 2];
+    for (bare, monitored) in interleaved(PAIRED_ROUNDS, measure) {
+        ratios.push(monitored / bare);
+        best[0] = best[0].max(bare);
+        best[1] = best[1].max(monitored);
+    }
+    println!(
+        "\ncheckout paired: {PAIRED_ROUNDS} interleaved rounds of {SINGLE_PAIRED_OPS} get+drop, one task"
+    );
+    println!(
+        "  best round: bare bb8 {:.3} M/s, monitored {:.3} M/s",
+        best[0] / 1e6,
+        best[1] / 1e6
+    );
+    println!(
+        "  monitored / bare (min median max): {}",
+        min_median_max(&mut ratios)
+    );
 }
 
 /// get + drop per round and pool in the paired measurement.
@@ -428,6 +482,9 @@ fn main() {
     // that the group's name contains).
     if filter_selects("select_1") {
         paired_select_1();
+    }
+    if filter_selects("checkout/") {
+        paired_checkout_single();
     }
     if filter_selects("checkout_contended") {
         paired_checkout(false);
