@@ -51,6 +51,7 @@ mod clock;
 mod config;
 mod erlang;
 mod error;
+mod get;
 mod guard;
 mod health;
 mod manager;

@@ -3,19 +3,18 @@
 use std::fmt;
 use std::future::Future;
 use std::panic::Location;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::Duration;
 
 use resync_resource_manager::{KindConfig, LeakThreshold, ResourceTracker};
 
-use crate::clock::{nanos, span, Nanos, PoolClock};
+use crate::clock::{nanos, Nanos, PoolClock};
 use crate::config::PoolConfig;
 use crate::error::{Error, SharedError};
+use crate::get::Get;
 use crate::guard::PoolConnection;
 use crate::metrics::PoolMetrics;
-use crate::stats::{PoolStats, Waiting};
+use crate::stats::PoolStats;
 use crate::wrapper::MonitoredManager;
 
 /// An instrumented connection pool over any bb8 manager `M`.
@@ -181,30 +180,8 @@ where
     /// nothing on an `async fn`), so the checkout is tracked with the caller's source line.
     #[track_caller]
     pub fn get(&self) -> impl Future<Output = Result<PoolConnection<'_, M>, Error>> + Send + '_ {
-        let location = Location::caller();
         let shared = &*self.inner;
-        async move {
-            let failures_seen = shared.stats.connect_failure_count();
-            let mut getting = std::pin::pin!(shared.pool.get());
-            // Poll bb8 once by hand: a connection ready at once is a direct checkout and
-            // needs no start time (it is a zero in the acquire histogram).
-            let first = PollOnce(getting.as_mut()).await;
-            let (conn, acquired_at) = match first {
-                Poll::Ready(Ok(conn)) => {
-                    shared.stats.checked_out_direct();
-                    let acquired_at = conn.meta.checked_out_at;
-                    (conn, acquired_at)
-                }
-                Poll::Ready(Err(_timed_out)) => {
-                    return Err(shared.timed_out(failures_seen, Duration::ZERO));
-                }
-                Poll::Pending => shared.wait(getting, failures_seen).await?,
-            };
-            // The connection's slot, registered at connect: a few atomic stores, with the
-            // caller's line and the checkout instant the validation already read.
-            conn.meta.lease.checkout_nanos(location, acquired_at);
-            Ok(PoolConnection::new(conn, &shared.stats, acquired_at))
-        }
+        Get::new(shared, Location::caller(), shared.pool.get())
     }
 
     /// A snapshot of the pool's figures (cumulative counters, histograms, current state).
@@ -219,58 +196,9 @@ where
     M: bb8::ManageConnection,
     M::Error: std::error::Error + Send + Sync + 'static,
 {
-    /// The slow path of `get()`: bb8 did not hand out a connection on the first poll.
-    /// Returns the connection and the instant it arrived (the hold time's start).
-    async fn wait<'a, F>(
-        &'a self,
-        mut getting: Pin<&mut F>,
-        mut failures_seen: u64,
-    ) -> Result<(Checkout<'a, M>, Nanos), Error>
-    where
-        F: Future<Output = Result<Checkout<'a, M>, bb8::RunError<SharedError>>>,
-    {
-        let clock = &self.stats.clock;
-        let started = clock.now();
-        let _waiting = Waiting::start(&self.stats);
-        loop {
-            tokio::select! {
-                biased;
-                got = getting.as_mut() => {
-                    return match got {
-                        Ok(conn) => {
-                            // Stamped by the checkout validation: no clock read here.
-                            let acquired_at = conn.meta.checked_out_at;
-                            self.stats
-                                .checked_out_waited(Duration::from_nanos(span(started, acquired_at)));
-                            Ok((conn, acquired_at))
-                        }
-                        Err(_timed_out) => {
-                            let waited = Duration::from_nanos(span(started, clock.now()));
-                            self.stats.failed_wait(waited);
-                            Err(self.timed_out(failures_seen, waited))
-                        }
-                    };
-                }
-                () = self.stats.wait_for_connect_failure(failures_seen) => {
-                    if self.stats.in_use() == 0 {
-                        // Nothing is checked out, so nothing can come back: the backend is
-                        // unreachable now.
-                        self.stats
-                            .failed_wait(Duration::from_nanos(span(started, clock.now())));
-                        if let Some(source) = self.stats.last_connect_error() {
-                            return Err(self.unavailable(source));
-                        }
-                    }
-                    // Merely busy: checked-out connections will come back. Keep waiting.
-                    failures_seen = self.stats.connect_failure_count();
-                }
-            }
-        }
-    }
-
     /// Classifies a `get()` that bb8 timed out: every connection checked out ⇒ exhausted;
     /// otherwise the wait was for a connect ⇒ unavailable.
-    fn timed_out(&self, failures_seen: u64, waited: Duration) -> Error {
+    pub(crate) fn timed_out(&self, failures_seen: u64, waited: Duration) -> Error {
         if self.stats.in_use() >= u64::from(self.config.max_size) {
             PoolStats::count(&self.stats.exhaustions);
             return Error::Exhausted {
@@ -288,29 +216,11 @@ where
         self.unavailable(source)
     }
 
-    fn unavailable(&self, source: SharedError) -> Error {
+    pub(crate) fn unavailable(&self, source: SharedError) -> Error {
         PoolStats::count(&self.stats.unavailable);
         Error::Unavailable {
             pool: Arc::clone(&self.stats.name),
             source,
         }
-    }
-}
-
-/// What bb8 hands out for a pool over `M`.
-type Checkout<'a, M> = bb8::PooledConnection<'a, MonitoredManager<M>>;
-
-/// Polls a pinned future once and returns what that poll returned: `get()`'s first look at
-/// bb8's future. A named type with an always-inlined `poll` rather than `poll_fn` over a
-/// closure, so that the first poll compiles into `get()`'s own state machine (the closure's
-/// poll was a separate function in the profile, copying bb8's timeout future there).
-struct PollOnce<'f, F>(Pin<&'f mut F>);
-
-impl<F: Future> Future for PollOnce<'_, F> {
-    type Output = Poll<F::Output>;
-
-    #[inline(always)]
-    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
-        Poll::Ready(self.0.as_mut().poll(cx))
     }
 }

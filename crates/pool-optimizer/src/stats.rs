@@ -1,10 +1,15 @@
 //! The pool's own counters, shared by the wrapper manager, `get()` and the guards.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use pin_project_lite::pin_project;
 use resync_perf_core::{Histogram, HistogramSnapshot};
+use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 
 use crate::clock::PoolClock;
@@ -255,7 +260,7 @@ impl PoolStats {
             .last_connect_error
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(error);
-        // Release pairs with the Acquire in `wait_for_connect_failure`, so a waiter that
+        // Release pairs with the Acquire in `ConnectFailed`, so a waiter that
         // sees the new count also sees the error stored above.
         self.connect_failures.fetch_add(1, Ordering::Release);
         for Padded(notify) in &*self.connect_failed {
@@ -274,19 +279,48 @@ impl PoolStats {
             .clone()
     }
 
-    /// Resolves once a connect attempt has failed after `seen` failures were counted.
-    pub(crate) async fn wait_for_connect_failure(&self, seen: u64) {
+    /// The calling thread's connect-failure notifier.
+    fn connect_failed_notify(&self) -> &Notify {
+        &self.connect_failed[thread_index(self.connect_failed.len())].0
+    }
+}
+
+pin_project! {
+    /// Resolves once a connect attempt has failed after `seen` failures were counted: the
+    /// part of a waiting `get()` that ends the wait early when the backend is unreachable.
+    pub(crate) struct ConnectFailed<'a> {
+        stats: &'a PoolStats,
+        seen: u64,
+        #[pin]
+        notified: Notified<'a>,
+    }
+}
+
+impl<'a> ConnectFailed<'a> {
+    pub(crate) fn new(stats: &'a PoolStats, seen: u64) -> Self {
+        Self {
+            stats,
+            seen,
+            notified: stats.connect_failed_notify().notified(),
+        }
+    }
+}
+
+impl Future for ConnectFailed<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut this = self.project();
         loop {
-            let notified = self.connect_failed[thread_index(self.connect_failed.len())]
-                .0
-                .notified();
-            tokio::pin!(notified);
             // Register before checking the count, so a failure in between is not missed.
-            notified.as_mut().enable();
-            if self.connect_failure_count() > seen {
-                return;
+            this.notified.as_mut().enable();
+            if this.stats.connect_failure_count() > *this.seen {
+                return Poll::Ready(());
             }
-            notified.await;
+            std::task::ready!(this.notified.as_mut().poll(cx));
+            // Woken, but the count had not moved when we looked: register afresh.
+            this.notified
+                .set(this.stats.connect_failed_notify().notified());
         }
     }
 }
