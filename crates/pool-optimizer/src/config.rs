@@ -31,9 +31,13 @@ pub struct PoolConfig {
     pub connect_timeout: Duration,
     /// Longest a `get()` waits for a free connection; `None` means the connect timeout.
     pub acquire_timeout: Option<Duration>,
-    /// Idle connections above `min_size` are closed after this long (`*_IDLE_TIMEOUT`).
+    /// Idle connections are closed after this long (`*_IDLE_TIMEOUT`); bb8 then opens new ones
+    /// up to `min_size`.
     pub idle_timeout: Option<Duration>,
-    /// Connections are closed after this age (`*_MAX_LIFETIME`).
+    /// Connections are closed after this age (`*_MAX_LIFETIME`): when returned past it, or
+    /// when a checkout finds an idle one past it (it is never handed out). An idle connection
+    /// no checkout picks is closed by the idle timeout (without one, by bb8's reaper, within
+    /// 30 s).
     pub max_lifetime: Option<Duration>,
     /// Period of the background health check (`*_HEALTH_CHECK_INTERVAL`).
     pub health_check_interval: Duration,

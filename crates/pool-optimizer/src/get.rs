@@ -38,14 +38,17 @@ pin_project! {
     {
         shared: &'a PoolShared<M>,
         location: &'static Location<'static>,
-        // Connect failures counted when the get started (read at its first poll).
+        // Connect failures counted when the get started (read at its first poll), and again
+        // after each failure that left it waiting because connections were checked out.
         failures_seen: u64,
         polled: bool,
         // Set when the first poll found no connection: the wait's start on the pool clock
         // and its place in the waiting gauge (left on drop, also when cancelled).
         waiting: Option<(Nanos, Waiting<'a>)>,
+        // bb8's get; dropped when the get fails early (`Unavailable`), so that bb8's pending
+        // get (its in-flight count, its wait registration, its timer) ends with it.
         #[pin]
-        getting: F,
+        getting: Option<F>,
         #[pin]
         connect_failed: Option<ConnectFailed<'a>>,
     }
@@ -67,7 +70,7 @@ where
             failures_seen: 0,
             polled: false,
             waiting: None,
-            getting,
+            getting: Some(getting),
             connect_failed: None,
         }
     }
@@ -89,14 +92,19 @@ where
             *this.polled = true;
             *this.failures_seen = stats.connect_failure_count();
         }
-        match this.getting.poll(cx) {
+        let Some(getting) = this.getting.as_mut().as_pin_mut() else {
+            // Only after it returned `Unavailable`: polling a completed future is a caller bug.
+            panic!("pool get polled after it completed");
+        };
+        match getting.poll(cx) {
             Poll::Ready(Ok(conn)) => {
                 // Stamped by the checkout validation: no clock read here.
                 let acquired_at = conn.meta.checked_out_at;
                 match this.waiting.take() {
                     None => stats.checked_out_direct(),
                     Some((started, _waiting)) => {
-                        stats.checked_out_waited(Duration::from_nanos(span(started, acquired_at)))
+                        stats.checked_out_waited(Duration::from_nanos(span(started, acquired_at)));
+                        this.connect_failed.set(None);
                     }
                 }
                 // The connection's slot, registered at connect: a few stores, with the
@@ -135,6 +143,7 @@ where
                         stats.failed_wait(Duration::from_nanos(span(started, stats.clock.now())));
                     }
                     this.connect_failed.set(None);
+                    this.getting.set(None);
                     return Poll::Ready(Err(shared.unavailable(source)));
                 }
             }

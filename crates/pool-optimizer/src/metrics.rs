@@ -74,9 +74,10 @@ pub struct PoolMetrics {
     pub validation_failures: u64,
     /// Connections created (bb8's statistics).
     pub created: u64,
-    /// Connections closed because they were broken.
+    /// Connections closed on return because they were broken (reported by a caller, or by the
+    /// backend).
     pub closed_broken: u64,
-    /// Connections closed because validation failed.
+    /// Connections closed because checkout validation failed (equals `validation_failures`).
     pub closed_invalid: u64,
     /// Connections closed at `max_lifetime`: when returned past it, or when a checkout found
     /// an idle one past it (such a connection is never handed out).
@@ -153,14 +154,12 @@ impl PoolMetrics {
             validations_skipped: acquires.saturating_sub(validations_passed),
             validation_failures: load(&stats.validation_failures),
             created: bb8.connections_created,
-            // The wrapper retires connections at `max_lifetime` by telling bb8 they are
-            // broken (on return) or invalid (at checkout); bb8's reaper has no lifetime.
-            closed_broken: bb8
-                .connections_closed_broken
-                .saturating_sub(expired_at_return),
-            closed_invalid: bb8
-                .connections_closed_invalid
-                .saturating_sub(expired_at_checkout),
+            // The wrapper retires connections at `max_lifetime` by telling bb8 they are broken
+            // (on return) or invalid (at checkout), so bb8's counts of those mix reasons: the
+            // pool's own counts, each made where the decision is, are used instead (and never
+            // go down between two snapshots).
+            closed_broken: load(&stats.closed_broken),
+            closed_invalid: load(&stats.validation_failures),
             closed_max_lifetime: bb8.connections_closed_max_lifetime
                 + expired_at_checkout
                 + expired_at_return,

@@ -127,8 +127,14 @@ where
             .connection_timeout(config.effective_acquire_timeout())
             .idle_timeout(config.idle_timeout)
             // The wrapper retires connections at `max_lifetime` on the pool clock; bb8's own
-            // check would read the OS clock on every return (see `MonitoredManager`).
-            .max_lifetime(None)
+            // check would read the OS clock on every return (see `MonitoredManager`). An idle
+            // connection no checkout picks is then closed by the idle timeout; without one,
+            // bb8 keeps the lifetime for its reaper.
+            .max_lifetime(
+                config
+                    .max_lifetime
+                    .filter(|_| config.idle_timeout.is_none()),
+            )
             // The wrapper decides per checkout whether the round trip is needed, and its
             // `is_valid` stamps the checkout instant `get()` uses: it must stay on.
             .test_on_check_out(true)

@@ -47,6 +47,9 @@ pub(crate) struct PoolStats {
     /// Round trips that failed (a subset of `validations_run`).
     pub(crate) validation_run_failures: AtomicU64,
     pub(crate) validation_failures: AtomicU64,
+    /// Connections closed on return as broken: reported by a caller, or broken by the
+    /// backend's `has_broken` (bb8's own count also has the expired ones).
+    pub(crate) closed_broken: AtomicU64,
     /// Connections found past `max_lifetime` by a checkout (bb8 counts them as invalid).
     pub(crate) expired_at_checkout: AtomicU64,
     /// Connections found past `max_lifetime` when returned (bb8 counts them as broken).
@@ -149,6 +152,7 @@ impl PoolStats {
             validations_run: AtomicU64::new(0),
             validation_run_failures: AtomicU64::new(0),
             validation_failures: AtomicU64::new(0),
+            closed_broken: AtomicU64::new(0),
             expired_at_checkout: AtomicU64::new(0),
             expired_at_return: AtomicU64::new(0),
             connect_latency: Histogram::new(),
@@ -379,6 +383,26 @@ mod tests {
             "{}",
             stats.peak_in_use()
         );
+    }
+
+    #[test]
+    fn a_connect_failure_resolves_the_listener_made_before_it_and_only_that() {
+        let stats = stats();
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        // Made before the failure, first polled after it: the count has moved, so it is
+        // ready at once.
+        let mut early = std::pin::pin!(ConnectFailed::new(&stats, 0));
+        stats.connect_failed(Arc::new(crate::Error::Broken));
+        assert!(early.as_mut().poll(&mut cx).is_ready());
+        // Made after it (seen = 1): waits for the next failure, and is woken by it.
+        let mut next = std::pin::pin!(ConnectFailed::new(&stats, 1));
+        assert!(next.as_mut().poll(&mut cx).is_pending());
+        assert!(
+            next.as_mut().poll(&mut cx).is_pending(),
+            "still nothing new"
+        );
+        stats.connect_failed(Arc::new(crate::Error::Broken));
+        assert!(next.as_mut().poll(&mut cx).is_ready());
     }
 
     #[test]

@@ -53,9 +53,10 @@ pub(crate) struct Meta {
 /// The lifetime is enforced here, on the pool clock the checkout and the return read anyway,
 /// rather than by bb8: bb8 with a `max_lifetime` reads `Instant::now` and subtracts
 /// `Instant`s on every return (≈ 90 instructions of a ≈ 800-instruction get + drop, and a
-/// vDSO clock read), so the pool is built with bb8's lifetime off. A connection past its
-/// lifetime is closed when it is returned, or, if it aged while idle, when a checkout picks
-/// it (it is never handed out); an idle one nobody picks is left to the idle timeout.
+/// vDSO clock read), so the pool is built with bb8's lifetime off when it has an idle
+/// timeout. A connection past its lifetime is closed when it is returned, or, if it aged while
+/// idle, when a checkout picks it (it is never handed out); an idle one nobody picks is closed
+/// by the idle timeout. Without an idle timeout bb8 keeps its lifetime too, for its reaper.
 #[derive(Debug)]
 pub(crate) struct MonitoredManager<M> {
     pub(crate) inner: Arc<M>,
@@ -83,8 +84,8 @@ impl<M> MonitoredManager<M> {
 
 /// The validity round trip of a checkout whose connection was idle past the skip window.
 async fn round_trip<M>(
-    inner: Arc<M>,
-    stats: Arc<PoolStats>,
+    inner: &M,
+    stats: &PoolStats,
     tracked: &mut Tracked<M::Connection>,
 ) -> Result<(), SharedError>
 where
@@ -228,12 +229,7 @@ where
         if span(tracked.meta.last_used, now) < self.validation_skip_window_nanos {
             return Validation::Valid;
         }
-        // Owned handles, so that the boxed round trip borrows only the connection.
-        Validation::RoundTrip(Box::pin(round_trip(
-            Arc::clone(&self.inner),
-            Arc::clone(&self.stats),
-            tracked,
-        )))
+        Validation::RoundTrip(Box::pin(round_trip(&*self.inner, &self.stats, tracked)))
     }
 
     fn has_broken(&self, tracked: &mut Self::Connection) -> bool {
@@ -243,16 +239,18 @@ where
             return false;
         }
         if tracked.meta.reported {
-            // Counted as a caller error when reported; closed here, not counted again.
+            // Counted as a caller error when reported; closed here as broken.
+            PoolStats::count(&self.stats.closed_broken);
             return true;
         }
         if self.inner.has_broken(&mut tracked.conn) {
             PoolStats::count(&self.stats.broken);
+            PoolStats::count(&self.stats.closed_broken);
             return true;
         }
         // `last_used` is the return instant the guard just read.
         if tracked.meta.last_used >= tracked.meta.expires_at {
-            // bb8 counts it as broken; the metrics move it to the lifetime closures.
+            // bb8 counts it as broken too: the metrics take the pool's own closure counts.
             PoolStats::count(&self.stats.expired_at_return);
             return true;
         }

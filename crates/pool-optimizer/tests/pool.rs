@@ -311,26 +311,7 @@ async fn a_failed_connect_while_connections_are_checked_out_does_not_fail_waiter
 #[tokio::test]
 async fn connections_are_retired_at_max_lifetime_when_returned_and_when_found_idle() {
     const LIFETIME: Duration = Duration::from_millis(300);
-    // Past the lifetime of a connection made before `since`, with room for the pool clock's
-    // re-alignment with the OS clock (microseconds).
-    async fn outlive(since: Instant) {
-        tokio::time::sleep((LIFETIME + Duration::from_millis(50)).saturating_sub(since.elapsed()))
-            .await;
-    }
-    let made = Arc::new(AtomicU64::new(0));
-    let manager = FnManager::new({
-        let made = Arc::clone(&made);
-        move || {
-            let made = Arc::clone(&made);
-            async move { Ok::<_, std::io::Error>(made.fetch_add(1, Ordering::Relaxed)) }
-        }
-    });
-    let config = PoolConfig {
-        max_lifetime: Some(LIFETIME),
-        ..small_config(1, BOUND)
-    };
-    let pool = MonitoredPool::new("lifetime", config, manager, &ResourceTracker::new())
-        .expect("valid config");
+    let (pool, made) = lifetime_pool(1, LIFETIME);
     let get = || async {
         tokio::time::timeout(BOUND, pool.get())
             .await
@@ -341,7 +322,7 @@ async fn connections_are_retired_at_max_lifetime_when_returned_and_when_found_id
     let conn = get().await.expect("get");
     let got_at = Instant::now();
     assert_eq!(*conn, 0);
-    outlive(got_at).await;
+    outlive(got_at, LIFETIME).await;
     drop(conn);
     let metrics = pool.metrics();
     assert_eq!(metrics.closed_max_lifetime, 1);
@@ -353,7 +334,7 @@ async fn connections_are_retired_at_max_lifetime_when_returned_and_when_found_id
     let got_at = Instant::now();
     assert_eq!(*conn, 1, "a new connection replaced the expired one");
     drop(conn);
-    outlive(got_at).await;
+    outlive(got_at, LIFETIME).await;
     let conn = get().await.expect("get");
     assert_eq!(
         *conn, 2,
@@ -369,6 +350,93 @@ async fn connections_are_retired_at_max_lifetime_when_returned_and_when_found_id
     assert_eq!(metrics.created, 3);
     assert_eq!(made.load(Ordering::Relaxed), 3);
     assert_eq!(metrics.acquires, 3);
+}
+
+/// Sleeps until a connection made before `since` is past `lifetime`, with room for the pool
+/// clock's re-alignment with the OS clock (microseconds).
+async fn outlive(since: Instant, lifetime: Duration) {
+    tokio::time::sleep((lifetime + Duration::from_millis(50)).saturating_sub(since.elapsed()))
+        .await;
+}
+
+/// A pool of counted connections (each is its number), with the given lifetime and an idle
+/// timeout (the default one).
+fn lifetime_pool(
+    max_size: u32,
+    lifetime: Duration,
+) -> (
+    MonitoredPool<impl bb8::ManageConnection<Connection = u64, Error = Error>>,
+    Arc<AtomicU64>,
+) {
+    let made = Arc::new(AtomicU64::new(0));
+    let manager = FnManager::new({
+        let made = Arc::clone(&made);
+        move || {
+            let made = Arc::clone(&made);
+            async move { Ok::<_, std::io::Error>(made.fetch_add(1, Ordering::Relaxed)) }
+        }
+    });
+    let config = PoolConfig {
+        max_lifetime: Some(lifetime),
+        ..small_config(max_size, BOUND)
+    };
+    let pool = MonitoredPool::new("lifetime", config, manager, &ResourceTracker::new())
+        .expect("valid config");
+    (pool, made)
+}
+
+#[tokio::test]
+async fn a_checkout_skips_an_expired_idle_connection_for_a_fresh_one_without_connecting() {
+    // Two idle connections, the older past its lifetime, the younger not: the checkout closes
+    // the older and hands out the younger in the same get, with no new connect. The younger
+    // has 1.5 s of its lifetime left when the get starts, room for a slow machine.
+    const LIFETIME: Duration = Duration::from_secs(3);
+    let (pool, made) = lifetime_pool(2, LIFETIME);
+    let get = || async {
+        tokio::time::timeout(BOUND, pool.get())
+            .await
+            .expect("bounded")
+    };
+    let older = get().await.expect("get");
+    let older_made = Instant::now();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let younger = get().await.expect("get");
+    let younger_made = Instant::now();
+    assert_eq!((*older, *younger), (0, 1));
+    // Returned in this order, bb8's idle queue (first in, first out) offers the older first.
+    drop(older);
+    drop(younger);
+    outlive(older_made, LIFETIME).await;
+    let conn = get().await.expect("get");
+    assert!(
+        younger_made.elapsed() < LIFETIME,
+        "the machine stalled past the younger connection's lifetime: the test cannot tell"
+    );
+    assert_eq!(*conn, 1, "the younger connection, not a new one");
+    drop(conn);
+    let metrics = pool.metrics();
+    assert_eq!(made.load(Ordering::Relaxed), 2, "no connect");
+    assert_eq!(metrics.closed_max_lifetime, 1);
+    assert_eq!((metrics.closed_invalid, metrics.closed_broken), (0, 0));
+    // The first two waited for their connects; the third found the younger one idle.
+    assert_eq!((metrics.acquires, metrics.acquires_direct), (3, 1));
+}
+
+#[tokio::test]
+async fn a_reported_connection_past_its_lifetime_is_closed_as_broken_not_as_expired() {
+    const LIFETIME: Duration = Duration::from_millis(200);
+    let (pool, _made) = lifetime_pool(1, LIFETIME);
+    let mut conn = tokio::time::timeout(BOUND, pool.get())
+        .await
+        .expect("bounded")
+        .expect("get");
+    let got_at = Instant::now();
+    conn.report_error();
+    outlive(got_at, LIFETIME).await;
+    drop(conn);
+    let metrics = pool.metrics();
+    assert_eq!((metrics.caller_errors, metrics.closed_broken), (1, 1));
+    assert_eq!((metrics.broken, metrics.closed_max_lifetime), (0, 0));
 }
 
 #[tokio::test]

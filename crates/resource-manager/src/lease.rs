@@ -4,7 +4,8 @@
 //! A slot is registered once, when the resource is created. Each
 //! [`checkout`](LeaseSlot::checkout) / [`checkin`](LeaseSlot::checkin) pair then counts for the
 //! kind exactly as a [`track`](crate::ResourceTracker::track) and a guard drop would, with a
-//! handful of atomic operations on the slot's own cache lines plus the kind's striped counters.
+//! handful of stores on the slot's own cache line (its counts have one writer at a time) plus
+//! the kind's shared `active` counter, which keeps the peak exact.
 //!
 //! # The checkout word
 //!
@@ -39,7 +40,7 @@ const OUT: u64 = 1 << 1;
 const LEAKED: u64 = 1 << 2;
 const GENERATION_SHIFT: u32 = 3;
 
-/// Hands each thread its counter stripe, round robin, on its first checkout or checkin.
+/// Hands each thread its counter stripe, round robin, the first time it drops a slot.
 static NEXT_THREAD_STRIPE: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
@@ -145,7 +146,7 @@ impl LeaseCell {
 #[derive(Debug)]
 pub(crate) struct LeaseRegistry {
     cells: Mutex<Cells>,
-    /// Spreads slots over the kinds' counter stripes, round robin.
+    /// Spreads slots' ids over the id stripes, round robin.
     next_stripe: AtomicUsize,
 }
 
