@@ -73,8 +73,7 @@ pub(crate) struct MonitoredManager<M> {
 
 impl<M> MonitoredManager<M> {
     /// A checkout found the connection aged past `max_lifetime` while idle: it is closed
-    /// (bb8 counts it as invalid; the metrics move it to the lifetime closures), never
-    /// handed out.
+    /// (bb8 counts it as invalid, the pool as a lifetime closure), never handed out.
     #[cold]
     fn expired_at_checkout(&self, meta: &mut Meta) {
         meta.invalidated = true;
