@@ -40,8 +40,7 @@ pin_project! {
         location: &'static Location<'static>,
         // Connect failures counted when the get started (read at its first poll), and again
         // after each failure that left it waiting because connections were checked out.
-        failures_seen: u64,
-        polled: bool,
+        failures_seen: Option<u64>,
         // Set when the first poll found no connection: the wait's start on the pool clock
         // and its place in the waiting gauge (left on drop, also when cancelled).
         waiting: Option<(Nanos, Waiting<'a>)>,
@@ -67,8 +66,7 @@ where
         Self {
             shared,
             location,
-            failures_seen: 0,
-            polled: false,
+            failures_seen: None,
             waiting: None,
             getting: Some(getting),
             connect_failed: None,
@@ -88,10 +86,9 @@ where
         let mut this = self.project();
         let shared: &'a PoolShared<M> = this.shared;
         let stats = &*shared.stats;
-        if !*this.polled {
-            *this.polled = true;
-            *this.failures_seen = stats.connect_failure_count();
-        }
+        let failures_seen = *this
+            .failures_seen
+            .get_or_insert_with(|| stats.connect_failure_count());
         let Some(getting) = this.getting.as_mut().as_pin_mut() else {
             // Only after it returned `Unavailable`: polling a completed future is a caller bug.
             panic!("pool get polled after it completed");
@@ -121,7 +118,7 @@ where
                         waited
                     }
                 };
-                return Poll::Ready(Err(shared.timed_out(*this.failures_seen, waited)));
+                return Poll::Ready(Err(shared.timed_out(failures_seen, waited)));
             }
             Poll::Pending => {}
         }
@@ -129,7 +126,7 @@ where
             // The slow path begins: bb8 had no connection for the first poll.
             *this.waiting = Some((stats.clock.now(), Waiting::start(stats)));
             this.connect_failed
-                .set(Some(ConnectFailed::new(stats, *this.failures_seen)));
+                .set(Some(ConnectFailed::new(stats, failures_seen)));
         }
         while let Some(connect_failed) = this.connect_failed.as_mut().as_pin_mut() {
             if connect_failed.poll(cx).is_pending() {
@@ -149,9 +146,10 @@ where
             }
             // Merely busy: checked-out connections will come back. Keep waiting, for bb8's
             // future and for the next failure.
-            *this.failures_seen = stats.connect_failure_count();
+            let failures_now = stats.connect_failure_count();
+            *this.failures_seen = Some(failures_now);
             this.connect_failed
-                .set(Some(ConnectFailed::new(stats, *this.failures_seen)));
+                .set(Some(ConnectFailed::new(stats, failures_now)));
         }
         Poll::Pending
     }

@@ -116,8 +116,6 @@ impl PoolMetrics {
         let (direct, waited) = (checkouts.direct, checkouts.waited);
         let acquires = direct + waited;
         let validations_run = load(&stats.validations_run);
-        let expired_at_checkout = load(&stats.expired_at_checkout);
-        let expired_at_return = load(&stats.expired_at_return);
         let validations_passed =
             validations_run.saturating_sub(load(&stats.validation_run_failures));
         // Direct checkouts are not timed on the hot path: they are zeros of the histogram.
@@ -160,9 +158,7 @@ impl PoolMetrics {
             // go down between two snapshots).
             closed_broken: load(&stats.closed_broken),
             closed_invalid: load(&stats.validation_failures),
-            closed_max_lifetime: bb8.connections_closed_max_lifetime
-                + expired_at_checkout
-                + expired_at_return,
+            closed_max_lifetime: bb8.connections_closed_max_lifetime + load(&stats.expired),
             closed_idle_timeout: bb8.connections_closed_idle_timeout,
             hold_secs_total: Duration::from_nanos(hold_time.sum()).as_secs_f64(),
             leaked: u64::try_from(leaked).unwrap_or(u64::MAX),

@@ -50,10 +50,9 @@ pub(crate) struct PoolStats {
     /// Connections closed on return as broken: reported by a caller, or broken by the
     /// backend's `has_broken` (bb8's own count also has the expired ones).
     pub(crate) closed_broken: AtomicU64,
-    /// Connections found past `max_lifetime` by a checkout (bb8 counts them as invalid).
-    pub(crate) expired_at_checkout: AtomicU64,
-    /// Connections found past `max_lifetime` when returned (bb8 counts them as broken).
-    pub(crate) expired_at_return: AtomicU64,
+    /// Connections closed past `max_lifetime` by the wrapper: found by a checkout (bb8
+    /// counts them as invalid) or on return (bb8 counts them as broken).
+    pub(crate) expired: AtomicU64,
     pub(crate) connect_latency: Histogram,
     /// Only touched when a connect fails.
     last_connect_error: Mutex<Option<SharedError>>,
@@ -153,8 +152,7 @@ impl PoolStats {
             validation_run_failures: AtomicU64::new(0),
             validation_failures: AtomicU64::new(0),
             closed_broken: AtomicU64::new(0),
-            expired_at_checkout: AtomicU64::new(0),
-            expired_at_return: AtomicU64::new(0),
+            expired: AtomicU64::new(0),
             connect_latency: Histogram::new(),
             last_connect_error: Mutex::new(None),
             connect_failed: (0..shard_count()).map(|_| Padded(Notify::new())).collect(),

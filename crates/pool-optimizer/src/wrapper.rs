@@ -77,7 +77,7 @@ impl<M> MonitoredManager<M> {
     #[cold]
     fn expired_at_checkout(&self, meta: &mut Meta) {
         meta.invalidated = true;
-        PoolStats::count(&self.stats.expired_at_checkout);
+        PoolStats::count(&self.stats.expired);
     }
 }
 
@@ -250,7 +250,7 @@ where
         // `last_used` is the return instant the guard just read.
         if tracked.meta.last_used >= tracked.meta.expires_at {
             // bb8 counts it as broken too: the metrics take the pool's own closure counts.
-            PoolStats::count(&self.stats.expired_at_return);
+            PoolStats::count(&self.stats.expired);
             return true;
         }
         false

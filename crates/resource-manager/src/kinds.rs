@@ -172,10 +172,7 @@ impl KindState {
             .0
             .created
             .fetch_add(1, Ordering::Relaxed);
-        // Read first: the peak line is only written when the peak really grows.
-        if now_active > self.peak.load(Ordering::Relaxed) {
-            self.peak.fetch_max(now_active, Ordering::Relaxed);
-        }
+        self.raise_peak(now_active);
         true
     }
 
@@ -183,7 +180,13 @@ impl KindState {
     /// slot keeps its created/released counts in its own cell.
     #[inline]
     pub(crate) fn activate(&self) {
-        let now_active = self.active.0.fetch_add(1, Ordering::Relaxed) + 1;
+        self.raise_peak(self.active.0.fetch_add(1, Ordering::Relaxed) + 1);
+    }
+
+    /// Records `now_active` as the peak if it is one.
+    #[inline]
+    fn raise_peak(&self, now_active: u64) {
+        // Read first: the peak line is only written when the peak really grows.
         if now_active > self.peak.load(Ordering::Relaxed) {
             self.peak.fetch_max(now_active, Ordering::Relaxed);
         }
@@ -228,16 +231,13 @@ impl KindState {
         counters
             .lifetime_total_nanos
             .fetch_add(nanos, Ordering::Relaxed);
-        if nanos > self.lifetime_max_nanos.load(Ordering::Relaxed) {
-            self.lifetime_max_nanos.fetch_max(nanos, Ordering::Relaxed);
-        }
         if !closed {
             counters
                 .released_without_close
                 .fetch_add(1, Ordering::Relaxed);
         }
         counters.released.fetch_add(1, Ordering::Relaxed);
-        self.active.0.fetch_sub(1, Ordering::Relaxed);
+        self.deactivate(nanos);
     }
 
     /// Sums the stripes (not the live lease slots' own counts: see
@@ -247,20 +247,21 @@ impl KindState {
     pub(crate) fn totals(&self) -> CounterTotals {
         self.stripes
             .iter()
-            .fold(CounterTotals::default(), |totals, stripe| CounterTotals {
-                created: totals
-                    .created
-                    .wrapping_add(stripe.0.created.load(Ordering::Relaxed)),
-                released: totals
-                    .released
-                    .wrapping_add(stripe.0.released.load(Ordering::Relaxed)),
-                released_without_close: totals
-                    .released_without_close
-                    .wrapping_add(stripe.0.released_without_close.load(Ordering::Relaxed)),
-                lifetime_total_nanos: totals
-                    .lifetime_total_nanos
-                    .wrapping_add(stripe.0.lifetime_total_nanos.load(Ordering::Relaxed)),
+            .fold(CounterTotals::default(), |totals, stripe| {
+                totals.plus(stripe.0.load())
             })
+    }
+}
+
+impl StripeCounters {
+    /// The stripe's counts, read one by one.
+    fn load(&self) -> CounterTotals {
+        CounterTotals {
+            created: self.created.load(Ordering::Relaxed),
+            released: self.released.load(Ordering::Relaxed),
+            released_without_close: self.released_without_close.load(Ordering::Relaxed),
+            lifetime_total_nanos: self.lifetime_total_nanos.load(Ordering::Relaxed),
+        }
     }
 }
 
