@@ -76,6 +76,72 @@ impl FromStr for HealthStatus {
     }
 }
 
+/// One health rule's finding: the figure it measured, the threshold it compared it with, and
+/// the status it gives the component.
+///
+/// A rule that could not judge for lack of traffic says so with a reason whose status is
+/// [`Healthy`](HealthStatus::Healthy) and whose code ends in `insufficient_data`, never with a
+/// verdict.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct HealthReason {
+    /// Stable machine id of the rule, e.g. `pool.utilization` or `cache.low_hit_rate`.
+    pub code: String,
+    /// The status this finding gives the component.
+    pub status: HealthStatus,
+    /// A sentence citing the measured figure and the threshold.
+    pub message: String,
+    /// The measured figure the rule judged.
+    pub measured: f64,
+    /// The threshold it was compared with.
+    pub threshold: f64,
+}
+
+impl HealthReason {
+    /// A finding of rule `code` giving `status`.
+    #[must_use]
+    pub fn new(
+        code: impl Into<String>,
+        status: HealthStatus,
+        message: impl Into<String>,
+        measured: f64,
+        threshold: f64,
+    ) -> Self {
+        Self {
+            code: code.into(),
+            status,
+            message: message.into(),
+            measured,
+            threshold,
+        }
+    }
+}
+
+/// A component's verdict: the worst status of its findings, and the findings.
+#[derive(Debug, Clone, PartialEq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct HealthVerdict {
+    /// The worst status any finding gave ([`Healthy`](HealthStatus::Healthy) without one).
+    pub status: HealthStatus,
+    /// Every finding, in the order the rules ran.
+    pub reasons: Vec<HealthReason>,
+}
+
+impl HealthVerdict {
+    /// A verdict from findings: its status is the worst of theirs.
+    #[must_use]
+    pub fn from_reasons(reasons: Vec<HealthReason>) -> Self {
+        let status = HealthStatus::worst_of(reasons.iter().map(|reason| reason.status));
+        Self { status, reasons }
+    }
+
+    /// Adds a finding, worsening the status when it is worse.
+    pub fn push(&mut self, reason: HealthReason) {
+        self.status = self.status.worst(reason.status);
+        self.reasons.push(reason);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,6 +181,36 @@ mod tests {
             HealthStatus::worst_of(vec![Degraded, Critical, Healthy]),
             Critical
         );
+    }
+
+    #[test]
+    fn a_verdict_is_the_worst_of_its_reasons() {
+        let verdict = HealthVerdict::from_reasons(vec![]);
+        assert_eq!(verdict.status, HealthStatus::Healthy);
+        let mut verdict = HealthVerdict::from_reasons(vec![HealthReason::new(
+            "cache.insufficient_data",
+            HealthStatus::Healthy,
+            "only 3 gets",
+            3.0,
+            1000.0,
+        )]);
+        assert_eq!(verdict.status, HealthStatus::Healthy);
+        verdict.push(HealthReason::new(
+            "pool.utilization",
+            HealthStatus::Critical,
+            "u",
+            0.95,
+            0.9,
+        ));
+        verdict.push(HealthReason::new(
+            "pool.wait",
+            HealthStatus::Degraded,
+            "w",
+            0.2,
+            0.1,
+        ));
+        assert_eq!(verdict.status, HealthStatus::Critical);
+        assert_eq!(verdict.reasons.len(), 3);
     }
 
     #[test]

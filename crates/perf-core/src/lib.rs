@@ -63,7 +63,7 @@ mod score;
 mod window;
 
 pub use error::Error;
-pub use health::HealthStatus;
+pub use health::{HealthReason, HealthStatus, HealthVerdict};
 pub use histogram::{Histogram, HistogramSnapshot, HistogramSummary};
 pub use recommendation::{Recommendation, SettingChange, SettingValue, Severity};
 pub use score::{clamp_unit, falloff, ratio, weighted_score};

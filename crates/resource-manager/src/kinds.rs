@@ -99,6 +99,30 @@ impl KindState {
         true
     }
 
+    /// Applies the configuration `update` makes of the current one (`None` when the kind was
+    /// never configured), reading and writing under one lock so that a concurrent
+    /// configuration is never lost between the two; returns what was applied.
+    pub(crate) fn apply_with(
+        &self,
+        update: impl FnOnce(Option<KindConfig>) -> KindConfig,
+    ) -> KindConfig {
+        let mut configured = lock(&self.configured);
+        let current = configured.then(|| self.config());
+        let config = update(current);
+        self.store(config);
+        *configured = true;
+        config
+    }
+
+    /// The configuration as the mirrors hold it.
+    pub(crate) fn config(&self) -> KindConfig {
+        KindConfig {
+            leak_threshold: self.leak_threshold(),
+            limit: self.limit(),
+            capture_backtrace: self.capture_backtrace(),
+        }
+    }
+
     /// Writes the configuration mirrors (callers hold `configured`).
     fn store(&self, config: KindConfig) {
         let threshold = match config.leak_threshold {

@@ -19,6 +19,14 @@
 //! threshold marks it `LEAKED` with a compare-exchange on the exact word it validated, and the
 //! checkin *swaps* the word: exactly one of the two wins, so a checkout is counted once in
 //! `leaked_total`, and in `leaked_released` exactly when it was counted there.
+//!
+//! # Lease groups
+//!
+//! A [`LeaseGroup`] is the set of slots one owner registers under one kind and label (a
+//! pool's connections). Its slots share a counter of their checkouts currently counted as
+//! leaked, kept by the same two events: the scan that marks a checkout `LEAKED` adds one, and
+//! the checkin (or slot drop) whose swap finds `LEAKED` takes it away. So the owner reads its
+//! leaked figure with one atomic load instead of a scan of every live resource.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -93,6 +101,8 @@ pub(crate) struct LeaseCell {
     pub(crate) label: String,
     /// Where the slot was created: reported when the location table is full.
     created_at: &'static Location<'static>,
+    /// The leaked-checkout counter of the slot's [`LeaseGroup`], if it belongs to one.
+    group_leaked: Option<Arc<AtomicU64>>,
 }
 
 /// One checkout as a scan validated it.
@@ -235,6 +245,11 @@ impl LeaseRegistry {
             }
             let newly = checkout.word & LEAKED == 0;
             if newly {
+                // The group's count goes up before the mark, so the checkin that finds the
+                // mark (and takes the count down) always comes after it: never below zero.
+                if let Some(leaked) = &cell.group_leaked {
+                    leaked.fetch_add(1, Ordering::Relaxed);
+                }
                 // Fails only when the slot was checked in (or out again) since it was read.
                 if cell
                     .word
@@ -246,6 +261,9 @@ impl LeaseRegistry {
                     )
                     .is_err()
                 {
+                    if let Some(leaked) = &cell.group_leaked {
+                        leaked.fetch_sub(1, Ordering::Relaxed);
+                    }
                     continue;
                 }
                 kind.leaked_total.fetch_add(1, Ordering::Relaxed);
@@ -299,31 +317,123 @@ impl ResourceTracker {
     /// checkouts do neither.
     #[track_caller]
     pub fn lease_slot(&self, kind: &'static str, label: impl Into<String>) -> LeaseSlot {
-        let shared = self.shared();
-        let (kind_index, state) = shared.kinds.get_or_insert(kind);
-        let stripe = shared.leases.next_stripe.fetch_add(1, Ordering::Relaxed) % STRIPES;
-        let cell = Arc::new(LeaseCell {
-            word: AtomicU64::new(0),
-            location: AtomicU32::new(crate::locations::UNKNOWN_LOCATION),
-            since_nanos: AtomicI64::new(0),
-            location_addr: AtomicUsize::new(0),
-            checkouts: AtomicU64::new(0),
-            checkins: AtomicU64::new(0),
-            held_nanos: AtomicU64::new(0),
-            id: shared.ids.next(stripe),
-            kind_index,
-            kind_name: state.name,
-            label: label.into(),
-            created_at: Location::caller(),
-        });
-        let index = shared.leases.insert(Arc::clone(&cell));
-        LeaseSlot {
-            cell,
-            kind: state.to_arc(),
-            epoch: shared.epoch,
-            shared: Arc::clone(shared),
-            index,
+        register_slot(self.shared(), kind, label.into(), None, Location::caller())
+    }
+
+    /// A group of lease slots of `kind` labelled `label` — one owner's resources, like a
+    /// pool's connections — that keeps count of its checkouts currently leaked (see
+    /// [`LeaseGroup::leaked_now`]). Registers nothing: [`LeaseGroup::slot`] does.
+    pub fn lease_group(&self, kind: &'static str, label: impl Into<String>) -> LeaseGroup {
+        let (_, state) = self.shared().kinds.get_or_insert(kind);
+        LeaseGroup {
+            shared: Arc::clone(self.shared()),
+            kind: state.name,
+            label: Arc::from(label.into()),
+            leaked: Arc::new(AtomicU64::new(0)),
         }
+    }
+}
+
+/// Registers a slot of `kind` labelled `label`, counted in `group_leaked` when given.
+fn register_slot(
+    shared: &Arc<Shared>,
+    kind: &'static str,
+    label: String,
+    group_leaked: Option<Arc<AtomicU64>>,
+    created_at: &'static Location<'static>,
+) -> LeaseSlot {
+    let (kind_index, state) = shared.kinds.get_or_insert(kind);
+    let stripe = shared.leases.next_stripe.fetch_add(1, Ordering::Relaxed) % STRIPES;
+    let cell = Arc::new(LeaseCell {
+        word: AtomicU64::new(0),
+        location: AtomicU32::new(crate::locations::UNKNOWN_LOCATION),
+        since_nanos: AtomicI64::new(0),
+        location_addr: AtomicUsize::new(0),
+        checkouts: AtomicU64::new(0),
+        checkins: AtomicU64::new(0),
+        held_nanos: AtomicU64::new(0),
+        id: shared.ids.next(stripe),
+        kind_index,
+        kind_name: state.name,
+        label,
+        created_at,
+        group_leaked,
+    });
+    let index = shared.leases.insert(Arc::clone(&cell));
+    LeaseSlot {
+        cell,
+        kind: state.to_arc(),
+        epoch: shared.epoch,
+        shared: Arc::clone(shared),
+        index,
+    }
+}
+
+/// The lease slots of one owner — one kind, one label, e.g. a pool's connections — with a
+/// count of their checkouts currently leaked. Made by [`ResourceTracker::lease_group`].
+///
+/// Every slot made by [`slot`](Self::slot) is an ordinary [`LeaseSlot`] (counted in the
+/// kind's stats and reported by `leaks()` like any other) that also keeps the group's count:
+/// a scan that finds one of its checkouts past the kind's threshold for the first time adds
+/// one, and the checkin (or the slot's drop) of a checkout so counted takes it away. Reading
+/// [`leaked_now`](Self::leaked_now) is one atomic load, where `leaks()` or `stats()` scan
+/// every live resource of the tracker.
+///
+/// Cloning is cheap (clones share the count).
+#[derive(Clone)]
+pub struct LeaseGroup {
+    shared: Arc<Shared>,
+    kind: &'static str,
+    label: Arc<str>,
+    leaked: Arc<AtomicU64>,
+}
+
+impl fmt::Debug for LeaseGroup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LeaseGroup")
+            .field("kind", &self.kind)
+            .field("label", &self.label)
+            .field("leaked_now", &self.leaked_now())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LeaseGroup {
+    /// Registers a slot of the group's kind and label for one more resource (see
+    /// [`ResourceTracker::lease_slot`]: a lock and an allocation, once per resource).
+    #[track_caller]
+    pub fn slot(&self) -> LeaseSlot {
+        register_slot(
+            &self.shared,
+            self.kind,
+            self.label.to_string(),
+            Some(Arc::clone(&self.leaked)),
+            Location::caller(),
+        )
+    }
+
+    /// Checkouts of the group's slots currently counted as leaked. Does not scan: the count
+    /// is as of the tracker's last leak scan (`leaks()`, `leaks_older_than()`, `stats()`,
+    /// `stats_for()`, `health()` or the [scanner](ResourceTracker::spawn_leak_scanner)). A
+    /// checkout enters it when a scan first sees it past the threshold, so it lags by up to
+    /// one scan (and stays 0 while nothing scans); it leaves it the moment it is returned or
+    /// its slot dropped. A counted checkout stays counted until then, even if the kind's
+    /// threshold is raised meanwhile.
+    #[must_use]
+    pub fn leaked_now(&self) -> u64 {
+        self.leaked.load(Ordering::Relaxed)
+    }
+
+    /// The group's kind.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    /// The group's label (every slot's label).
+    #[must_use]
+    pub fn label(&self) -> &str {
+        &self.label
     }
 }
 
@@ -412,6 +522,9 @@ impl LeaseSlot {
     #[cold]
     fn leak_released(&self, hold_nanos: u64, closed: bool) {
         self.kind.leaked_released.fetch_add(1, Ordering::Relaxed);
+        if let Some(leaked) = &self.cell.group_leaked {
+            leaked.fetch_sub(1, Ordering::Relaxed);
+        }
         let location = self
             .shared
             .locations

@@ -17,6 +17,11 @@
 //!   backtrace when enabled. Leak checks only run on demand or on a timer
 //!   ([`spawn_leak_scanner`](ResourceTracker::spawn_leak_scanner)): each leak is counted once
 //!   in `leaked_total`, and its later release is logged and counted in `leaked_released`.
+//! - [`LeaseGroup`] ([`lease_group`](ResourceTracker::lease_group)) makes the slots of one
+//!   owner (a pool's connections) and counts their checkouts currently leaked, so the owner
+//!   reads its leak figure with one atomic load instead of a scan.
+//! - [`leak_health`] / [`health`](ResourceTracker::health) judge the kinds' stats: any
+//!   resource leaked now is a critical [`LEAKED_CODE`] reason naming its kind and threshold.
 //! - [`Managed`] pairs a resource implementing [`ManagedResource`] (async close) with its
 //!   guard: `close().await` is the deterministic path; a drop without close is counted, logged
 //!   with the acquiring line and cleaned up best-effort. [`SyncManaged`] is the blocking
@@ -112,12 +117,13 @@
 //!
 //! - `serde`: `Serialize` for [`ResourceStats`] and [`LeakReport`]; durations become seconds
 //!   as `f64` in fields suffixed `_secs` (`mean_lifetime_secs`, `max_lifetime_secs`,
-//!   `age_secs`).
+//!   `leak_threshold_secs`, `age_secs`).
 
 mod batch;
 mod error;
 mod file;
 mod guard;
+mod health;
 mod kinds;
 mod leaks;
 mod lease;
@@ -132,8 +138,9 @@ pub use batch::{Batch, BatchSlot};
 pub use error::{BatchError, BoxError, CloseFailure, Error};
 pub use file::{ManagedFile, SyncFile, FILE_KIND};
 pub use guard::ResourceGuard;
+pub use health::{leak_health, LEAKED_CODE};
 pub use leaks::LeakReport;
-pub use lease::LeaseSlot;
+pub use lease::{LeaseGroup, LeaseSlot};
 pub use managed::{Managed, ManagedResource, SyncManaged, SyncManagedResource};
 pub use socket::{ManagedTcpListener, ManagedTcpStream, TCP_LISTENER_KIND, TCP_SOCKET_KIND};
 pub use stats::ResourceStats;

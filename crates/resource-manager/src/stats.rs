@@ -46,6 +46,14 @@ pub struct ResourceStats {
         serde(rename = "max_lifetime_secs", serialize_with = "serialize_secs")
     )]
     pub max_lifetime: Duration,
+    /// The kind's leak threshold in effect (the tracker's default for a kind configured with
+    /// [`LeakThreshold::Default`](crate::LeakThreshold::Default)); `None` when its resources
+    /// are never a leak.
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "leak_threshold_secs", serialize_with = "serialize_opt_secs")
+    )]
+    pub leak_threshold: Option<Duration>,
     /// The kind's concurrency limit, if any.
     pub limit: Option<usize>,
     /// `active / limit` when a limit exists (1.0 for a limit of 0).
@@ -60,9 +68,26 @@ pub(crate) fn serialize_secs<S: serde::Serializer>(
     serializer.serialize_f64(duration.as_secs_f64())
 }
 
+#[cfg(feature = "serde")]
+fn serialize_opt_secs<S: serde::Serializer>(
+    duration: &Option<Duration>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match duration {
+        Some(duration) => serializer.serialize_some(&duration.as_secs_f64()),
+        None => serializer.serialize_none(),
+    }
+}
+
 impl ResourceStats {
-    /// The figures of `state`, whose live lease slots counted `leases` themselves.
-    fn from_state(state: &KindState, leaked_now: u64, leases: CounterTotals) -> Self {
+    /// The figures of `state`, whose live lease slots counted `leases` themselves, under a
+    /// tracker whose default leak threshold is `default_threshold`.
+    fn from_state(
+        state: &KindState,
+        default_threshold: Duration,
+        leaked_now: u64,
+        leases: CounterTotals,
+    ) -> Self {
         // Counters are read one by one: exact when the kind is quiet, approximate (each figure
         // true at some instant of the read) while other threads track and release.
         let totals = state.totals().plus(leases);
@@ -87,6 +112,7 @@ impl ResourceStats {
             leaked_released: state.leaked_released.load(Ordering::Relaxed),
             mean_lifetime,
             max_lifetime: Duration::from_nanos(state.lifetime_max_nanos.load(Ordering::Relaxed)),
+            leak_threshold: state.threshold(default_threshold),
             limit,
             utilization: limit.map(|limit| {
                 if limit == 0 {
@@ -151,6 +177,7 @@ impl ResourceTracker {
     #[must_use]
     pub fn stats(&self) -> Vec<ResourceStats> {
         let shared = self.shared();
+        let default = shared.default_leak_threshold;
         let leaked_now = leaked_now_by_kind(shared);
         let mut kinds = shared.kinds.all();
         kinds.sort_unstable_by_key(|(_, state)| state.name);
@@ -160,7 +187,7 @@ impl ResourceTracker {
                 .map(|(index, state)| {
                     let leaked = leaked_now.get(index).copied().unwrap_or(0);
                     let leased = leases.get(index).copied().unwrap_or_default();
-                    ResourceStats::from_state(state, leaked, leased)
+                    ResourceStats::from_state(state, default, leaked, leased)
                 })
                 .collect()
         })
@@ -179,7 +206,7 @@ impl ResourceTracker {
         let leaked = leaked_now_by_kind(shared).get(&index).copied().unwrap_or(0);
         Some(shared.leases.totals_by_kind(|leases| {
             let leased = leases.get(&index).copied().unwrap_or_default();
-            ResourceStats::from_state(&state, leaked, leased)
+            ResourceStats::from_state(&state, shared.default_leak_threshold, leaked, leased)
         }))
     }
 }

@@ -122,6 +122,20 @@ impl ResourceTracker {
         self.shared().kinds.get_or_insert(kind).1.apply(config);
     }
 
+    /// Replaces the configuration of `kind` with `update(current)`, where `current` is the
+    /// kind's configuration if it was configured before (by [`configure_kind`](Self::configure_kind),
+    /// a built-in default or an earlier update) and `None` otherwise; returns the configuration
+    /// applied. The read and the write are one atomic step: a concurrent configuration of the
+    /// kind is either seen by `update` or applied after it, never lost. `update` runs under the
+    /// kind's configuration lock and must not configure the tracker itself.
+    pub fn update_kind(
+        &self,
+        kind: &'static str,
+        update: impl FnOnce(Option<KindConfig>) -> KindConfig,
+    ) -> KindConfig {
+        self.shared().kinds.get_or_insert(kind).1.apply_with(update)
+    }
+
     /// Configures `kind` only if nobody configured it yet (built-in kinds use this so a
     /// user's own configuration always wins).
     pub(crate) fn configure_kind_if_unset(&self, kind: &'static str, config: KindConfig) {
@@ -139,11 +153,7 @@ impl ResourceTracker {
             .all()
             .into_iter()
             .find(|(_, state)| state.name == kind)?;
-        Some(KindConfig {
-            leak_threshold: state.leak_threshold(),
-            limit: state.limit(),
-            capture_backtrace: state.capture_backtrace(),
-        })
+        Some(state.config())
     }
 
     /// Registers a resource of `kind` acquired at the caller's source line.
@@ -266,6 +276,74 @@ mod tests {
             });
             assert_eq!(tracker.kind_config("race"), Some(user));
         }
+    }
+
+    #[test]
+    fn update_kind_sees_the_current_configuration_only_once_configured() {
+        let tracker = ResourceTracker::new();
+        drop(tracker.track("job", ""));
+        let seen = std::cell::Cell::new(None);
+        let applied = tracker.update_kind("job", |current| {
+            seen.set(Some(current));
+            KindConfig {
+                limit: Some(2),
+                ..KindConfig::default()
+            }
+        });
+        assert_eq!(
+            seen.get(),
+            Some(None),
+            "a kind only seen was never configured"
+        );
+        assert_eq!(tracker.kind_config("job"), Some(applied));
+        let applied = tracker.update_kind("job", |current| {
+            seen.set(Some(current));
+            KindConfig {
+                capture_backtrace: true,
+                ..current.unwrap_or_default()
+            }
+        });
+        assert_eq!(
+            seen.get(),
+            Some(Some(KindConfig {
+                limit: Some(2),
+                ..KindConfig::default()
+            }))
+        );
+        assert_eq!((applied.limit, applied.capture_backtrace), (Some(2), true));
+    }
+
+    #[test]
+    fn concurrent_updates_of_a_kind_are_never_lost() {
+        let tracker = ResourceTracker::new();
+        tracker.configure_kind(
+            "counted",
+            KindConfig {
+                limit: Some(0),
+                ..KindConfig::default()
+            },
+        );
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    for _ in 0..250 {
+                        tracker.update_kind("counted", |current| {
+                            let current = current.unwrap_or_default();
+                            KindConfig {
+                                limit: current.limit.map(|limit| limit + 1),
+                                ..current
+                            }
+                        });
+                    }
+                });
+            }
+        });
+        assert_eq!(
+            tracker
+                .kind_config("counted")
+                .and_then(|config| config.limit),
+            Some(1000)
+        );
     }
 
     #[test]

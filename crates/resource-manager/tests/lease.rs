@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use resync_resource_manager::{
-    KindConfig, LeakThreshold, LeaseSlot, ResourceGuard, ResourceStats, ResourceTracker,
+    KindConfig, LeakThreshold, LeaseGroup, LeaseSlot, ResourceGuard, ResourceStats, ResourceTracker,
 };
 
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -402,4 +402,105 @@ fn a_scan_never_pairs_one_checkout_location_with_another_checkout_time() {
     );
     assert!(stats.leaked_total <= rounds);
     println!("{reports} leak reports in {rounds} rounds of checkouts changing under the scans");
+}
+
+#[test]
+fn a_group_counts_its_own_leaked_checkouts_as_of_the_last_scan() {
+    let tracker = ResourceTracker::new();
+    tracker.configure_kind("db_conn", threshold(Duration::from_secs(10)));
+    let orders = tracker.lease_group("db_conn", "orders-db");
+    let users = tracker.lease_group("db_conn", "users-db");
+    let (a, b, c) = (orders.slot(), orders.slot(), orders.slot());
+    let user = users.slot();
+    let plain = tracker.lease_slot("db_conn", "orders-db");
+    assert_eq!(
+        (a.kind(), orders.kind(), orders.label()),
+        ("db_conn", "db_conn", "orders-db")
+    );
+
+    // Two of the orders checkouts and the plain slot's are an hour old; one is fresh.
+    a.checkout(Location::caller(), ago(Duration::from_secs(3600)));
+    b.checkout(Location::caller(), ago(Duration::from_secs(3600)));
+    c.checkout(Location::caller(), Instant::now());
+    user.checkout(Location::caller(), Instant::now());
+    plain.checkout(Location::caller(), ago(Duration::from_secs(3600)));
+    assert_eq!(orders.leaked_now(), 0, "reading the count does not scan");
+
+    let leaks = tracker.leaks();
+    assert_eq!(leaks.len(), 3, "{leaks:?}");
+    assert!(leaks.iter().all(|leak| leak.label == "orders-db"));
+    assert_eq!(
+        (orders.leaked_now(), users.leaked_now()),
+        (2, 0),
+        "a group counts its own slots, not every slot with its label"
+    );
+    assert_eq!(
+        tracker.stats_for("db_conn").map(|s| s.leaked_now),
+        Some(3),
+        "the group slots are ordinary slots of the kind"
+    );
+    assert_eq!(orders.leaked_now(), 2, "later scans count nothing twice");
+    let clone: LeaseGroup = orders.clone();
+    assert_eq!(clone.leaked_now(), 2, "clones share the count");
+
+    // A return uncounts at once, without a scan; so does dropping a slot that is out.
+    a.checkin(Instant::now());
+    assert_eq!(orders.leaked_now(), 1);
+    drop(b);
+    assert_eq!(orders.leaked_now(), 0);
+    let stats = tracker.stats_for("db_conn").expect("kind is known");
+    assert_eq!(
+        (stats.leaked_now, stats.leaked_total, stats.leaked_released),
+        (1, 3, 2)
+    );
+
+    // A counted checkout stays counted until returned, even when the threshold is raised.
+    a.checkout(Location::caller(), ago(Duration::from_secs(3600)));
+    assert_eq!(tracker.leaks().len(), 2);
+    assert_eq!(orders.leaked_now(), 1);
+    tracker.configure_kind("db_conn", threshold(Duration::from_secs(7200)));
+    assert!(tracker.leaks().is_empty());
+    assert_eq!(orders.leaked_now(), 1);
+    a.checkin(Instant::now());
+    assert_eq!(orders.leaked_now(), 0);
+    c.checkin(Instant::now());
+    user.checkin(Instant::now());
+    plain.checkin(Instant::now());
+}
+
+#[test]
+fn a_group_count_racing_scans_and_returns_never_goes_below_zero_and_ends_at_zero() {
+    const SLOTS: usize = 4;
+    const ROUNDS: usize = 2_000;
+    let tracker = ResourceTracker::new();
+    tracker.configure_kind("conn", threshold(Duration::from_millis(1)));
+    let group = tracker.lease_group("conn", "pool");
+    let slots: Vec<LeaseSlot> = (0..SLOTS).map(|_| group.slot()).collect();
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let scanner = scope.spawn(|| {
+            let mut scans = 0_u64;
+            while !done.load(Ordering::Acquire) || scans == 0 {
+                drop(tracker.leaks());
+                let leaked = group.leaked_now();
+                assert!(leaked <= SLOTS as u64, "count {leaked} is past the slots");
+                scans += 1;
+            }
+            scans
+        });
+        for _ in 0..ROUNDS {
+            for slot in &slots {
+                slot.checkout(Location::caller(), ago(Duration::from_secs(60)));
+            }
+            for slot in &slots {
+                slot.checkin(Instant::now());
+            }
+        }
+        done.store(true, Ordering::Release);
+        assert!(scanner.join().expect("scanner") > 0);
+    });
+    assert_eq!(group.leaked_now(), 0);
+    let stats = tracker.stats_for("conn").expect("kind is known");
+    assert_eq!(stats.leaked_now, 0);
+    assert_eq!(stats.leaked_total, stats.leaked_released);
 }

@@ -60,6 +60,7 @@ fn resource_stats_serialize_durations_as_secs() {
         "leaked_released",
         "mean_lifetime_secs",
         "max_lifetime_secs",
+        "leak_threshold_secs",
         "limit",
         "utilization",
     ]
@@ -79,11 +80,23 @@ fn resource_stats_serialize_durations_as_secs() {
             "leaked_released": stats.leaked_released,
             "mean_lifetime_secs": stats.mean_lifetime.as_secs_f64(),
             "max_lifetime_secs": stats.max_lifetime.as_secs_f64(),
+            "leak_threshold_secs": 300.0,
             "limit": stats.limit,
             "utilization": stats.utilization,
         })
     );
     assert!(encoded["mean_lifetime_secs"].is_f64());
+    let never = ResourceTracker::new();
+    never.configure_kind(
+        "listener",
+        KindConfig {
+            leak_threshold: LeakThreshold::Never,
+            ..KindConfig::default()
+        },
+    );
+    let never = never.stats_for("listener").expect("configured");
+    let never = serde_json::to_value(&never).expect("serializes");
+    assert!(never["leak_threshold_secs"].is_null(), "{never}");
     assert!(
         encoded["utilization"].is_f64(),
         "a limited kind has a utilization"
