@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use resync_perf_core::HealthStatus;
+use resync_perf_core::{HealthReason, HealthStatus, HealthVerdict};
 
 use crate::metrics::PoolMetrics;
 
@@ -82,90 +82,112 @@ pub struct PoolHealth {
     pub name: String,
     /// The worst status any rule gave.
     pub status: HealthStatus,
-    /// One sentence per rule that fired.
-    pub reasons: Vec<String>,
+    /// One finding per rule that fired, in the order of [`evaluate_health`]'s rules.
+    pub reasons: Vec<HealthReason>,
 }
 
-/// Judges a pool from a window of its metrics and its health-check record:
-/// utilization > max → critical; any exhaustion → critical; failing health check →
-/// critical; leaked connections → critical; p95 acquire wait > max → degraded; error rate
-/// > max → degraded. Otherwise healthy.
+/// Judges a pool from a window of its metrics and its health-check record. Each rule that
+/// fires adds a [`HealthReason`] whose message cites the measured figure and the threshold:
+///
+/// | code | fires when | status | `measured` | `threshold` |
+/// |---|---|---|---|---|
+/// | `pool.utilization` | utilization > `max_utilization` | critical | utilization (0–1) | `max_utilization` |
+/// | `pool.exhausted` | any `get()` timed out with the pool exhausted | critical | exhaustions in the window | 0 |
+/// | `pool.health_check_failing` | the last health check failed (the message has its error) | critical | consecutive failures | 0 |
+/// | `pool.leaked` | connections are held past the leak threshold | critical | `leaked` | 0 |
+/// | `pool.acquire_wait` | p95 acquire wait > `max_acquire_wait` | degraded | p95 in ms | `max_acquire_wait` in ms |
+/// | `pool.error_rate` | error rate > `max_error_rate` | degraded | error rate (0–1) | `max_error_rate` |
+///
+/// Healthy, without reasons, when none fires.
 #[must_use]
 pub fn evaluate_health(
     window: &PoolMetrics,
     check: &HealthCheckRecord,
     thresholds: &HealthThresholds,
 ) -> PoolHealth {
-    let mut status = HealthStatus::Healthy;
-    let mut reasons = Vec::new();
-    let mut fire = |level: HealthStatus, reason: String| {
-        status = status.worst(level);
-        reasons.push(reason);
-    };
+    let mut verdict = HealthVerdict::default();
     if let Some(utilization) = window.utilization() {
         if utilization > thresholds.max_utilization {
-            fire(
+            verdict.push(HealthReason::new(
+                "pool.utilization",
                 HealthStatus::Critical,
                 format!(
                     "utilization {utilization:.2} is above {:.2}",
                     thresholds.max_utilization
                 ),
-            );
+                utilization,
+                thresholds.max_utilization,
+            ));
         }
     }
     if window.exhaustions > 0 {
-        fire(
+        verdict.push(HealthReason::new(
+            "pool.exhausted",
             HealthStatus::Critical,
             format!(
-                "{} get(s) timed out with the pool exhausted",
+                "{} get(s) timed out with the pool exhausted; more than 0 is critical",
                 window.exhaustions
             ),
-        );
+            window.exhaustions as f64,
+            0.0,
+        ));
     }
     if check.is_failing() {
-        fire(
+        verdict.push(HealthReason::new(
+            "pool.health_check_failing",
             HealthStatus::Critical,
             format!(
-                "health check failing ({} in a row): {}",
+                "health check failing ({} in a row; more than 0 is critical): {}",
                 check.consecutive_failures,
                 check.last_error.as_deref().unwrap_or("unknown error")
             ),
-        );
+            check.consecutive_failures as f64,
+            0.0,
+        ));
     }
     if window.leaked > 0 {
-        fire(
+        verdict.push(HealthReason::new(
+            "pool.leaked",
             HealthStatus::Critical,
             format!(
-                "{} connection(s) held past the leak threshold",
+                "{} connection(s) held past the leak threshold; more than 0 is critical",
                 window.leaked
             ),
-        );
+            window.leaked as f64,
+            0.0,
+        ));
     }
     let p95 = Duration::from_nanos(window.acquire_latency.p95());
     if !window.acquire_latency.is_empty() && p95 > thresholds.max_acquire_wait {
-        fire(
-            HealthStatus::Degraded,
-            format!(
-                "p95 acquire wait {:.1} ms is above {} ms",
-                p95.as_secs_f64() * 1e3,
-                thresholds.max_acquire_wait.as_millis()
-            ),
+        let (p95_ms, max_ms) = (
+            p95.as_secs_f64() * 1e3,
+            thresholds.max_acquire_wait.as_secs_f64() * 1e3,
         );
+        verdict.push(HealthReason::new(
+            "pool.acquire_wait",
+            HealthStatus::Degraded,
+            format!("p95 acquire wait {p95_ms:.1} ms is above {max_ms} ms"),
+            p95_ms,
+            max_ms,
+        ));
     }
     if let Some(error_rate) = window.error_rate() {
         if error_rate > thresholds.max_error_rate {
-            fire(
+            verdict.push(HealthReason::new(
+                "pool.error_rate",
                 HealthStatus::Degraded,
                 format!(
                     "error rate {error_rate:.3} is above {:.3}",
                     thresholds.max_error_rate
                 ),
-            );
+                error_rate,
+                thresholds.max_error_rate,
+            ));
         }
     }
     PoolHealth {
         name: window.name.clone(),
-        status,
-        reasons,
+        status: verdict.status,
+        reasons: verdict.reasons,
     }
 }

@@ -56,7 +56,9 @@ async fn background_checks_turn_a_failing_pool_critical_and_back() {
         health
             .reasons
             .iter()
-            .any(|r| r.contains("health check failing")),
+            .any(|r| r.code == "pool.health_check_failing"
+                && r.status == HealthStatus::Critical
+                && r.message.contains("health check failing")),
         "{health:?}"
     );
     let advice = manager.recommendations(&[]);
