@@ -19,8 +19,10 @@ pub struct PoolConfig {
     /// validation problems and in the advisor's setting changes.
     pub settings_prefix: &'static str,
     /// The [`ResourceTracker`](resync_resource_manager::ResourceTracker) kind under which
-    /// checkouts are tracked (`db_connection`, `redis_connection`, `http_connection`); the
-    /// pool configures that kind's leak threshold, so pools sharing a kind share it.
+    /// checkouts are tracked (`db_connection`, `redis_connection`, `http_connection`). The
+    /// kind's configuration is shared: the pool merges its `leak_threshold` into it (the
+    /// smallest threshold of the kind wins; a limit and backtrace flag set on the kind stay),
+    /// see [`MonitoredPool::new`](crate::MonitoredPool::new).
     pub resource_kind: &'static str,
     /// Idle connections kept open (`*_MIN_SIZE`, bb8's `min_idle`).
     pub min_size: u32,
@@ -43,7 +45,8 @@ pub struct PoolConfig {
     pub health_check_interval: Duration,
     /// Longest one health check may take; `None` means the connect timeout.
     pub health_check_timeout: Option<Duration>,
-    /// A connection held longer than this is a counted leak (`LEAK_THRESHOLD_SECS`).
+    /// A connection held longer than this is a counted leak (`LEAK_THRESHOLD_SECS`); when
+    /// pools share a `resource_kind`, the smallest of their thresholds applies to all.
     pub leak_threshold: Duration,
     /// A connection used within this window is handed out without a validity round trip
     /// (HikariCP's rule; 500 ms by default); older idle connections are validated first.

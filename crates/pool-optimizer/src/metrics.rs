@@ -86,7 +86,12 @@ pub struct PoolMetrics {
     pub closed_idle_timeout: u64,
     /// Total time connections were held, in seconds (the hold histogram's sum).
     pub hold_secs_total: f64,
-    /// Checkouts of this pool currently alive past the leak threshold.
+    /// Checkouts of this pool currently held past the leak threshold, as of the tracker's
+    /// last leak scan (`ResourceTracker::spawn_leak_scanner`, which the server runs, or
+    /// `leaks()` / `stats()`): a checkout is counted once a scan has seen it past the
+    /// threshold, so the figure lags by at most one scan — and stays 0 while nothing scans —
+    /// and it is uncounted the moment it is returned. Reading it does not scan (see
+    /// `LeaseGroup::leaked_now`). A gauge: a window keeps the newer value.
     pub leaked: u64,
     /// Time from `get()` to a connection (or failure), in nanoseconds.
     pub acquire_latency: HistogramSnapshot,
@@ -105,12 +110,6 @@ impl PoolMetrics {
         let stats = &shared.stats;
         let state = shared.pool.state();
         let bb8 = state.statistics;
-        let leaked = shared
-            .tracker
-            .leaks()
-            .iter()
-            .filter(|leak| leak.kind == shared.config.resource_kind && *leak.label == *stats.name)
-            .count();
         let load = PoolStats::load;
         let checkouts = stats.checkout_totals();
         let (direct, waited) = (checkouts.direct, checkouts.waited);
@@ -161,7 +160,8 @@ impl PoolMetrics {
             closed_max_lifetime: bb8.connections_closed_max_lifetime + load(&stats.expired),
             closed_idle_timeout: bb8.connections_closed_idle_timeout,
             hold_secs_total: Duration::from_nanos(hold_time.sum()).as_secs_f64(),
-            leaked: u64::try_from(leaked).unwrap_or(u64::MAX),
+            // One atomic load: the tracker's scans and this pool's returns keep the count.
+            leaked: shared.leases.leaked_now(),
             acquire_latency,
             hold_time,
             connect_latency: stats.connect_latency.snapshot(),

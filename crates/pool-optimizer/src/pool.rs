@@ -6,7 +6,7 @@ use std::panic::Location;
 use std::sync::Arc;
 use std::time::Duration;
 
-use resync_resource_manager::{KindConfig, LeakThreshold, ResourceTracker};
+use resync_resource_manager::{KindConfig, LeakThreshold, LeaseGroup, ResourceTracker};
 
 use crate::clock::{nanos, Nanos, PoolClock};
 use crate::config::PoolConfig;
@@ -39,7 +39,8 @@ where
     pub(crate) manager: Arc<M>,
     pub(crate) stats: Arc<PoolStats>,
     pub(crate) config: PoolConfig,
-    pub(crate) tracker: ResourceTracker,
+    /// The slots of this pool's connections, with the count of its checkouts leaked now.
+    pub(crate) leases: LeaseGroup,
 }
 
 impl<M> Clone for MonitoredPool<M>
@@ -90,6 +91,13 @@ where
     /// The configuration is validated first (bb8's builder would panic on some invalid
     /// values); no connection is awaited. Must be called within a tokio runtime.
     ///
+    /// The pool's `leak_threshold` is merged into the configuration of its `resource_kind`,
+    /// which pools of that kind (and the kind's other users) share: a kind nobody configured
+    /// takes the pool's threshold; a configured kind keeps its `limit` and
+    /// `capture_backtrace` and takes the smaller of its threshold (the tracker's default for
+    /// [`LeakThreshold::Default`], none for [`LeakThreshold::Never`]) and the pool's. So the
+    /// strictest pool of a kind decides, whatever order the pools are built in.
+    ///
     /// # Errors
     ///
     /// [`Error::InvalidConfig`] listing every problem of `config`.
@@ -104,6 +112,11 @@ where
         let clock = PoolClock::new(tracker.epoch());
         let stats = Arc::new(PoolStats::new(Arc::clone(&name), clock));
         let manager = Arc::new(manager);
+        let default_threshold = tracker.default_leak_threshold();
+        tracker.update_kind(config.resource_kind, |existing| {
+            merged_kind_config(existing, default_threshold, config.leak_threshold)
+        });
+        let leases = tracker.lease_group(config.resource_kind, &*name);
         let wrapper = MonitoredManager {
             inner: Arc::clone(&manager),
             stats: Arc::clone(&stats),
@@ -111,16 +124,8 @@ where
             validation_skip_window_nanos: u64::try_from(config.validation_skip_window.as_nanos())
                 .unwrap_or(u64::MAX),
             max_lifetime_nanos: config.max_lifetime.map_or(Nanos::MAX, nanos),
-            tracker: tracker.clone(),
-            kind: config.resource_kind,
+            leases: leases.clone(),
         };
-        tracker.configure_kind(
-            config.resource_kind,
-            KindConfig {
-                leak_threshold: LeakThreshold::After(config.leak_threshold),
-                ..KindConfig::default()
-            },
-        );
         let pool = bb8::Pool::builder()
             .max_size(config.max_size)
             .min_idle(Some(config.min_size).filter(|&min| min > 0))
@@ -149,7 +154,7 @@ where
                 manager,
                 stats,
                 config,
-                tracker: tracker.clone(),
+                leases,
             }),
         })
     }
@@ -194,6 +199,33 @@ where
     #[must_use]
     pub fn metrics(&self) -> PoolMetrics {
         PoolMetrics::collect(&self.inner)
+    }
+}
+
+/// The configuration of a kind after a pool with leak threshold `threshold` joined it (see
+/// [`MonitoredPool::new`]): `existing` is the kind's configuration if it was configured,
+/// `default` the tracker's default threshold.
+fn merged_kind_config(
+    existing: Option<KindConfig>,
+    default: Duration,
+    threshold: Duration,
+) -> KindConfig {
+    let Some(existing) = existing else {
+        return KindConfig {
+            leak_threshold: LeakThreshold::After(threshold),
+            ..KindConfig::default()
+        };
+    };
+    let current = match existing.leak_threshold {
+        LeakThreshold::Default => Some(default),
+        LeakThreshold::After(after) => Some(after),
+        LeakThreshold::Never => None,
+    };
+    KindConfig {
+        leak_threshold: LeakThreshold::After(
+            current.map_or(threshold, |current| current.min(threshold)),
+        ),
+        ..existing
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use resync_resource_manager::{LeaseSlot, ResourceTracker};
+use resync_resource_manager::{LeaseGroup, LeaseSlot};
 
 use crate::clock::{span, Nanos};
 use crate::error::{Error, SharedError};
@@ -66,9 +66,8 @@ pub(crate) struct MonitoredManager<M> {
     pub(crate) validation_skip_window_nanos: u64,
     /// `max_lifetime` in nanoseconds; `Nanos::MAX` when connections live forever.
     pub(crate) max_lifetime_nanos: Nanos,
-    /// Registers each new connection's [`LeaseSlot`] (kind `kind`, label = the pool's name).
-    pub(crate) tracker: ResourceTracker,
-    pub(crate) kind: &'static str,
+    /// Registers each new connection's [`LeaseSlot`] (the pool's kind, label = its name).
+    pub(crate) leases: LeaseGroup,
 }
 
 impl<M> MonitoredManager<M> {
@@ -174,7 +173,7 @@ where
                     let now = self.stats.clock.now();
                     // Once per connection (a lock and the label's allocation), so that no
                     // checkout needs either.
-                    let lease = self.tracker.lease_slot(self.kind, &*self.stats.name);
+                    let lease = self.leases.slot();
                     return Ok(Tracked {
                         conn,
                         meta: Box::new(Meta {

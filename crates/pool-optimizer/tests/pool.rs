@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use resync_pool_optimizer::{Error, FnManager, MonitoredPool, PoolConfig};
-use resync_resource_manager::ResourceTracker;
+use resync_resource_manager::{KindConfig, LeakThreshold, ResourceTracker};
 
 const BOUND: Duration = Duration::from_secs(30);
 
@@ -523,17 +523,27 @@ async fn a_connection_held_past_the_threshold_is_a_leak_naming_this_line() {
         ..small_config(2, BOUND)
     };
     let manager = FnManager::new(|| async { Ok::<_, std::io::Error>(()) });
-    let pool = MonitoredPool::new("leaky", config, manager, &tracker).expect("valid");
+    let pool = MonitoredPool::new("leaky", config.clone(), manager, &tracker).expect("valid");
+    // Another pool of the same kind, its connection held as long: its leak is its own.
+    let manager = FnManager::new(|| async { Ok::<_, std::io::Error>(()) });
+    let other = MonitoredPool::new("other", config, manager, &tracker).expect("valid");
+    let scanner = tracker.spawn_leak_scanner(Duration::from_millis(10));
     let line = line!() + 1;
     let held = pool.get().await.expect("get");
+    let other_held = other.get().await.expect("get");
+    // The figure comes from the scanner's marks: wait (bounded) for the scan that sees it.
     let started = Instant::now();
     while pool.metrics().leaked == 0 {
         assert!(started.elapsed() < BOUND, "no leak reported");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let leaks = tracker.leaks();
+    assert_eq!(pool.metrics().leaked, 1);
+    let leaks: Vec<_> = tracker
+        .leaks()
+        .into_iter()
+        .filter(|leak| leak.label == "leaky")
+        .collect();
     assert_eq!(leaks.len(), 1);
-    assert_eq!(leaks[0].label, "leaky");
     let expected = format!("{}:{line}:", file!());
     assert!(
         leaks[0].acquired_at.starts_with(&expected),
@@ -541,7 +551,134 @@ async fn a_connection_held_past_the_threshold_is_a_leak_naming_this_line() {
         leaks[0].acquired_at
     );
     drop(held);
+    assert_eq!(pool.metrics().leaked, 0, "a return uncounts at once");
+    assert_eq!(
+        other.metrics().leaked,
+        1,
+        "the other pool's leak stays its own"
+    );
+    drop(other_held);
+    assert_eq!(other.metrics().leaked, 0);
+    scanner.abort();
+}
+
+#[tokio::test]
+async fn metrics_read_the_leak_count_of_the_last_scan_without_scanning() {
+    let tracker = ResourceTracker::new();
+    let config = PoolConfig {
+        leak_threshold: Duration::from_millis(20),
+        ..small_config(1, BOUND)
+    };
+    let manager = FnManager::new(|| async { Ok::<_, std::io::Error>(()) });
+    let pool = MonitoredPool::new("unscanned", config, manager, &tracker).expect("valid");
+    let held = pool.get().await.expect("get");
+    // Wait (bounded) until a scan sees the checkout past its threshold; `metrics()` alone
+    // never scans, so before that scan it reads 0.
+    let started = Instant::now();
+    loop {
+        assert_eq!(pool.metrics().leaked, 0, "metrics() does not scan");
+        if !tracker.leaks().is_empty() {
+            break;
+        }
+        assert!(started.elapsed() < BOUND, "no leak reported");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(pool.metrics().leaked, 1);
+    drop(held);
     assert_eq!(pool.metrics().leaked, 0);
+}
+
+#[tokio::test]
+async fn pools_sharing_a_kind_merge_its_configuration_and_the_smallest_threshold_wins() {
+    let tracker = ResourceTracker::new();
+    let kind = "shared_connection";
+    tracker.configure_kind(
+        kind,
+        KindConfig {
+            leak_threshold: LeakThreshold::After(Duration::from_secs(60)),
+            limit: Some(7),
+            capture_backtrace: true,
+        },
+    );
+    let build = |name: &str, threshold_secs: u64| {
+        let config = PoolConfig {
+            resource_kind: kind,
+            leak_threshold: Duration::from_secs(threshold_secs),
+            ..small_config(1, BOUND)
+        };
+        let manager = FnManager::new(|| async { Ok::<_, std::io::Error>(()) });
+        MonitoredPool::new(name, config, manager, &tracker).expect("valid")
+    };
+    let expect = |threshold_secs: u64| {
+        Some(KindConfig {
+            leak_threshold: LeakThreshold::After(Duration::from_secs(threshold_secs)),
+            limit: Some(7),
+            capture_backtrace: true,
+        })
+    };
+    let _a = build("a", 30);
+    assert_eq!(
+        tracker.kind_config(kind),
+        expect(30),
+        "the user's limit and flag stay"
+    );
+    let _b = build("b", 120);
+    assert_eq!(
+        tracker.kind_config(kind),
+        expect(30),
+        "a laxer pool does not relax it"
+    );
+    let _c = build("c", 10);
+    assert_eq!(
+        tracker.kind_config(kind),
+        expect(10),
+        "a stricter pool tightens it"
+    );
+
+    // A kind nobody configured takes the pool's threshold, even above the tracker's default.
+    let fresh = PoolConfig {
+        leak_threshold: Duration::from_secs(600),
+        ..small_config(1, BOUND)
+    };
+    let manager = FnManager::new(|| async { Ok::<_, std::io::Error>(()) });
+    let _d = MonitoredPool::new("d", fresh.clone(), manager, &tracker).expect("valid");
+    assert_eq!(
+        tracker.kind_config(fresh.resource_kind),
+        Some(KindConfig {
+            leak_threshold: LeakThreshold::After(Duration::from_secs(600)),
+            ..KindConfig::default()
+        })
+    );
+
+    // A configured kind's `Default` stands for the tracker's default, `Never` for no bound.
+    let tracker = ResourceTracker::with_default_leak_threshold(Duration::from_secs(100));
+    for (configured, pool_secs, expected_secs) in [
+        (LeakThreshold::Default, 300, 100),
+        (LeakThreshold::Default, 50, 50),
+        (LeakThreshold::Never, 300, 300),
+    ] {
+        tracker.configure_kind(
+            kind,
+            KindConfig {
+                leak_threshold: configured,
+                ..KindConfig::default()
+            },
+        );
+        let config = PoolConfig {
+            resource_kind: kind,
+            leak_threshold: Duration::from_secs(pool_secs),
+            ..small_config(1, BOUND)
+        };
+        let manager = FnManager::new(|| async { Ok::<_, std::io::Error>(()) });
+        let _pool = MonitoredPool::new("e", config, manager, &tracker).expect("valid");
+        assert_eq!(
+            tracker
+                .kind_config(kind)
+                .map(|config| config.leak_threshold),
+            Some(LeakThreshold::After(Duration::from_secs(expected_secs))),
+            "{configured:?} merged with {pool_secs} s"
+        );
+    }
 }
 
 #[tokio::test]
