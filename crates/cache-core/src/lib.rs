@@ -19,6 +19,8 @@
 //! - **An advisor**: an online miss-ratio curve from miniature simulations of moka's policy
 //!   fed by ~1 % of the keys, predicting the hit rate at ½×, 2× and 4× the memory bound, and
 //!   [`recommendations_from`] turning it into advice with evidence and a settings change.
+//! - **Health rules** ([`health`], [`CacheHealthThresholds`]): a low hit rate over enough gets
+//!   and memory pressure are degraded; too few gets to judge says `cache.insufficient_data`.
 //!
 //! ```
 //! use std::time::Duration;
@@ -55,6 +57,7 @@ mod advisor;
 mod builder;
 mod cache;
 mod error;
+mod health;
 mod memory_size;
 mod metrics;
 mod recommend;
@@ -67,6 +70,7 @@ pub use builder::{
 };
 pub use cache::Cache;
 pub use error::{ConfigProblem, Error};
+pub use health::{health, CacheHealthThresholds};
 pub use memory_size::MemorySize;
 pub use metrics::{efficiency_score, CacheMetrics, CurvePoint, EvictionCounts, MissRatioCurve};
 pub use moka::notification::RemovalCause;
