@@ -42,6 +42,7 @@ struct Inner<K, V> {
     /// clamps weights to `u32::MAX`, so a heavier entry would be under-counted).
     max_entry_weight: u64,
     time_to_live: Option<Duration>,
+    cleanup_interval: Option<Duration>,
     cleanup: OnceLock<tokio::task::AbortHandle>,
     /// How removals are attributed to their causes.
     causes: Causes,
@@ -175,6 +176,7 @@ where
             max_memory_bytes: builder.max_memory_bytes,
             max_entry_weight: builder.max_memory_bytes.min(u64::from(u32::MAX)),
             time_to_live: builder.time_to_live,
+            cleanup_interval: builder.cleanup_interval,
             cleanup: OnceLock::new(),
             causes,
             created_settled: AtomicU64::new(0),
@@ -512,6 +514,8 @@ where
             entry_utilization: 0.0,
             memory_utilization: 0.0,
             ttl_seconds: inner.time_to_live.map(|ttl| ttl.as_secs_f64()),
+            stat_shards: inner.stats.shard_count(),
+            cleanup_interval_seconds: inner.cleanup_interval.map(|every| every.as_secs_f64()),
             efficiency_score: 0.0,
             curve: None,
             load_time_snapshot,

@@ -116,6 +116,8 @@ mod tests {
             entry_utilization: 0.0,
             memory_utilization: 0.0,
             ttl_seconds: None,
+            stat_shards: 1,
+            cleanup_interval_seconds: None,
             efficiency_score: 0.0,
             curve: None,
             load_time_snapshot: Default::default(),

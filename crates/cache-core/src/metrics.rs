@@ -216,6 +216,10 @@ pub struct CacheMetrics {
     pub memory_utilization: f64,
     /// The configured time-to-live in seconds, if any.
     pub ttl_seconds: Option<f64>,
+    /// Statistics stripes in use (the builder's `stat_shards`, rounded up to a power of two).
+    pub stat_shards: usize,
+    /// Seconds between the background maintenance runs, when the cache has them.
+    pub cleanup_interval_seconds: Option<f64>,
     /// 0–100; see [`efficiency_score`].
     pub efficiency_score: f64,
     /// The advisor's miss-ratio curve, `None` with the advisor off or too few sampled gets.
@@ -284,6 +288,8 @@ impl Delta for CacheMetrics {
             entry_utilization: 0.0,
             memory_utilization: 0.0,
             ttl_seconds: self.ttl_seconds,
+            stat_shards: self.stat_shards,
+            cleanup_interval_seconds: self.cleanup_interval_seconds,
             efficiency_score: 0.0,
             curve: None,
             load_time_snapshot: self.load_time_snapshot.subtract(&older.load_time_snapshot),

@@ -158,6 +158,11 @@ impl Stats {
         totals
     }
 
+    /// The number of stripes.
+    pub(crate) fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
     /// One counter summed over all shards.
     pub(crate) fn total(&self, counter: Counter) -> u64 {
         self.shards

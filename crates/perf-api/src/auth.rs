@@ -1,12 +1,11 @@
 //! The optional bearer token on `/api/performance/*` and `/metrics`.
 
 use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use serde_json::json;
 
+use crate::api_error::ApiError;
 use crate::service::PerformanceService;
 
 /// Paths the token guards; `/livez` and `/readyz` stay open for load balancers.
@@ -35,15 +34,7 @@ pub(crate) async fn require_token(
     if constant_time_eq(presented.as_bytes(), expected.as_bytes()) {
         return next.run(request).await;
     }
-    let body = Json(json!({
-        "error": { "code": "unauthorized", "message": "a valid bearer token is required" }
-    }));
-    (
-        StatusCode::UNAUTHORIZED,
-        [(header::WWW_AUTHENTICATE, "Bearer")],
-        body,
-    )
-        .into_response()
+    ApiError::unauthorized().into_response()
 }
 
 /// Compares without an early exit, so the time taken does not reveal how many leading

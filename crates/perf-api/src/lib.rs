@@ -1,42 +1,85 @@
-//! The performance service and its HTTP API.
+//! The performance service and its HTTP API: JSON, Prometheus and OpenAPI over real caches,
+//! pools and resources.
 //!
-//! A [`PerformanceService`] is a registry of the components that report on themselves
-//! (caches, pools, resource trackers — each a [`HealthSource`]); [`router`] serves its
-//! findings as JSON under `/api/performance/*`, plus `/livez` and `/readyz` for load
-//! balancers. The router is an [`axum::Router`] to merge into any application; it sets no
-//! fallback, so the application chooses its own. An optional bearer token
-//! ([`PerformanceService::with_api_token`]) guards `/api/performance/*` and `/metrics`.
+//! A [`PerformanceService`] holds the registered caches (any
+//! [`Cache<K, V>`](resync_cache_core::Cache), as a [`CacheSource`]), a
+//! [`PoolManager`](resync_pool_optimizer::PoolManager), a
+//! [`ResourceTracker`](resync_resource_manager::ResourceTracker), any other
+//! [`HealthSource`], and a bounded history of samples ([`spawn_sampler`]) from which windowed
+//! figures come (health over `health_window`; before the first sample, since start).
+//! [`router`] serves it all:
 //!
-//! This first version serves the health verdict; the metrics, recommendations, history,
-//! Prometheus and OpenAPI endpoints of DESIGN.md arrive with the components they describe.
+//! | route | returns |
+//! |---|---|
+//! | `GET /api/performance/report` | everything below in one document, plus system info and settings |
+//! | `GET /api/performance/cache/metrics` | per cache: counters, hit rate, bytes, bounds, latency, score, curve, window |
+//! | `GET /api/performance/cache/recommendations` | cache advice with evidence |
+//! | `GET /api/performance/pools/metrics` | per pool: size, use, checkouts, errors, latency, closes, checks, score, window |
+//! | `GET /api/performance/pools/recommendations` | pool sizing advice with evidence |
+//! | `GET /api/performance/resources/stats` | per resource kind |
+//! | `GET /api/performance/resources/leaks` | leaked resources (`?min_age_secs=`) |
+//! | `GET /api/performance/health` | verdict per component with measured reasons; 503 when critical |
+//! | `GET /api/performance/history` | samples (`?since=` RFC 3339 or unix seconds, `?limit=`) |
+//! | `GET /metrics` | Prometheus text (OpenMetrics when asked for) |
+//! | `GET /openapi.json` | the OpenAPI document |
+//! | `GET /livez`, `GET /readyz` | probes: status only |
+//!
+//! Errors are `{"error":{"code","message"}}` ([`ApiError`]). An optional bearer token guards
+//! `/api/performance/*` and `/metrics`.
+//!
+//! [`spawn_sampler`]: PerformanceService::spawn_sampler
 //!
 //! ```
-//! use resync_perf_api::{router, ComponentHealth, HealthSource, PerformanceService};
+//! use std::sync::Arc;
+//! use resync_cache_core::Cache;
+//! use resync_perf_api::{router, PerformanceService, ServiceConfig};
 //! use resync_perf_core::HealthStatus;
+//! use resync_pool_optimizer::PoolManager;
+//! use resync_resource_manager::ResourceTracker;
 //!
-//! #[derive(Debug)]
-//! struct Disk;
-//! impl HealthSource for Disk {
-//!     fn name(&self) -> String { "disk".into() }
-//!     fn health(&self) -> ComponentHealth {
-//!         ComponentHealth::new(HealthStatus::Degraded).with_reason("disk 85 % full")
-//!     }
-//! }
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let service = PerformanceService::new(ServiceConfig::default());
+//! let users: Cache<u64, String> = Cache::builder().name("users").build()?;
+//! service.register_cache(users.clone())?;
+//! service.set_pool_manager(Arc::new(PoolManager::default()));
+//! service.set_tracker(ResourceTracker::new());
 //!
-//! let service = PerformanceService::new();
-//! service.register(std::sync::Arc::new(Disk)).expect("one component of that name");
-//! assert_eq!(service.health().status, HealthStatus::Degraded);
-//! let app: axum::Router = router(service);
+//! users.get_with(7, async { "user-7".to_owned() }).await;
+//! service.sample().await; // what the sampler does every interval
+//!
+//! // An idle cache is not "low hit rate": too little traffic to judge is said as such.
+//! let health = service.health().await;
+//! assert_eq!(health.status, HealthStatus::Healthy);
+//! let cache = &health.components["cache:users"];
+//! assert_eq!(cache.reasons[0].code, "cache.insufficient_data");
+//!
+//! let app: axum::Router = router(service).fallback(resync_perf_api::not_found);
 //! # let _ = app;
+//! # Ok(()) }
 //! ```
 
+mod api_error;
 mod auth;
 mod error;
 mod health;
+mod history;
+mod openapi;
+mod params;
+mod prometheus;
 mod routes;
 mod service;
+mod source;
+mod views;
 
+pub use api_error::{method_not_allowed, not_found, ApiError};
 pub use error::Error;
-pub use health::{ComponentHealth, HealthReport, HealthSource};
-pub use routes::router;
-pub use service::PerformanceService;
+pub use health::{ComponentHealth, HealthReport};
+pub use history::{
+    CacheSample, HistorySample, KindSample, PoolSample, PostgresHistory, HISTORY_TABLE,
+};
+pub use openapi::document as openapi_document;
+pub use routes::{router, ProbeBody, DEFAULT_HISTORY_LIMIT};
+pub use service::{PerformanceService, ServiceConfig};
+pub use source::{BoxFuture, CacheSource, HealthSource};
+pub use views::*;

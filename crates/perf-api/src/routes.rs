@@ -1,31 +1,69 @@
 //! The HTTP routes.
 
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use resync_perf_core::HealthStatus;
+use resync_resource_manager::ResourceTracker;
 use serde_json::json;
 
-use crate::service::PerformanceService;
+use crate::api_error::ApiError;
+use crate::health::HealthReport;
+use crate::params::Params;
+use crate::prometheus::{Exposition, TextFormat};
+use crate::service::{PerformanceService, Window};
+use crate::views::{
+    CacheView, CachesResponse, ErrorBody, HistoryResponse, KindView, LeakView, LeaksResponse,
+    PoolView, PoolsResponse, RecommendationView, RecommendationsResponse, ReportResponse,
+    ResourcesResponse, SystemView,
+};
+
+type QueryMap = Result<Query<BTreeMap<String, String>>, QueryRejection>;
+
+/// Samples `history` returns when no `limit` is given.
+pub const DEFAULT_HISTORY_LIMIT: usize = 1000;
 
 /// The performance API as an [`axum::Router`] to serve or merge into an application.
 ///
-/// * `GET /api/performance/health` — `{status, components:{name:{status, reasons[]}}}`;
-///   200 unless the verdict is critical, then 503.
-/// * `GET /livez` — 200 while the process serves requests.
-/// * `GET /readyz` — 200 unless the verdict is critical, then 503; status only.
+/// Routes: `GET /api/performance/{report, cache/metrics, cache/recommendations,
+/// pools/metrics, pools/recommendations, resources/stats, resources/leaks, health, history}`,
+/// `GET /metrics` (Prometheus text, or OpenMetrics when asked for), `GET /openapi.json`,
+/// `GET /livez` and `GET /readyz`. Another method on a route answers a JSON 405.
 ///
-/// With a token set ([`PerformanceService::with_api_token`]), `/api/performance/*` answers
-/// 401 without `Authorization: Bearer <token>`. The router sets no fallback (axum refuses
-/// to merge two routers that both have one): the application adds its own.
+/// With a token set ([`PerformanceService::with_api_token`]), `/api/performance/*` and
+/// `/metrics` answer 401 without `Authorization: Bearer <token>`; the probes and the OpenAPI
+/// document stay open. The router sets no fallback (axum refuses to merge two routers that
+/// both have one): the application adds its own, e.g. [`not_found`](crate::not_found).
 pub fn router(service: PerformanceService) -> Router {
     Router::new()
+        .route("/api/performance/report", get(report))
+        .route("/api/performance/cache/metrics", get(cache_metrics))
+        .route(
+            "/api/performance/cache/recommendations",
+            get(cache_recommendations),
+        )
+        .route("/api/performance/pools/metrics", get(pool_metrics))
+        .route(
+            "/api/performance/pools/recommendations",
+            get(pool_recommendations),
+        )
+        .route("/api/performance/resources/stats", get(resource_stats))
+        .route("/api/performance/resources/leaks", get(resource_leaks))
         .route("/api/performance/health", get(health))
-        .route("/livez", get(|| async { Json(json!({ "status": "ok" })) }))
+        .route("/api/performance/history", get(history))
+        .route("/metrics", get(prometheus_metrics))
+        .route("/openapi.json", get(openapi))
+        .route("/livez", get(live))
         .route("/readyz", get(ready))
-        .route_layer(axum::middleware::from_fn_with_state(
+        .method_not_allowed_fallback(crate::api_error::method_not_allowed)
+        // `layer`, not `route_layer`: every route above is behind it, whenever it was added.
+        .layer(axum::middleware::from_fn_with_state(
             service.clone(),
             crate::auth::require_token,
         ))
@@ -39,116 +77,310 @@ fn status_code(status: HealthStatus) -> StatusCode {
     }
 }
 
-async fn health(State(service): State<PerformanceService>) -> impl IntoResponse {
-    let report = service.health();
-    (status_code(report.status), Json(report))
+fn cache_views(window: &Window, now: &crate::history::Snapshot) -> Vec<CacheView> {
+    now.caches
+        .iter()
+        .zip(&window.caches)
+        .map(|(total, recent)| CacheView::of(total, recent, window.seconds))
+        .collect()
 }
 
-async fn ready(State(service): State<PerformanceService>) -> impl IntoResponse {
-    let status = service.health().status;
-    (status_code(status), Json(json!({ "status": status })))
+fn pool_views(
+    service: &PerformanceService,
+    window: &Window,
+    now: &crate::history::Snapshot,
+) -> Vec<PoolView> {
+    let manager = service.pool_manager();
+    now.pools
+        .iter()
+        .zip(&window.pools)
+        .map(|(total, recent)| {
+            let record = manager
+                .as_ref()
+                .and_then(|manager| manager.health_check(&total.name))
+                .unwrap_or_default();
+            let config = manager
+                .as_ref()
+                .and_then(|manager| manager.config(&total.name));
+            PoolView::of(total, recent, window.seconds, &record, config.as_ref())
+        })
+        .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use std::sync::Arc;
+fn advice(recommendations: Vec<resync_perf_core::Recommendation>) -> Vec<RecommendationView> {
+    recommendations.into_iter().map(Into::into).collect()
+}
 
-    use axum::body::Body;
-    use axum::http::Request;
-    use http_body_util::BodyExt;
-    use tower::ServiceExt;
+async fn leaks_of(
+    service: PerformanceService,
+    min_age: Duration,
+) -> Result<Vec<LeakView>, ApiError> {
+    // A scan formats every leak (and resolves backtraces when enabled): off the async workers.
+    tokio::task::spawn_blocking(move || service.leaks(min_age))
+        .await
+        .map(|leaks| leaks.into_iter().map(Into::into).collect())
+        .map_err(|join| ApiError::internal(&join))
+}
 
-    use super::*;
-    use crate::{ComponentHealth, HealthSource};
+/// Everything in one document.
+#[utoipa::path(get, path = "/api/performance/report", tag = "performance",
+    responses(
+        (status = 200, description = "Every figure, recommendation and verdict", body = ReportResponse),
+        (status = 400, description = "A bad query parameter", body = ErrorBody),
+        (status = 401, description = "The bearer token is missing or wrong", body = ErrorBody),
+    ))]
+pub(crate) async fn report(
+    State(service): State<PerformanceService>,
+    query: QueryMap,
+) -> Result<Json<ReportResponse>, ApiError> {
+    Params::parse(query, &[])?;
+    let (now, window) = service.window();
+    let health = service.health().await;
+    let leaks = leaks_of(service.clone(), Duration::ZERO).await?;
+    Ok(Json(ReportResponse {
+        generated_at: humantime::format_rfc3339_millis(now.wall).to_string(),
+        system: system(&service),
+        config: service.settings_report(),
+        caches: cache_views(&window, &now),
+        cache_recommendations: advice(service.cache_recommendations()),
+        pools: pool_views(&service, &window, &now),
+        pool_recommendations: advice(service.pool_recommendations()),
+        resources: now.kinds.iter().map(KindView::from).collect(),
+        leaks,
+        health,
+    }))
+}
 
-    #[derive(Debug)]
-    struct Fixed(&'static str, HealthStatus);
-
-    impl HealthSource for Fixed {
-        fn name(&self) -> String {
-            self.0.to_owned()
-        }
-        fn health(&self) -> ComponentHealth {
-            ComponentHealth::new(self.1).with_reason(format!("{} says so", self.0))
-        }
+fn system(service: &PerformanceService) -> SystemView {
+    let process = crate::prometheus::process::ProcessStats::read();
+    SystemView {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        pid: std::process::id(),
+        uptime_seconds: service.uptime().as_secs_f64(),
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get() as u64),
+        resident_memory_bytes: process.resident_memory_bytes,
+        open_fds: process.open_fds,
     }
+}
 
-    async fn get_json(app: Router, path: &str) -> (StatusCode, serde_json::Value) {
-        get_json_with(app, Request::get(path)).await
-    }
+/// Every cache's figures.
+#[utoipa::path(get, path = "/api/performance/cache/metrics", tag = "performance",
+    responses(
+        (status = 200, description = "Per cache: counters, hit rate, bytes, bounds, latency, score, curve, window", body = CachesResponse),
+        (status = 400, description = "A bad query parameter", body = ErrorBody),
+        (status = 401, description = "The bearer token is missing or wrong", body = ErrorBody),
+    ))]
+pub(crate) async fn cache_metrics(
+    State(service): State<PerformanceService>,
+    query: QueryMap,
+) -> Result<Json<CachesResponse>, ApiError> {
+    Params::parse(query, &[])?;
+    let (now, window) = service.window();
+    Ok(Json(CachesResponse {
+        caches: cache_views(&window, &now),
+    }))
+}
 
-    async fn get_json_with(
-        app: Router,
-        request: axum::http::request::Builder,
-    ) -> (StatusCode, serde_json::Value) {
-        let response = app
-            .oneshot(request.body(Body::empty()).unwrap())
-            .await
-            .unwrap();
-        let status = response.status();
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        (status, serde_json::from_slice(&body).unwrap())
-    }
+/// Advice for the caches over the health window.
+#[utoipa::path(get, path = "/api/performance/cache/recommendations", tag = "performance",
+    responses(
+        (status = 200, description = "Cache advice, each with its evidence", body = RecommendationsResponse),
+        (status = 400, description = "A bad query parameter", body = ErrorBody),
+        (status = 401, description = "The bearer token is missing or wrong", body = ErrorBody),
+    ))]
+pub(crate) async fn cache_recommendations(
+    State(service): State<PerformanceService>,
+    query: QueryMap,
+) -> Result<Json<RecommendationsResponse>, ApiError> {
+    Params::parse(query, &[])?;
+    Ok(Json(RecommendationsResponse {
+        recommendations: advice(service.cache_recommendations()),
+    }))
+}
 
-    #[tokio::test]
-    async fn health_is_the_worst_component_and_critical_is_503() {
-        let service = PerformanceService::new();
-        let (status, body) = get_json(router(service.clone()), "/api/performance/health").await;
-        assert_eq!(status, StatusCode::OK);
-        assert_eq!(body["status"], "healthy");
+/// Every pool's figures.
+#[utoipa::path(get, path = "/api/performance/pools/metrics", tag = "performance",
+    responses(
+        (status = 200, description = "Per pool: size, use, checkouts, errors, latency, closes, health checks, score, window", body = PoolsResponse),
+        (status = 400, description = "A bad query parameter", body = ErrorBody),
+        (status = 401, description = "The bearer token is missing or wrong", body = ErrorBody),
+    ))]
+pub(crate) async fn pool_metrics(
+    State(service): State<PerformanceService>,
+    query: QueryMap,
+) -> Result<Json<PoolsResponse>, ApiError> {
+    Params::parse(query, &[])?;
+    let (now, window) = service.window();
+    Ok(Json(PoolsResponse {
+        pools: pool_views(&service, &window, &now),
+    }))
+}
 
-        service
-            .register(Arc::new(Fixed("cache:a", HealthStatus::Degraded)))
-            .unwrap();
-        let (status, body) = get_json(router(service.clone()), "/api/performance/health").await;
-        assert_eq!(status, StatusCode::OK);
-        assert_eq!(body["status"], "degraded");
-        assert_eq!(
-            body["components"]["cache:a"]["reasons"][0],
-            "cache:a says so"
-        );
+/// Sizing advice for the pools over the health window.
+#[utoipa::path(get, path = "/api/performance/pools/recommendations", tag = "performance",
+    responses(
+        (status = 200, description = "Pool advice, each with its evidence", body = RecommendationsResponse),
+        (status = 400, description = "A bad query parameter", body = ErrorBody),
+        (status = 401, description = "The bearer token is missing or wrong", body = ErrorBody),
+    ))]
+pub(crate) async fn pool_recommendations(
+    State(service): State<PerformanceService>,
+    query: QueryMap,
+) -> Result<Json<RecommendationsResponse>, ApiError> {
+    Params::parse(query, &[])?;
+    Ok(Json(RecommendationsResponse {
+        recommendations: advice(service.pool_recommendations()),
+    }))
+}
 
-        service
-            .register(Arc::new(Fixed("pool:db", HealthStatus::Critical)))
-            .unwrap();
-        let (status, body) = get_json(router(service.clone()), "/api/performance/health").await;
-        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(body["status"], "critical");
-        let (status, body) = get_json(router(service), "/readyz").await;
-        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(body, serde_json::json!({ "status": "critical" }));
-    }
+/// Statistics per resource kind.
+#[utoipa::path(get, path = "/api/performance/resources/stats", tag = "performance",
+    responses(
+        (status = 200, description = "Per kind: active, peak, created, released, leaks, lifetimes", body = ResourcesResponse),
+        (status = 400, description = "A bad query parameter", body = ErrorBody),
+        (status = 401, description = "The bearer token is missing or wrong", body = ErrorBody),
+    ))]
+pub(crate) async fn resource_stats(
+    State(service): State<PerformanceService>,
+    query: QueryMap,
+) -> Result<Json<ResourcesResponse>, ApiError> {
+    Params::parse(query, &[])?;
+    let kinds = service
+        .tracker()
+        .as_ref()
+        .map(ResourceTracker::stats)
+        .unwrap_or_default();
+    Ok(Json(ResourcesResponse {
+        kinds: kinds.iter().map(KindView::from).collect(),
+    }))
+}
 
-    #[test]
-    fn a_second_component_of_one_name_is_refused() {
-        let service = PerformanceService::new();
-        service
-            .register(Arc::new(Fixed("pool:db", HealthStatus::Critical)))
-            .unwrap();
-        let error = service
-            .register(Arc::new(Fixed("pool:db", HealthStatus::Healthy)))
-            .unwrap_err();
-        assert_eq!(error, crate::Error::DuplicateComponent("pool:db".into()));
-        assert_eq!(service.health().status, HealthStatus::Critical);
-    }
+/// Resources held past their kind's leak threshold.
+#[utoipa::path(get, path = "/api/performance/resources/leaks", tag = "performance",
+    params(("min_age_secs" = Option<f64>, Query, description = "Only leaks at least this many seconds old")),
+    responses(
+        (status = 200, description = "Leaked resources with the line that acquired them", body = LeaksResponse),
+        (status = 400, description = "A bad query parameter", body = ErrorBody),
+        (status = 401, description = "The bearer token is missing or wrong", body = ErrorBody),
+    ))]
+pub(crate) async fn resource_leaks(
+    State(service): State<PerformanceService>,
+    query: QueryMap,
+) -> Result<Json<LeaksResponse>, ApiError> {
+    let params = Params::parse(query, &["min_age_secs"])?;
+    let min_age = params.seconds("min_age_secs")?.unwrap_or(0.0);
+    let leaks = leaks_of(service, Duration::from_secs_f64(min_age)).await?;
+    Ok(Json(LeaksResponse {
+        min_age_seconds: min_age,
+        leaks,
+    }))
+}
 
-    #[tokio::test]
-    async fn the_token_guards_the_api_but_not_the_probes() {
-        let service = PerformanceService::new().with_api_token("s3cret");
-        let app = router(service);
-        let (status, body) = get_json(app.clone(), "/api/performance/health").await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED);
-        assert_eq!(body["error"]["code"], "unauthorized");
-        let wrong = Request::get("/api/performance/health").header("authorization", "Bearer nope");
-        assert_eq!(
-            get_json_with(app.clone(), wrong).await.0,
-            StatusCode::UNAUTHORIZED
-        );
-        let right =
-            Request::get("/api/performance/health").header("authorization", "Bearer s3cret");
-        let (status, body) = get_json_with(app.clone(), right).await;
-        assert_eq!(status, StatusCode::OK);
-        assert_eq!(body["status"], "healthy");
-        assert_eq!(get_json(app, "/livez").await.0, StatusCode::OK);
-    }
+/// The health verdict.
+#[utoipa::path(get, path = "/api/performance/health", tag = "performance",
+    responses(
+        (status = 200, description = "Healthy or degraded", body = HealthReport),
+        (status = 503, description = "Critical", body = HealthReport),
+        (status = 400, description = "A bad query parameter", body = ErrorBody),
+        (status = 401, description = "The bearer token is missing or wrong", body = ErrorBody),
+    ))]
+pub(crate) async fn health(
+    State(service): State<PerformanceService>,
+    query: QueryMap,
+) -> Result<Response, ApiError> {
+    Params::parse(query, &[])?;
+    let report = service.health().await;
+    Ok((status_code(report.status), Json(report)).into_response())
+}
+
+/// Samples over time.
+#[utoipa::path(get, path = "/api/performance/history", tag = "performance",
+    params(
+        ("since" = Option<String>, Query, description = "Only samples at or after this time: RFC 3339 or unix seconds"),
+        ("limit" = Option<u64>, Query, description = "At most this many samples, the newest (default 1000)"),
+    ),
+    responses(
+        (status = 200, description = "Samples, oldest first", body = HistoryResponse),
+        (status = 400, description = "A bad query parameter", body = ErrorBody),
+        (status = 401, description = "The bearer token is missing or wrong", body = ErrorBody),
+    ))]
+pub(crate) async fn history(
+    State(service): State<PerformanceService>,
+    query: QueryMap,
+) -> Result<Json<HistoryResponse>, ApiError> {
+    let params = Params::parse(query, &["since", "limit"])?;
+    let since = params.instant("since")?;
+    let capacity = service.history_capacity();
+    let limit = params
+        .count("limit", capacity)?
+        .unwrap_or(DEFAULT_HISTORY_LIMIT.min(capacity));
+    Ok(Json(HistoryResponse {
+        sample_interval_seconds: service.config().sample_interval.as_secs_f64(),
+        health_window_seconds: service.config().health_window.as_secs_f64(),
+        capacity: capacity as u64,
+        samples: service.history(since, limit),
+    }))
+}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "metrics",
+    responses(
+        (status = 200, description = "Prometheus text 0.0.4, or OpenMetrics 1.0 when the Accept header asks for it", body = String, content_type = "text/plain"),
+        (status = 401, description = "The bearer token is missing or wrong", body = ErrorBody),
+    ))]
+pub(crate) async fn prometheus_metrics(
+    State(service): State<PerformanceService>,
+    headers: HeaderMap,
+) -> Response {
+    let format = TextFormat::negotiate(headers.get(header::ACCEPT));
+    let now = service.snapshot();
+    let report = service.health().await;
+    let mut health: Vec<(String, HealthStatus)> = report
+        .components
+        .iter()
+        .map(|(name, component)| (name.clone(), component.status))
+        .collect();
+    health.push(("overall".to_owned(), report.status));
+    let text = crate::prometheus::render(
+        &Exposition {
+            caches: &now.caches,
+            pools: &now.pools,
+            kinds: &now.kinds,
+            health: &health,
+        },
+        format,
+    );
+    ([(header::CONTENT_TYPE, format.content_type())], text).into_response()
+}
+
+/// The OpenAPI document of this API.
+#[utoipa::path(get, path = "/openapi.json", tag = "meta",
+    responses((status = 200, description = "OpenAPI 3.1 document", body = Object)))]
+pub(crate) async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(crate::openapi::document())
+}
+
+/// Liveness: 200 while the process serves requests.
+#[utoipa::path(get, path = "/livez", tag = "probes",
+    responses((status = 200, description = "The process serves requests", body = ProbeBody)))]
+pub(crate) async fn live() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// Readiness: 200 unless the verdict is critical; status only.
+#[utoipa::path(get, path = "/readyz", tag = "probes",
+    responses(
+        (status = 200, description = "Healthy or degraded", body = ProbeBody),
+        (status = 503, description = "Critical", body = ProbeBody),
+    ))]
+pub(crate) async fn ready(State(service): State<PerformanceService>) -> Response {
+    let status = service.health().await.status;
+    (status_code(status), Json(json!({ "status": status }))).into_response()
+}
+
+/// The body of `/livez` and `/readyz`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ProbeBody {
+    /// `ok` for `/livez`; `healthy`, `degraded` or `critical` for `/readyz`.
+    pub status: String,
 }

@@ -1,51 +1,182 @@
-//! The registry of components the API reports on.
+//! The registry of components the API reports on, and the figures it derives from them.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use resync_cache_core::{CacheHealthThresholds, CacheMetrics};
+
+use resync_perf_core::{Delta, HealthStatus, HealthVerdict, Recommendation};
+use resync_pool_optimizer::{evaluate_health, HealthThresholds, PoolManager, PoolMetrics};
+use resync_resource_manager::{LeakReport, ResourceTracker};
+use tokio::task::JoinSet;
 
 use crate::error::Error;
-use crate::health::{ComponentHealth, HealthReport, HealthSource};
+use crate::health::{ComponentHealth, HealthReport};
+use crate::history::{History, HistorySample, PostgresHistory, Snapshot};
+use crate::source::{BoxFuture, CacheSource, HealthSource};
 
-/// The components the performance API reports on. Cheap to clone; built in `main` and
-/// passed down, never global.
-#[derive(Debug, Clone, Default)]
+/// How the service samples, windows and judges (settings `PERF_*` and `HEALTH_*`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceConfig {
+    /// Seconds between history samples (`PERF_SAMPLE_INTERVAL`, 10 s).
+    pub sample_interval: Duration,
+    /// Samples kept in memory (`PERF_HISTORY_LEN`, 8640 = one day at 10 s).
+    pub history_len: usize,
+    /// The window health and advice judge (`PERF_HEALTH_WINDOW_SECS`, 60 s).
+    pub health_window: Duration,
+    /// Cache health thresholds (`HEALTH_CACHE_*`).
+    pub cache_thresholds: CacheHealthThresholds,
+    /// Pool health thresholds (`HEALTH_POOL_*`).
+    pub pool_thresholds: HealthThresholds,
+    /// Longest one component's health evaluation may take before it counts as critical.
+    pub check_timeout: Duration,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self {
+            sample_interval: Duration::from_secs(10),
+            history_len: 8640,
+            health_window: Duration::from_secs(60),
+            cache_thresholds: CacheHealthThresholds::default(),
+            pool_thresholds: HealthThresholds::default(),
+            check_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// The components the performance API reports on, and their history. Cheap to clone (clones
+/// share everything); built in `main` and passed down, never global: two services in one
+/// process know nothing of each other.
+#[derive(Debug, Clone)]
 pub struct PerformanceService {
-    sources: Arc<RwLock<Vec<Arc<dyn HealthSource>>>>,
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: ServiceConfig,
     api_token: Option<Arc<str>>,
+    started: Instant,
+    caches: RwLock<Vec<Arc<dyn CacheSource>>>,
+    pools: RwLock<Option<Arc<PoolManager>>>,
+    tracker: RwLock<Option<ResourceTracker>>,
+    sources: RwLock<Vec<Arc<dyn HealthSource>>>,
+    history: History,
+    persisted: RwLock<Option<PostgresHistory>>,
+    settings: RwLock<serde_json::Value>,
+}
+
+impl Default for PerformanceService {
+    fn default() -> Self {
+        Self::new(ServiceConfig::default())
+    }
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl PerformanceService {
     /// An empty registry whose API is open.
     #[must_use]
-    pub fn new() -> Self {
-        Self::default()
+    pub fn new(config: ServiceConfig) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                history: History::new(
+                    config.history_len,
+                    config.health_window,
+                    config.sample_interval,
+                ),
+                config,
+                api_token: None,
+                started: Instant::now(),
+                caches: RwLock::default(),
+                pools: RwLock::default(),
+                tracker: RwLock::default(),
+                sources: RwLock::default(),
+                persisted: RwLock::default(),
+                settings: RwLock::new(serde_json::Value::Object(serde_json::Map::new())),
+            }),
+        }
     }
 
     /// Requires `Authorization: Bearer <token>` on `/api/performance/*` and `/metrics`
-    /// (`PERF_API_TOKEN`). An empty token leaves the API open.
+    /// (`PERF_API_TOKEN`). An empty token leaves the API open. Call before sharing clones.
     #[must_use]
     pub fn with_api_token(mut self, token: &str) -> Self {
-        self.api_token = (!token.is_empty()).then(|| Arc::from(token));
+        let token = (!token.is_empty()).then(|| Arc::from(token));
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.api_token = token,
+            None => {
+                tracing::error!("with_api_token called on a shared service: token not set");
+            }
+        }
         self
     }
 
     /// The bearer token guarding the API, if any.
     #[must_use]
     pub fn api_token(&self) -> Option<&str> {
-        self.api_token.as_deref()
+        self.inner.api_token.as_deref()
     }
 
-    /// Adds a component.
+    /// How the service samples and judges.
+    #[must_use]
+    pub fn config(&self) -> &ServiceConfig {
+        &self.inner.config
+    }
+
+    /// Registers a cache (any [`Cache<K, V>`](resync_cache_core::Cache) is a
+    /// [`CacheSource`]); it appears as component `cache:<name>`.
     ///
     /// # Errors
     ///
-    /// [`Error::DuplicateComponent`] when one of that name is already registered.
+    /// [`Error::DuplicateComponent`] when a cache of that name is registered.
+    pub fn register_cache(&self, cache: impl CacheSource + 'static) -> Result<(), Error> {
+        let mut caches = write(&self.inner.caches);
+        if caches.iter().any(|known| known.name() == cache.name()) {
+            return Err(Error::DuplicateComponent(format!("cache:{}", cache.name())));
+        }
+        caches.push(Arc::new(cache));
+        Ok(())
+    }
+
+    /// Reports on the pools of `manager` (components `pool:<name>`).
+    pub fn set_pool_manager(&self, manager: Arc<PoolManager>) {
+        *write(&self.inner.pools) = Some(manager);
+    }
+
+    /// The pool manager, if one is set.
+    #[must_use]
+    pub fn pool_manager(&self) -> Option<Arc<PoolManager>> {
+        read(&self.inner.pools).clone()
+    }
+
+    /// Reports on the resources of `tracker` (component `resources`, the leaks endpoint).
+    pub fn set_tracker(&self, tracker: ResourceTracker) {
+        *write(&self.inner.tracker) = Some(tracker);
+    }
+
+    /// The resource tracker, if one is set.
+    #[must_use]
+    pub fn tracker(&self) -> Option<ResourceTracker> {
+        read(&self.inner.tracker).clone()
+    }
+
+    /// Adds another component that judges its own health.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DuplicateComponent`] when one of that name is registered.
     pub fn register(&self, source: Arc<dyn HealthSource>) -> Result<(), Error> {
         let name = source.name();
-        let mut sources = self
-            .sources
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut sources = write(&self.inner.sources);
         if sources.iter().any(|existing| existing.name() == name) {
             return Err(Error::DuplicateComponent(name));
         }
@@ -53,18 +184,294 @@ impl PerformanceService {
         Ok(())
     }
 
-    /// Every component's verdict and the overall one.
+    /// Also writes every history sample to Postgres, and reports the writer's health as the
+    /// component `history:postgres`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DuplicateComponent`] when a persisted history is already set.
+    pub fn persist_history(&self, sink: PostgresHistory) -> Result<(), Error> {
+        self.register(Arc::new(sink.clone()))?;
+        *write(&self.inner.persisted) = Some(sink);
+        Ok(())
+    }
+
+    /// The effective settings to show in the report's `config` section (secrets redacted by
+    /// the caller).
+    pub fn set_settings_report(&self, settings: serde_json::Value) {
+        *write(&self.inner.settings) = settings;
+    }
+
+    pub(crate) fn settings_report(&self) -> serde_json::Value {
+        read(&self.inner.settings).clone()
+    }
+
+    /// How long ago the service was built.
     #[must_use]
-    pub fn health(&self) -> HealthReport {
-        let sources = self
-            .sources
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        let components: BTreeMap<String, ComponentHealth> = sources
+    pub fn uptime(&self) -> Duration {
+        self.inner.started.elapsed()
+    }
+
+    /// Every component's cumulative figures now.
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        let caches: Vec<Arc<dyn CacheSource>> = read(&self.inner.caches).clone();
+        let pools = self.pool_manager();
+        let tracker = self.tracker();
+        Snapshot {
+            at: Instant::now(),
+            wall: SystemTime::now(),
+            caches: caches.iter().map(|cache| cache.metrics()).collect(),
+            pools: pools.map(|manager| manager.metrics()).unwrap_or_default(),
+            kinds: tracker.map(|tracker| tracker.stats()).unwrap_or_default(),
+        }
+    }
+
+    /// The window judged now: `(now, the figures since the window base)`; before the first
+    /// history sample the window is since start.
+    pub(crate) fn window(&self) -> (Snapshot, Window) {
+        let now = self.snapshot();
+        let base = self
+            .inner
+            .history
+            .window_base(now.at, self.inner.config.health_window);
+        let window = Window::between(&now, base.as_ref(), self.uptime());
+        (now, window)
+    }
+
+    /// Advice for every cache over the health window.
+    #[must_use]
+    pub fn cache_recommendations(&self) -> Vec<Recommendation> {
+        let (_, window) = self.window();
+        window
+            .caches
             .iter()
-            .map(|source| (source.name(), source.health()))
+            .flat_map(resync_cache_core::recommendations_from)
+            .collect()
+    }
+
+    /// Sizing advice for every pool over the health window.
+    #[must_use]
+    pub fn pool_recommendations(&self) -> Vec<Recommendation> {
+        let Some(manager) = self.pool_manager() else {
+            return Vec::new();
+        };
+        let now = Instant::now();
+        let base = self
+            .inner
+            .history
+            .window_base(now, self.inner.config.health_window);
+        manager.recommendations(base.as_ref().map_or(&[], |base| base.pools.as_slice()))
+    }
+
+    /// Leaked resources at least `min_age` old (the kind's threshold decides what is a leak).
+    #[must_use]
+    pub fn leaks(&self, min_age: Duration) -> Vec<LeakReport> {
+        self.tracker()
+            .map(|tracker| tracker.leaks_older_than(min_age))
+            .unwrap_or_default()
+    }
+
+    /// Every component's verdict over the health window, evaluated concurrently, each within
+    /// the check timeout, and the overall one (the worst).
+    pub async fn health(&self) -> HealthReport {
+        let (_, window) = self.window();
+        self.health_of(window).await
+    }
+
+    async fn health_of(&self, window: Window) -> HealthReport {
+        let config = &self.inner.config;
+        let window_length = window.seconds;
+        let mut checks: Vec<(String, BoxFuture<'static, HealthVerdict>)> = Vec::new();
+        for cache in window.caches {
+            let thresholds = config.cache_thresholds;
+            checks.push((
+                format!("cache:{}", cache.name),
+                Box::pin(async move { resync_cache_core::health(&cache, &thresholds) }),
+            ));
+        }
+        if let Some(manager) = self.pool_manager() {
+            for pool in window.pools {
+                let record = manager.health_check(&pool.name).unwrap_or_default();
+                let thresholds = config.pool_thresholds;
+                checks.push((
+                    format!("pool:{}", pool.name),
+                    Box::pin(async move {
+                        let health = evaluate_health(&pool, &record, &thresholds);
+                        HealthVerdict::from_reasons(health.reasons)
+                    }),
+                ));
+            }
+        }
+        if self.tracker().is_some() {
+            let kinds = window.kinds;
+            checks.push((
+                "resources".to_owned(),
+                Box::pin(async move { resync_resource_manager::leak_health(&kinds) }),
+            ));
+        }
+        let sources: Vec<Arc<dyn HealthSource>> = read(&self.inner.sources).clone();
+        for source in sources {
+            checks.push((source.name(), Box::pin(async move { source.check().await })));
+        }
+
+        let timeout = config.check_timeout;
+        let mut running = JoinSet::new();
+        for (name, check) in checks {
+            running.spawn(async move {
+                let started = Instant::now();
+                let outcome = tokio::time::timeout(timeout, check).await;
+                (name, outcome, started.elapsed())
+            });
+        }
+        let mut components = BTreeMap::new();
+        while let Some(joined) = running.join_next().await {
+            let Ok((name, outcome, took)) = joined else {
+                // A check that panicked has no name to report under; it is logged.
+                tracing::error!("a health check panicked");
+                continue;
+            };
+            let verdict = outcome.unwrap_or_else(|_elapsed| timed_out(timeout));
+            components.insert(name, ComponentHealth::new(verdict, took));
+        }
+        HealthReport::from_components(components, window_length, self.thresholds())
+    }
+
+    /// Takes one history sample now (what the sampler does every interval) and returns it.
+    pub async fn sample(&self) -> HistorySample {
+        let (now, window) = self.window();
+        let status = self.health_of(window).await.status;
+        let sample = self
+            .inner
+            .history
+            .record(now, status, self.inner.config.health_window);
+        if let Some(sink) = read(&self.inner.persisted).as_ref() {
+            sink.push(sample.clone());
+        }
+        sample
+    }
+
+    /// Samples kept, oldest first: those at or after `since` (unix seconds), the newest
+    /// `limit` of them.
+    #[must_use]
+    pub fn history(&self, since: Option<f64>, limit: usize) -> Vec<HistorySample> {
+        self.inner.history.samples(since, limit)
+    }
+
+    /// The most samples the in-memory history keeps.
+    #[must_use]
+    pub fn history_capacity(&self) -> usize {
+        self.inner.history.capacity()
+    }
+
+    /// Samples every `PERF_SAMPLE_INTERVAL` until the service's last clone is dropped (the
+    /// task holds it weakly) or the handle is aborted. The first sample is taken at once.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime (as `tokio::spawn`).
+    pub fn spawn_sampler(&self) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(&self.inner);
+        let every = self
+            .inner
+            .config
+            .sample_interval
+            .max(Duration::from_millis(1));
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                let Some(inner) = weak.upgrade() else { break };
+                let service = PerformanceService { inner };
+                service.sample().await;
+            }
+        })
+    }
+}
+
+impl PerformanceService {
+    /// The thresholds health applies, by name.
+    fn thresholds(&self) -> BTreeMap<String, f64> {
+        let config = &self.inner.config;
+        BTreeMap::from([
+            (
+                "cache_min_hit_rate".to_owned(),
+                config.cache_thresholds.min_hit_rate,
+            ),
+            (
+                "cache_max_memory_utilization".to_owned(),
+                config.cache_thresholds.max_memory_utilization,
+            ),
+            (
+                "cache_min_requests".to_owned(),
+                config.cache_thresholds.min_requests as f64,
+            ),
+            (
+                "pool_max_utilization".to_owned(),
+                config.pool_thresholds.max_utilization,
+            ),
+            (
+                "pool_max_acquire_wait_seconds".to_owned(),
+                config.pool_thresholds.max_acquire_wait.as_secs_f64(),
+            ),
+            (
+                "pool_max_error_rate".to_owned(),
+                config.pool_thresholds.max_error_rate,
+            ),
+            (
+                "health_window_seconds".to_owned(),
+                config.health_window.as_secs_f64(),
+            ),
+        ])
+    }
+}
+
+fn timed_out(timeout: Duration) -> HealthVerdict {
+    HealthVerdict::from_reasons(vec![resync_perf_core::HealthReason::new(
+        "health.check_timeout",
+        HealthStatus::Critical,
+        format!("the health evaluation did not finish within {timeout:?}"),
+        timeout.as_secs_f64(),
+        timeout.as_secs_f64(),
+    )])
+}
+
+/// The figures of a window: each component's newer snapshot minus its base (or since start
+/// when the base does not know it).
+#[derive(Debug, Clone)]
+pub(crate) struct Window {
+    pub(crate) seconds: Duration,
+    pub(crate) caches: Vec<CacheMetrics>,
+    pub(crate) pools: Vec<PoolMetrics>,
+    pub(crate) kinds: Vec<resync_resource_manager::ResourceStats>,
+}
+
+impl Window {
+    fn between(now: &Snapshot, base: Option<&Snapshot>, since_start: Duration) -> Self {
+        let caches = now
+            .caches
+            .iter()
+            .map(
+                |cache| match base.and_then(|base| base.cache(&cache.name)) {
+                    Some(older) => cache.delta(older),
+                    None => cache.clone(),
+                },
+            )
             .collect();
-        HealthReport::from_components(components)
+        let pools = now
+            .pools
+            .iter()
+            .map(|pool| match base.and_then(|base| base.pool(&pool.name)) {
+                Some(older) => pool.delta(older),
+                None => pool.clone(),
+            })
+            .collect();
+        let seconds = base.map_or(since_start, |base| now.at.duration_since(base.at));
+        Self {
+            seconds,
+            caches,
+            pools,
+            kinds: now.kinds.clone(),
+        }
     }
 }

@@ -88,12 +88,25 @@ impl Entry {
             }),
         };
         let took = started.elapsed();
-        if let Err(error) = &outcome {
-            tracing::warn!(pool = %self.name, %error, ?took, "pool health check failed");
+        let mut state = self.lock();
+        // One warning when a pool's checks start failing and one line when they pass again,
+        // not one per check while a backend stays down.
+        match (&outcome, state.record.is_failing()) {
+            (Err(error), false) => {
+                tracing::warn!(pool = %self.name, %error, ?took, "pool health check failing");
+            }
+            (Err(error), true) => {
+                tracing::debug!(pool = %self.name, %error, ?took, "pool health check still failing");
+            }
+            (Ok(()), true) => {
+                tracing::info!(pool = %self.name, ?took, "pool health check passes again");
+            }
+            (Ok(()), false) => {}
         }
-        self.lock()
+        state
             .record
             .record(took, outcome.as_ref().map_err(ToString::to_string).copied());
+        drop(state);
         outcome
     }
 
@@ -277,6 +290,12 @@ impl PoolManager {
             .iter()
             .map(|(_, entry)| entry.pool.metrics())
             .collect()
+    }
+
+    /// The configuration of the pool named `name`.
+    #[must_use]
+    pub fn config(&self, name: &str) -> Option<PoolConfig> {
+        self.entry(name).map(|entry| entry.pool.config().clone())
     }
 
     /// The health-check record of the pool named `name`.

@@ -1,123 +1,296 @@
-//! Composition: build the components from settings and serve them until a shutdown signal.
+//! Composition: every component built from the settings as a value, and the router over them.
 
-use std::future::Future;
-use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use axum::Json;
-use resync_perf_api::{router, PerformanceService};
-use serde_json::json;
-use tokio::net::TcpListener;
+use bytes::Bytes;
+use resync_cache_core::{Cache, CacheHealthThresholds};
+use resync_perf_api::{router, PerformanceService, PostgresHistory, ServiceConfig};
+use resync_pool_optimizer::{
+    HealthThresholds, HttpManager, MonitoredPool, PoolConfig, PoolManager, PostgresManager,
+    RedisManager,
+};
+use resync_resource_manager::ResourceTracker;
+use tokio::task::JoinHandle;
 
-use crate::settings::{Settings, SettingsError};
+use crate::settings::Settings;
 
-/// How long in-flight requests may take to finish after a shutdown signal.
-pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+/// The longest pause between two leak scans, whatever `LEAK_THRESHOLD_SECS` is.
+pub const MAX_LEAK_SCAN_PERIOD: Duration = Duration::from_secs(30);
+/// How long one Redis command may take (the pool's connects are bounded by
+/// `REDIS_POOL_CONNECT_TIMEOUT`).
+pub const REDIS_RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest one history write to Postgres may take.
+pub const HISTORY_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// The name of the gateway's response cache.
+pub const RESPONSE_CACHE: &str = "responses";
 
-/// Why the server stopped abnormally.
+/// Why the components could not be built.
 #[derive(Debug, thiserror::Error)]
-pub enum ServeError {
-    /// The settings cannot be used.
-    #[error(transparent)]
-    Settings(#[from] SettingsError),
-    /// The listening socket could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address from `BIND_ADDR`.
-        addr: SocketAddr,
-        /// The operating system's reason.
-        source: std::io::Error,
+pub enum BuildError {
+    /// A pool's settings or URL cannot be used.
+    #[error("pool `{pool}`: {source}")]
+    Pool {
+        /// The pool's name.
+        pool: &'static str,
+        /// What is wrong.
+        source: resync_pool_optimizer::Error,
     },
-    /// Serving failed.
-    #[error("serving failed: {0}")]
-    Serve(#[source] std::io::Error),
+    /// The response cache's settings cannot be used.
+    #[error("response cache: {0}")]
+    Cache(#[from] resync_cache_core::Error),
+    /// Two components of one name.
+    #[error(transparent)]
+    Registry(#[from] resync_perf_api::Error),
 }
 
-/// The composed application: the service registry and the HTTP router over it.
-#[derive(Debug, Clone)]
+/// The composed application: every component as a value, shared with the service.
+#[derive(Debug)]
 pub struct App {
-    /// The components the performance API reports on.
+    /// The performance service the API reports from.
     pub service: PerformanceService,
+    /// The tracker every pool and resource reports to.
+    pub tracker: ResourceTracker,
+    /// Every pool, health-checked in the background.
+    pub pools: Arc<PoolManager>,
+    /// The gateway's response cache (`ASYNC_CACHE_*`).
+    pub responses: Cache<String, Bytes>,
+    /// The Postgres pool, when `DATABASE_URL` is set.
+    pub database: Option<MonitoredPool<PostgresManager>>,
+    /// The Redis pool, when `REDIS_URL` is set.
+    pub redis: Option<MonitoredPool<RedisManager>>,
+    /// The upstream HTTP pool, when `TWS_BASE_URL` is set.
+    pub upstream: Option<MonitoredPool<HttpManager>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// A pool's settings, with the prefix's keys applied to the backend's defaults.
+fn pool_config(defaults: &PoolConfig, settings: &Settings, sizes: PoolKeys) -> PoolConfig {
+    PoolConfig {
+        min_size: sizes.min_size,
+        max_size: sizes.max_size,
+        idle_timeout: Some(Duration::from_secs(sizes.idle_timeout)),
+        max_lifetime: Some(Duration::from_secs(sizes.max_lifetime)),
+        connect_timeout: Duration::from_secs(sizes.connect_timeout),
+        health_check_interval: Duration::from_secs(sizes.health_check_interval),
+        leak_threshold: Duration::from_secs(settings.leak_threshold_secs),
+        ..defaults.clone()
+    }
+}
+
+/// One prefix's keys (`DB_POOL_*`, `REDIS_POOL_*`, `HTTP_POOL_*`).
+#[derive(Debug, Clone, Copy)]
+struct PoolKeys {
+    min_size: u32,
+    max_size: u32,
+    idle_timeout: u64,
+    max_lifetime: u64,
+    connect_timeout: u64,
+    health_check_interval: u64,
+}
+
+impl Settings {
+    fn db_pool(&self) -> PoolKeys {
+        PoolKeys {
+            min_size: self.db_pool_min_size,
+            max_size: self.db_pool_max_size,
+            idle_timeout: self.db_pool_idle_timeout,
+            max_lifetime: self.db_pool_max_lifetime,
+            connect_timeout: self.db_pool_connect_timeout,
+            health_check_interval: self.db_pool_health_check_interval,
+        }
+    }
+
+    fn redis_pool(&self) -> PoolKeys {
+        PoolKeys {
+            min_size: self.redis_pool_min_size,
+            max_size: self.redis_pool_max_size,
+            idle_timeout: self.redis_pool_idle_timeout,
+            max_lifetime: self.redis_pool_max_lifetime,
+            connect_timeout: self.redis_pool_connect_timeout,
+            health_check_interval: self.redis_pool_health_check_interval,
+        }
+    }
+
+    fn http_pool(&self) -> PoolKeys {
+        PoolKeys {
+            min_size: self.http_pool_min_size,
+            max_size: self.http_pool_max_size,
+            idle_timeout: self.http_pool_idle_timeout,
+            max_lifetime: self.http_pool_max_lifetime,
+            connect_timeout: self.http_pool_connect_timeout,
+            health_check_interval: self.http_pool_health_check_interval,
+        }
+    }
+
+    /// How the performance service samples and judges.
+    #[must_use]
+    pub fn service_config(&self) -> ServiceConfig {
+        ServiceConfig {
+            sample_interval: Duration::from_secs(self.perf_sample_interval),
+            history_len: usize::try_from(self.perf_history_len).unwrap_or(usize::MAX),
+            health_window: Duration::from_secs(self.perf_health_window_secs),
+            cache_thresholds: CacheHealthThresholds {
+                min_hit_rate: self.health_cache_min_hit_rate,
+                max_memory_utilization: self.health_cache_max_memory_utilization,
+                ..CacheHealthThresholds::default()
+            },
+            pool_thresholds: self.pool_thresholds(),
+            ..ServiceConfig::default()
+        }
+    }
+
+    fn pool_thresholds(&self) -> HealthThresholds {
+        HealthThresholds {
+            max_utilization: self.health_pool_max_utilization,
+            max_acquire_wait: Duration::from_millis(self.health_pool_max_wait_ms),
+            max_error_rate: self.health_pool_max_error_rate,
+        }
+    }
+
+    /// How often the leak scanner runs: a tenth of `LEAK_THRESHOLD_SECS`, at most 30 s.
+    #[must_use]
+    pub fn leak_scan_period(&self) -> Duration {
+        (Duration::from_secs(self.leak_threshold_secs) / 10).min(MAX_LEAK_SCAN_PERIOD)
+    }
 }
 
 impl App {
-    /// Builds every component from the settings.
-    #[must_use]
-    pub fn build(settings: &Settings) -> Self {
-        Self {
-            service: PerformanceService::new().with_api_token(&settings.perf_api_token),
+    /// Builds every component from (validated) settings: the tracker and its leak scanner,
+    /// a monitored pool per configured backend, the pool manager, the response cache, the
+    /// performance service with its sampler (and its Postgres history when `DATABASE_URL`
+    /// is set). Nothing waits for a backend: a down one shows in health.
+    ///
+    /// # Errors
+    ///
+    /// When a URL or a pool or cache setting cannot be used.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime (pools and background tasks are spawned on it).
+    pub fn build(settings: &Settings) -> Result<Self, BuildError> {
+        let tracker = ResourceTracker::with_default_leak_threshold(Duration::from_secs(
+            settings.leak_threshold_secs,
+        ));
+        let mut tasks = vec![tracker.spawn_leak_scanner(settings.leak_scan_period())];
+        let pools = Arc::new(PoolManager::new(settings.pool_thresholds()));
+        let pool_error = |pool| move |source| BuildError::Pool { pool, source };
+
+        let database = (!settings.database_url.is_empty())
+            .then(|| -> Result<_, BuildError> {
+                let manager =
+                    PostgresManager::new(&settings.database_url, None).map_err(pool_error("db"))?;
+                let config = pool_config(&PoolConfig::database(), settings, settings.db_pool());
+                let pool = MonitoredPool::new("db", config, manager, &tracker)
+                    .map_err(pool_error("db"))?;
+                pools.add(pool.clone()).map_err(pool_error("db"))?;
+                Ok(pool)
+            })
+            .transpose()?;
+        let redis = (!settings.redis_url.is_empty())
+            .then(|| -> Result<_, BuildError> {
+                let manager = RedisManager::new(&settings.redis_url, REDIS_RESPONSE_TIMEOUT, None)
+                    .map_err(pool_error("redis"))?;
+                let config = pool_config(&PoolConfig::redis(), settings, settings.redis_pool());
+                let pool = MonitoredPool::new("redis", config, manager, &tracker)
+                    .map_err(pool_error("redis"))?;
+                pools.add(pool.clone()).map_err(pool_error("redis"))?;
+                Ok(pool)
+            })
+            .transpose()?;
+        let upstream = (!settings.tws_base_url.is_empty())
+            .then(|| -> Result<_, BuildError> {
+                let manager =
+                    HttpManager::new(&settings.tws_base_url, None).map_err(pool_error("http"))?;
+                let config = PoolConfig {
+                    // The health probe is an upstream request: bounded like one.
+                    health_check_timeout: Some(Duration::from_secs(settings.tws_read_timeout)),
+                    ..pool_config(&PoolConfig::http(), settings, settings.http_pool())
+                };
+                let pool = MonitoredPool::new("http", config, manager, &tracker)
+                    .map_err(pool_error("http"))?;
+                pools.add(pool.clone()).map_err(pool_error("http"))?;
+                Ok(pool)
+            })
+            .transpose()?;
+
+        let responses: Cache<String, Bytes> = Cache::builder()
+            .name(RESPONSE_CACHE)
+            .max_entries(settings.async_cache_max_entries)
+            .max_memory_bytes(settings.async_cache_max_memory_mb * 1024 * 1024)
+            .ttl(settings.cache_ttl())
+            .cleanup_interval(Duration::from_secs(settings.async_cache_cleanup_interval))
+            .stat_shards(usize::try_from(settings.async_cache_num_shards).unwrap_or(1))
+            .build()?;
+
+        let service = PerformanceService::new(settings.service_config())
+            .with_api_token(&settings.perf_api_token);
+        service.set_settings_report(settings.redacted_json());
+        service.register_cache(responses.clone())?;
+        service.set_pool_manager(Arc::clone(&pools));
+        service.set_tracker(tracker.clone());
+        if let Some(database) = &database {
+            let span = Duration::from_secs(settings.perf_sample_interval)
+                .saturating_mul(u32::try_from(settings.perf_history_len).unwrap_or(u32::MAX));
+            service.persist_history(PostgresHistory::start(
+                database.clone(),
+                span,
+                HISTORY_WRITE_TIMEOUT,
+            ))?;
         }
+        tasks.push(service.spawn_sampler());
+        // A first health check of every pool now, so a backend that is down at start-up is
+        // reported within moments rather than after one check interval.
+        let first_checks = Arc::clone(&pools);
+        tasks.push(tokio::spawn(async move {
+            first_checks.check_all().await;
+        }));
+
+        Ok(Self {
+            service,
+            tracker,
+            pools,
+            responses,
+            database,
+            redis,
+            upstream,
+            tasks,
+        })
     }
 
     /// The HTTP router of the whole application; unknown paths get a JSON 404.
     pub fn router(&self) -> axum::Router {
-        router(self.service.clone()).fallback(not_found)
+        router(self.service.clone()).fallback(resync_perf_api::not_found)
     }
-}
 
-/// Binds `BIND_ADDR`, serves until `shutdown` resolves, then drains in-flight requests for
-/// at most [`DRAIN_DEADLINE`].
-///
-/// # Errors
-///
-/// When the address is invalid or cannot be bound, or serving fails.
-pub async fn serve(
-    settings: &Settings,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ServeError> {
-    let addr = settings.bind_addr()?;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServeError::Bind { addr, source })?;
-    let app = App::build(settings);
-    let local = listener.local_addr().map_err(ServeError::Serve)?;
-    tracing::info!(%local, "resync listening");
-
-    let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
-    let signalled = async move {
-        shutdown.await;
-        tracing::info!("shutdown requested: no new connections, draining");
-        let _ = drain_tx.send(());
-    };
-    let server = axum::serve(listener, app.router()).with_graceful_shutdown(signalled);
-    let server = tokio::spawn(async move { server.await });
-    // The drain deadline starts at the signal, not at start-up.
-    let _ = drain_rx.await;
-    match tokio::time::timeout(DRAIN_DEADLINE, server).await {
-        Ok(Ok(result)) => result.map_err(ServeError::Serve)?,
-        Ok(Err(join)) => return Err(ServeError::Serve(std::io::Error::other(join))),
-        Err(_) => tracing::warn!("drain deadline passed with requests still in flight"),
-    }
-    tracing::info!("resync stopped");
-    Ok(())
-}
-
-async fn not_found() -> impl IntoResponse {
-    (
-        StatusCode::NOT_FOUND,
-        Json(json!({ "error": { "code": "not_found", "message": "no such route" } })),
-    )
-}
-
-/// A future that resolves on SIGINT or SIGTERM.
-///
-/// The handlers are installed when this function is called, not when the future is first
-/// polled, so a signal that arrives while the server is still starting is not lost (and
-/// does not kill the process without a drain). Call it inside the runtime, before binding.
-///
-/// # Errors
-///
-/// When the signal handlers cannot be installed.
-pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    Ok(async move {
-        tokio::select! {
-            _ = interrupt.recv() => {},
-            _ = terminate.recv() => {},
+    /// Stops the background tasks, closes every pool (their idle connections close as the
+    /// last handles drop) and logs every resource still held past its leak threshold, with
+    /// the line that acquired it.
+    pub fn shutdown(mut self) {
+        for task in self.tasks.drain(..) {
+            task.abort();
         }
-    })
+        for name in self.pools.names() {
+            self.pools.remove(&name);
+        }
+        let leaks = self.tracker.leaks();
+        for leak in &leaks {
+            tracing::warn!(
+                kind = %leak.kind,
+                label = %leak.label,
+                age_secs = leak.age.as_secs_f64(),
+                acquired_at = %leak.acquired_at,
+                "resource still held at shutdown past its leak threshold"
+            );
+        }
+        tracing::info!(leaks = leaks.len(), "pools closed");
+    }
 }

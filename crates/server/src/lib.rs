@@ -1,8 +1,9 @@
 //! The `resync` server: settings, composition, and serving.
 //!
 //! The binary (`src/main.rs`) stays thin: it parses the command line, loads [`settings`],
-//! starts tracing, and hands over to [`app::serve`], which builds the components as values
-//! (no globals), serves the performance API and shuts down cleanly on SIGINT/SIGTERM.
+//! starts tracing, and hands over to [`serve::serve`], which builds the components as values
+//! ([`app::App`]: tracker, pools, pool manager, response cache, performance service; no
+//! globals), serves the performance API and shuts down cleanly on SIGINT/SIGTERM.
 //!
 //! ```
 //! use resync_server::settings::Settings;
@@ -13,5 +14,6 @@
 //! ```
 
 pub mod app;
+pub mod serve;
 pub mod settings;
 pub mod telemetry;

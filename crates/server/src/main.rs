@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use resync_server::{app, settings, telemetry};
+use resync_server::{serve, settings, telemetry};
 
 /// Exit code for unusable settings (sysexits' EX_CONFIG).
 const EXIT_CONFIG: u8 = 78;
@@ -73,8 +73,8 @@ fn main() -> ExitCode {
         }
     };
     let served = runtime.block_on(async {
-        let shutdown = app::shutdown_signal().map_err(app::ServeError::Serve)?;
-        app::serve(&loaded.settings, shutdown).await
+        let shutdown = serve::shutdown_signal().map_err(serve::ServeError::Serve)?;
+        serve::serve(&loaded.settings, shutdown).await
     });
     match served {
         Ok(()) => ExitCode::SUCCESS,

@@ -55,6 +55,8 @@ fn serves_health_and_stops_cleanly_on_sigterm() {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut child = resync(dir.path())
         .env("RESYNC_BIND_ADDR", addr.to_string())
+        // No upstream: every component is one this test controls.
+        .env("RESYNC_TWS_BASE_URL", "")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -121,6 +123,34 @@ fn bad_settings_stop_start_up_naming_key_value_and_expectation() {
 
     let out = run(dir.path(), &[], &["--config", "missing.toml"]);
     assert_eq!(out.status.code(), Some(78));
+
+    // A file with a syntax error, a minimum above its maximum, an unknown key.
+    let cases: [(&str, &[&str]); 3] = [
+        (
+            "DB_POOL_MAX_SIZE = = 3\n",
+            &["settings.toml", "expected valid TOML"],
+        ),
+        (
+            "DB_POOL_MIN_SIZE = 50\nDB_POOL_MAX_SIZE = 10\n",
+            &["DB_POOL_MIN_SIZE = 50", "at most DB_POOL_MAX_SIZE (10)"],
+        ),
+        (
+            "DB_POOL_MAX_SIZES = 10\n",
+            &["DB_POOL_MAX_SIZES", "a known settings key"],
+        ),
+    ];
+    for (file, mentions) in cases {
+        std::fs::write(dir.path().join("settings.toml"), file).unwrap();
+        let out = run(dir.path(), &[], &[]);
+        assert_eq!(out.status.code(), Some(78), "{file}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        for mention in mentions {
+            assert!(
+                stderr.contains(mention),
+                "{file:?}: {mention:?} in {stderr}"
+            );
+        }
+    }
 }
 
 #[test]

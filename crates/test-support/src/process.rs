@@ -61,6 +61,38 @@ impl ServiceProcess {
         self.child.as_ref().map(Child::id)
     }
 
+    /// Freezes the leader and every process it started (`SIGSTOP`), wherever they moved
+    /// (Postgres backends start sessions of their own): a server that hangs, with its
+    /// connections open and unanswered, until [`resume`](Self::resume).
+    ///
+    /// # Errors
+    ///
+    /// When the signal cannot be sent.
+    pub fn pause(&self) -> io::Result<()> {
+        self.signal_group(Signal::SIGSTOP)
+    }
+
+    /// Lets a paused process tree run again (`SIGCONT`).
+    ///
+    /// # Errors
+    ///
+    /// When the signal cannot be sent.
+    pub fn resume(&self) -> io::Result<()> {
+        self.signal_group(Signal::SIGCONT)
+    }
+
+    fn signal_group(&self, signal: Signal) -> io::Result<()> {
+        let Some(leader) = self.pid() else {
+            return Err(io::Error::other(format!("{} is not running", self.name)));
+        };
+        nix::sys::signal::killpg(pid_of(leader), signal).map_err(io::Error::from)?;
+        for pid in descendants(leader) {
+            // A child may have exited meanwhile: that is not an error here.
+            let _ = nix::sys::signal::kill(pid_of(pid), signal);
+        }
+        Ok(())
+    }
+
     /// Whether the leader is still running.
     pub fn is_running(&mut self) -> bool {
         self.child
@@ -190,6 +222,38 @@ impl DetachedService {
             _ => Ok(()),
         }
     }
+}
+
+/// Every process descended from `leader`, read from `/proc/<pid>/stat` (field 4 is the
+/// parent's pid).
+fn descendants(leader: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            // The command name may hold spaces and parentheses: fields start after the last ')'.
+            let after_name = &stat[stat.rfind(')')? + 1..];
+            let parent: u32 = after_name.split_whitespace().nth(1)?.parse().ok()?;
+            Some((pid, parent))
+        })
+        .collect();
+    let mut found = vec![leader];
+    let mut index = 0;
+    while index < found.len() {
+        let parent = found[index];
+        found.extend(
+            parents
+                .iter()
+                .filter(|&&(_, of)| of == parent)
+                .map(|&(pid, _)| pid),
+        );
+        index += 1;
+    }
+    found.remove(0);
+    found
 }
 
 fn pid_of(id: u32) -> Pid {

@@ -121,6 +121,31 @@ impl RedisServer {
         self.dir.path()
     }
 
+    /// Freezes the server and all its processes (`SIGSTOP` to its process group): it keeps
+    /// its sockets open and answers nothing until [`resume`](Self::resume).
+    ///
+    /// # Errors
+    ///
+    /// When the server is not running or the signal cannot be sent.
+    pub fn pause(&self) -> io::Result<()> {
+        self.running()?.pause()
+    }
+
+    /// Lets a paused server run again (`SIGCONT`).
+    ///
+    /// # Errors
+    ///
+    /// When the server is not running or the signal cannot be sent.
+    pub fn resume(&self) -> io::Result<()> {
+        self.running()?.resume()
+    }
+
+    fn running(&self) -> io::Result<&ServiceProcess> {
+        self.process
+            .as_ref()
+            .ok_or_else(|| io::Error::other("the server is stopped"))
+    }
+
     /// Whether the server process is running.
     pub fn is_running(&mut self) -> bool {
         self.process

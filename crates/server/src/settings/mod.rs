@@ -106,6 +106,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// A cache below this hit rate (with enough traffic to judge) is degraded.
     pub health_cache_min_hit_rate: f64,
+    /// A cache whose bytes exceed this share of its memory bound is degraded.
+    pub health_cache_max_memory_utilization: f64,
     /// A pool above this utilization is critical.
     pub health_pool_max_utilization: f64,
     /// A pool whose p95 acquire wait exceeds this many milliseconds is degraded.
@@ -152,6 +154,7 @@ impl Default for Settings {
             bind_addr: "127.0.0.1:8000".to_owned(),
             log_format: LogFormat::Pretty,
             health_cache_min_hit_rate: 0.5,
+            health_cache_max_memory_utilization: 0.8,
             health_pool_max_utilization: 0.9,
             health_pool_max_wait_ms: 100,
             health_pool_max_error_rate: 0.05,
@@ -193,6 +196,20 @@ impl Settings {
     /// The effective settings as TOML, with secrets (the API token, URL passwords) redacted.
     #[must_use]
     pub fn redacted_toml(&self) -> String {
+        toml::to_string(&self.redacted())
+            .unwrap_or_else(|error| format!("# cannot render: {error}\n"))
+    }
+
+    /// The effective settings as a JSON object by key, with secrets redacted (the report's
+    /// `config` section).
+    #[must_use]
+    pub fn redacted_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.redacted()).unwrap_or_default()
+    }
+
+    /// A copy with secrets (the API token, URL passwords) redacted.
+    #[must_use]
+    pub fn redacted(&self) -> Self {
         let mut shown = self.clone();
         if !shown.perf_api_token.is_empty() {
             "<redacted>".clone_into(&mut shown.perf_api_token);
@@ -204,7 +221,7 @@ impl Settings {
         ] {
             *url = redact_url_password(url);
         }
-        toml::to_string(&shown).unwrap_or_else(|error| format!("# cannot render: {error}\n"))
+        shown
     }
 }
 

@@ -267,6 +267,10 @@ impl Settings {
         );
         check.ratio("HEALTH_CACHE_MIN_HIT_RATE", self.health_cache_min_hit_rate);
         check.ratio(
+            "HEALTH_CACHE_MAX_MEMORY_UTILIZATION",
+            self.health_cache_max_memory_utilization,
+        );
+        check.ratio(
             "HEALTH_POOL_MAX_UTILIZATION",
             self.health_pool_max_utilization,
         );

@@ -1,0 +1,172 @@
+//! One compact history sample: scalars per cache, pool and resource kind, and the quantiles
+//! of the interval it closes (full histograms are never kept in history).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use resync_cache_core::CacheMetrics;
+use resync_perf_core::{Delta, HealthStatus, HistogramSnapshot};
+use resync_pool_optimizer::PoolMetrics;
+use resync_resource_manager::ResourceStats;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The state of everything at one instant, with the figures of the interval since the
+/// previous sample.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HistorySample {
+    /// When it was taken, RFC 3339 (UTC).
+    pub timestamp: String,
+    /// When it was taken, in seconds since the Unix epoch.
+    pub unix_seconds: f64,
+    /// The seconds since the previous sample (0 for the first one).
+    pub interval_seconds: f64,
+    /// The overall health verdict at that time.
+    #[schema(value_type = String, example = "healthy")]
+    pub status: HealthStatus,
+    /// One entry per cache.
+    pub caches: Box<[CacheSample]>,
+    /// One entry per pool.
+    pub pools: Box<[PoolSample]>,
+    /// One entry per resource kind.
+    pub resources: Box<[KindSample]>,
+}
+
+/// A cache at one instant.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CacheSample {
+    /// The cache's name.
+    #[schema(value_type = String)]
+    pub name: Arc<str>,
+    /// Cumulative hits.
+    pub hits: u64,
+    /// Cumulative misses.
+    pub misses: u64,
+    /// Hit rate over the interval (0–1), `null` without a request in it.
+    pub interval_hit_rate: Option<f32>,
+    /// Entries cached.
+    pub entries: u64,
+    /// Bytes cached (entry weights).
+    pub weighted_bytes: u64,
+    /// The memory bound in bytes.
+    pub max_memory_bytes: u64,
+    /// Cumulative evictions for room.
+    pub size_evictions: u64,
+    /// Cumulative expirations.
+    pub expired_evictions: u64,
+}
+
+/// A pool at one instant.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PoolSample {
+    /// The pool's name.
+    #[schema(value_type = String)]
+    pub name: Arc<str>,
+    /// Connections open.
+    pub connections: u32,
+    /// Connections idle.
+    pub idle: u32,
+    /// Connections checked out.
+    pub in_use: u64,
+    /// The size bound.
+    pub max_size: u32,
+    /// Callers waiting for a connection.
+    pub waiting: u64,
+    /// Cumulative successful checkouts.
+    pub acquires: u64,
+    /// Cumulative checkouts that timed out with every connection in use.
+    pub exhaustions: u64,
+    /// Cumulative checkouts that failed because no connection could be made.
+    pub unavailable: u64,
+    /// Cumulative connection errors (connect failures, broken connections, caller reports).
+    pub errors: u64,
+    /// Utilization over the interval (Σ hold time / (interval × max size)), 0–1.
+    pub interval_utilization: Option<f32>,
+    /// Median acquire wait over the interval, in seconds.
+    pub interval_acquire_p50_seconds: Option<f32>,
+    /// 95th percentile acquire wait over the interval, in seconds.
+    pub interval_acquire_p95_seconds: Option<f32>,
+    /// 99th percentile acquire wait over the interval, in seconds.
+    pub interval_acquire_p99_seconds: Option<f32>,
+}
+
+/// A resource kind at one instant.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct KindSample {
+    /// The kind's name.
+    #[schema(value_type = String)]
+    pub kind: Arc<str>,
+    /// Resources alive.
+    pub active: u64,
+    /// Resources alive past the leak threshold.
+    pub leaked_now: u64,
+    /// Cumulative resources tracked.
+    pub created: u64,
+    /// Cumulative releases.
+    pub released: u64,
+}
+
+impl CacheSample {
+    pub(crate) fn of(name: Arc<str>, now: &CacheMetrics, previous: Option<&CacheMetrics>) -> Self {
+        let interval = previous.map_or_else(|| now.clone(), |older| now.delta(older));
+        Self {
+            name,
+            hits: now.hits,
+            misses: now.misses,
+            interval_hit_rate: interval.hit_rate.map(narrow),
+            entries: now.entries,
+            weighted_bytes: now.weighted_bytes,
+            max_memory_bytes: now.max_memory_bytes,
+            size_evictions: now.evictions.size,
+            expired_evictions: now.evictions.expired,
+        }
+    }
+}
+
+impl PoolSample {
+    pub(crate) fn of(name: Arc<str>, now: &PoolMetrics, previous: Option<&PoolMetrics>) -> Self {
+        let interval = previous.map_or_else(|| now.clone(), |older| now.delta(older));
+        let wait = &interval.acquire_latency;
+        Self {
+            name,
+            connections: now.connections,
+            idle: now.idle,
+            in_use: now.in_use,
+            max_size: now.max_size,
+            waiting: now.waiting,
+            acquires: now.acquires,
+            exhaustions: now.exhaustions,
+            unavailable: now.unavailable,
+            errors: now.errors(),
+            interval_utilization: interval.utilization().map(narrow),
+            interval_acquire_p50_seconds: quantile_seconds(wait, HistogramSnapshot::p50),
+            interval_acquire_p95_seconds: quantile_seconds(wait, HistogramSnapshot::p95),
+            interval_acquire_p99_seconds: quantile_seconds(wait, HistogramSnapshot::p99),
+        }
+    }
+}
+
+impl KindSample {
+    pub(crate) fn of(kind: Arc<str>, stats: &ResourceStats) -> Self {
+        Self {
+            kind,
+            active: stats.active,
+            leaked_now: stats.leaked_now,
+            created: stats.created,
+            released: stats.released,
+        }
+    }
+}
+
+/// Samples keep `f32`: seven significant digits are plenty for a trend and halve the size.
+#[allow(clippy::cast_possible_truncation)] // reason: precision is deliberately reduced.
+fn narrow(value: f64) -> f32 {
+    value as f32
+}
+
+fn quantile_seconds(
+    histogram: &HistogramSnapshot,
+    quantile: fn(&HistogramSnapshot) -> u64,
+) -> Option<f32> {
+    (!histogram.is_empty()).then(|| narrow(Duration::from_nanos(quantile(histogram)).as_secs_f64()))
+}

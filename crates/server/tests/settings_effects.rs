@@ -1,0 +1,295 @@
+//! Every key of settings.toml takes effect: the real binary runs with every key set to a
+//! value other than its default, and each key's effect is observed where the component that
+//! reads it shows it (a pool's size and timeouts, the cache's bounds, the history's interval
+//! and length, a timeout that fires, the token, the log format). A key missing from the table
+//! — one nothing was shown to read — fails the test.
+
+#![allow(clippy::unwrap_used)] // reason: a test; a failed step should panic with its error.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use resync_server::settings::Settings;
+use serde_json::Value;
+
+use common::{wait_for, Running, SilentUpstream};
+
+const TOKEN: &str = "effects-token";
+
+/// What the running binary showed.
+struct Observed {
+    report: Value,
+    history: Value,
+    unauthorized: u16,
+    log: String,
+}
+
+impl Observed {
+    fn pool(&self, name: &str) -> &Value {
+        self.report["pools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|pool| pool["name"] == name)
+            .unwrap_or_else(|| panic!("pool {name} in the report"))
+    }
+
+    fn cache(&self) -> &Value {
+        &self.report["caches"][0]
+    }
+
+    fn kind(&self, kind: &str) -> &Value {
+        self.report["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|entry| entry["kind"] == kind)
+            .unwrap_or_else(|| panic!("kind {kind} in the report"))
+    }
+
+    fn threshold(&self, name: &str) -> f64 {
+        self.report["health"]["thresholds"][name].as_f64().unwrap()
+    }
+}
+
+type Check = fn(&Observed, &str) -> bool;
+
+fn number(value: &Value) -> f64 {
+    value.as_f64().unwrap_or(f64::NAN)
+}
+
+fn close(a: f64, b: &str) -> bool {
+    (a - b.parse::<f64>().unwrap()).abs() < 1e-9
+}
+
+/// Key, the value it is set to, and where its effect shows.
+fn table(database: &str, redis: &str, upstream: &str) -> Vec<(&'static str, String, Check)> {
+    let rows: Vec<(&'static str, String, Check)> = vec![
+        ("DATABASE_URL", database.to_owned(), |o, _| {
+            o.pool("db")["name"] == "db"
+                && o.report["health"]["components"]["history:postgres"].is_object()
+        }),
+        ("DB_POOL_MIN_SIZE", "2".into(), |o, v| {
+            close(number(&o.pool("db")["min_size"]), v)
+        }),
+        ("DB_POOL_MAX_SIZE", "7".into(), |o, v| {
+            close(number(&o.pool("db")["max_size"]), v)
+        }),
+        ("DB_POOL_IDLE_TIMEOUT", "301".into(), |o, v| {
+            close(number(&o.pool("db")["config"]["idle_timeout_seconds"]), v)
+        }),
+        ("DB_POOL_MAX_LIFETIME", "601".into(), |o, v| {
+            close(number(&o.pool("db")["config"]["max_lifetime_seconds"]), v)
+        }),
+        ("DB_POOL_CONNECT_TIMEOUT", "9".into(), |o, v| {
+            close(
+                number(&o.pool("db")["config"]["connect_timeout_seconds"]),
+                v,
+            )
+        }),
+        ("DB_POOL_HEALTH_CHECK_INTERVAL", "1".into(), |o, v| {
+            close(
+                number(&o.pool("db")["config"]["health_check_interval_seconds"]),
+                v,
+            ) && number(&o.pool("db")["health_checks"]["checks"]) >= 2.0
+        }),
+        ("REDIS_URL", redis.to_owned(), |o, _| {
+            o.pool("redis")["health_checks"]["last_ok"] == true
+        }),
+        ("REDIS_POOL_MIN_SIZE", "1".into(), |o, v| {
+            close(number(&o.pool("redis")["min_size"]), v)
+        }),
+        ("REDIS_POOL_MAX_SIZE", "6".into(), |o, v| {
+            close(number(&o.pool("redis")["max_size"]), v)
+        }),
+        ("REDIS_POOL_IDLE_TIMEOUT", "302".into(), |o, v| {
+            close(
+                number(&o.pool("redis")["config"]["idle_timeout_seconds"]),
+                v,
+            )
+        }),
+        ("REDIS_POOL_MAX_LIFETIME", "602".into(), |o, v| {
+            close(
+                number(&o.pool("redis")["config"]["max_lifetime_seconds"]),
+                v,
+            )
+        }),
+        ("REDIS_POOL_CONNECT_TIMEOUT", "8".into(), |o, v| {
+            close(
+                number(&o.pool("redis")["config"]["connect_timeout_seconds"]),
+                v,
+            )
+        }),
+        ("REDIS_POOL_HEALTH_CHECK_INTERVAL", "1".into(), |o, v| {
+            close(
+                number(&o.pool("redis")["config"]["health_check_interval_seconds"]),
+                v,
+            ) && number(&o.pool("redis")["health_checks"]["checks"]) >= 2.0
+        }),
+        ("TWS_BASE_URL", upstream.to_owned(), |o, _| {
+            o.pool("http")["connections"].as_u64().unwrap() >= 1
+        }),
+        ("HTTP_POOL_MIN_SIZE", "1".into(), |o, v| {
+            close(number(&o.pool("http")["min_size"]), v)
+        }),
+        ("HTTP_POOL_MAX_SIZE", "5".into(), |o, v| {
+            close(number(&o.pool("http")["max_size"]), v)
+        }),
+        ("HTTP_POOL_IDLE_TIMEOUT", "303".into(), |o, v| {
+            close(number(&o.pool("http")["config"]["idle_timeout_seconds"]), v)
+        }),
+        ("HTTP_POOL_MAX_LIFETIME", "603".into(), |o, v| {
+            close(number(&o.pool("http")["config"]["max_lifetime_seconds"]), v)
+        }),
+        ("HTTP_POOL_CONNECT_TIMEOUT", "7".into(), |o, v| {
+            close(
+                number(&o.pool("http")["config"]["connect_timeout_seconds"]),
+                v,
+            )
+        }),
+        ("HTTP_POOL_HEALTH_CHECK_INTERVAL", "1".into(), |o, v| {
+            close(
+                number(&o.pool("http")["config"]["health_check_interval_seconds"]),
+                v,
+            )
+        }),
+        // The upstream accepts and never answers: each health probe times out after it.
+        ("TWS_READ_TIMEOUT", "1".into(), |o, v| {
+            let checks = &o.pool("http")["health_checks"];
+            close(
+                number(&o.pool("http")["config"]["health_check_timeout_seconds"]),
+                v,
+            ) && checks["last_ok"] == false
+                && checks["last_error"].as_str().unwrap_or("").contains("1s")
+        }),
+        ("ASYNC_CACHE_TTL", "61".into(), |o, v| {
+            close(number(&o.cache()["ttl_seconds"]), v)
+        }),
+        ("ASYNC_CACHE_CLEANUP_INTERVAL", "11".into(), |o, v| {
+            close(number(&o.cache()["cleanup_interval_seconds"]), v)
+        }),
+        ("ASYNC_CACHE_NUM_SHARDS", "4".into(), |o, v| {
+            close(number(&o.cache()["stat_shards"]), v)
+        }),
+        ("ASYNC_CACHE_MAX_ENTRIES", "5000".into(), |o, v| {
+            close(number(&o.cache()["max_entries"]), v)
+        }),
+        ("ASYNC_CACHE_MAX_MEMORY_MB", "7".into(), |o, v| {
+            close(number(&o.cache()["max_memory_bytes"]) / 1_048_576.0, v)
+        }),
+        ("LEAK_THRESHOLD_SECS", "120".into(), |o, v| {
+            close(
+                number(&o.kind("db_connection")["leak_threshold_seconds"]),
+                v,
+            )
+        }),
+        ("PERF_SAMPLE_INTERVAL", "1".into(), |o, v| {
+            let samples = o.history["samples"].as_array().unwrap();
+            close(number(&o.history["sample_interval_seconds"]), v)
+                && samples.len() >= 3
+                && samples[1..]
+                    .iter()
+                    .all(|s| (number(&s["interval_seconds"]) - 1.0).abs() < 0.5)
+        }),
+        ("PERF_HISTORY_LEN", "50".into(), |o, v| {
+            close(number(&o.history["capacity"]), v)
+        }),
+        ("PERF_HEALTH_WINDOW_SECS", "3".into(), |o, v| {
+            close(o.threshold("health_window_seconds"), v)
+        }),
+        ("PERF_API_TOKEN", TOKEN.into(), |o, _| o.unauthorized == 401),
+        // Set by the harness to a free port; the test reached the server there.
+        ("BIND_ADDR", String::new(), |_, _| true),
+        ("LOG_FORMAT", "json".into(), |o, _| {
+            o.log
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .all(|l| serde_json::from_str::<Value>(l).is_ok())
+        }),
+        ("HEALTH_CACHE_MIN_HIT_RATE", "0.3".into(), |o, v| {
+            close(o.threshold("cache_min_hit_rate"), v)
+        }),
+        (
+            "HEALTH_CACHE_MAX_MEMORY_UTILIZATION",
+            "0.7".into(),
+            |o, v| close(o.threshold("cache_max_memory_utilization"), v),
+        ),
+        ("HEALTH_POOL_MAX_UTILIZATION", "0.8".into(), |o, v| {
+            close(o.threshold("pool_max_utilization"), v)
+        }),
+        ("HEALTH_POOL_MAX_WAIT_MS", "50".into(), |o, v| {
+            close(o.threshold("pool_max_acquire_wait_seconds") * 1000.0, v)
+        }),
+        ("HEALTH_POOL_MAX_ERROR_RATE", "0.1".into(), |o, v| {
+            close(o.threshold("pool_max_error_rate"), v)
+        }),
+    ];
+    rows
+}
+
+#[test]
+fn every_key_takes_effect_in_the_running_binary() {
+    let upstream = SilentUpstream::start();
+    let rows = table(
+        &test_support::shared_database_url(),
+        &test_support::shared_redis_url(),
+        &format!("http://{}", upstream.addr),
+    );
+    let covered: BTreeSet<&str> = rows.iter().map(|(key, _, _)| *key).collect();
+    let keys: BTreeSet<String> = Settings::keys().into_iter().collect();
+    let covered_owned: BTreeSet<String> = covered.iter().map(|key| (*key).to_owned()).collect();
+    assert_eq!(
+        covered_owned, keys,
+        "every settings key needs a row showing its effect"
+    );
+    let defaults = serde_json::to_value(Settings::default()).unwrap();
+    let envs: Vec<(String, String)> = rows
+        .iter()
+        .filter(|(key, _, _)| *key != "BIND_ADDR")
+        .map(|(key, value, _)| {
+            assert_ne!(
+                defaults[*key].to_string().trim_matches('"'),
+                value.as_str(),
+                "{key} must be set to a value other than its default"
+            );
+            (format!("RESYNC_{key}"), value.clone())
+        })
+        .collect();
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = Running::start(dir.path(), &envs);
+    let observe = |log: String| {
+        let (status, report) = server.get("/api/performance/report", Some(TOKEN));
+        assert!(status == 200, "report: {status} {report}");
+        let (_, history) = server.get("/api/performance/history", Some(TOKEN));
+        let (unauthorized, _) = server.get("/api/performance/report", None);
+        Observed {
+            report,
+            history,
+            unauthorized,
+            log,
+        }
+    };
+    // Wait until every effect that needs time (checks, samples, a timeout) has shown.
+    let observed = wait_for("every key's effect", || {
+        let observed = observe(String::new());
+        rows.iter()
+            .filter(|(key, _, _)| *key != "LOG_FORMAT")
+            .all(|(_, value, check)| check(&observed, value))
+            .then_some(observed)
+    });
+    let (stopped, log) = server.stop();
+    assert!(stopped, "clean exit; log:\n{log}");
+    let observed = Observed { log, ..observed };
+    let failing: Vec<&str> = rows
+        .iter()
+        .filter(|(_, value, check)| !check(&observed, value))
+        .map(|(key, _, _)| *key)
+        .collect();
+    assert!(
+        failing.is_empty(),
+        "no effect seen for {failing:?}; report: {}",
+        observed.report
+    );
+}
