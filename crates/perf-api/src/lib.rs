@@ -79,7 +79,7 @@ pub use history::{
     CacheSample, HistorySample, KindSample, PoolSample, PostgresHistory, HISTORY_TABLE,
 };
 pub use openapi::document as openapi_document;
-pub use routes::{router, ProbeBody, DEFAULT_HISTORY_LIMIT};
+pub use routes::{route_paths, router, ProbeBody, DEFAULT_HISTORY_LIMIT};
 pub use service::{PerformanceService, ServiceConfig};
 pub use source::{BoxFuture, CacheSource, HealthSource};
 pub use views::*;

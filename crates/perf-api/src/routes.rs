@@ -7,7 +7,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, MethodRouter};
 use axum::{Json, Router};
 use resync_perf_core::HealthStatus;
 use resync_resource_manager::ResourceTracker;
@@ -41,26 +41,11 @@ pub const DEFAULT_HISTORY_LIMIT: usize = 1000;
 /// document stay open. The router sets no fallback (axum refuses to merge two routers that
 /// both have one): the application adds its own, e.g. [`not_found`](crate::not_found).
 pub fn router(service: PerformanceService) -> Router {
-    Router::new()
-        .route("/api/performance/report", get(report))
-        .route("/api/performance/cache/metrics", get(cache_metrics))
-        .route(
-            "/api/performance/cache/recommendations",
-            get(cache_recommendations),
-        )
-        .route("/api/performance/pools/metrics", get(pool_metrics))
-        .route(
-            "/api/performance/pools/recommendations",
-            get(pool_recommendations),
-        )
-        .route("/api/performance/resources/stats", get(resource_stats))
-        .route("/api/performance/resources/leaks", get(resource_leaks))
-        .route("/api/performance/health", get(health))
-        .route("/api/performance/history", get(history))
-        .route("/metrics", get(prometheus_metrics))
-        .route("/openapi.json", get(openapi))
-        .route("/livez", get(live))
-        .route("/readyz", get(ready))
+    ROUTES
+        .iter()
+        .fold(Router::new(), |router, (path, handler)| {
+            router.route(path, handler())
+        })
         .method_not_allowed_fallback(crate::api_error::method_not_allowed)
         // `layer`, not `route_layer`: every route above is behind it, whenever it was added.
         .layer(axum::middleware::from_fn_with_state(
@@ -68,6 +53,34 @@ pub fn router(service: PerformanceService) -> Router {
             crate::auth::require_token,
         ))
         .with_state(service)
+}
+
+type Route = (&'static str, fn() -> MethodRouter<PerformanceService>);
+
+/// Every route of [`router`], in one table (the OpenAPI test checks the document against it).
+const ROUTES: [Route; 13] = [
+    ("/api/performance/report", || get(report)),
+    ("/api/performance/cache/metrics", || get(cache_metrics)),
+    ("/api/performance/cache/recommendations", || {
+        get(cache_recommendations)
+    }),
+    ("/api/performance/pools/metrics", || get(pool_metrics)),
+    ("/api/performance/pools/recommendations", || {
+        get(pool_recommendations)
+    }),
+    ("/api/performance/resources/stats", || get(resource_stats)),
+    ("/api/performance/resources/leaks", || get(resource_leaks)),
+    ("/api/performance/health", || get(health)),
+    ("/api/performance/history", || get(history)),
+    ("/metrics", || get(prometheus_metrics)),
+    ("/openapi.json", || get(openapi)),
+    ("/livez", || get(live)),
+    ("/readyz", || get(ready)),
+];
+
+/// The path of every route [`router`] serves (all `GET`).
+pub fn route_paths() -> impl Iterator<Item = &'static str> {
+    ROUTES.iter().map(|(path, _)| *path)
 }
 
 fn status_code(status: HealthStatus) -> StatusCode {

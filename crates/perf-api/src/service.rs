@@ -57,7 +57,7 @@ pub struct PerformanceService {
 #[derive(Debug)]
 struct Inner {
     config: ServiceConfig,
-    api_token: Option<Arc<str>>,
+    api_token: RwLock<Option<Arc<str>>>,
     started: Instant,
     caches: RwLock<Vec<Arc<dyn CacheSource>>>,
     pools: RwLock<Option<Arc<PoolManager>>>,
@@ -94,7 +94,7 @@ impl PerformanceService {
                     config.sample_interval,
                 ),
                 config,
-                api_token: None,
+                api_token: RwLock::new(None),
                 started: Instant::now(),
                 caches: RwLock::default(),
                 pools: RwLock::default(),
@@ -107,23 +107,17 @@ impl PerformanceService {
     }
 
     /// Requires `Authorization: Bearer <token>` on `/api/performance/*` and `/metrics`
-    /// (`PERF_API_TOKEN`). An empty token leaves the API open. Call before sharing clones.
+    /// (`PERF_API_TOKEN`); an empty token leaves the API open. Applies to every clone.
     #[must_use]
-    pub fn with_api_token(mut self, token: &str) -> Self {
-        let token = (!token.is_empty()).then(|| Arc::from(token));
-        match Arc::get_mut(&mut self.inner) {
-            Some(inner) => inner.api_token = token,
-            None => {
-                tracing::error!("with_api_token called on a shared service: token not set");
-            }
-        }
+    pub fn with_api_token(self, token: &str) -> Self {
+        *write(&self.inner.api_token) = (!token.is_empty()).then(|| Arc::from(token));
         self
     }
 
     /// The bearer token guarding the API, if any.
     #[must_use]
-    pub fn api_token(&self) -> Option<&str> {
-        self.inner.api_token.as_deref()
+    pub fn api_token(&self) -> Option<Arc<str>> {
+        read(&self.inner.api_token).clone()
     }
 
     /// How the service samples and judges.

@@ -118,17 +118,56 @@ async fn samples_are_written_to_postgres_and_old_rows_deleted() {
     })
     .await;
     let conn = pool.get().await.unwrap();
-    let rows: i64 = conn
-        .query_one(
-            &format!(
-                "SELECT count(*) FROM {HISTORY_TABLE} WHERE sample->'caches'->0->>'name' = $1"
-            ),
-            &[&name],
+    let rows_named = |extra: &'static str| {
+        format!(
+            "SELECT count(*) FROM {HISTORY_TABLE} WHERE sample->'caches'->0->>'name' = $1 {extra}"
         )
+    };
+    let rows: i64 = conn
+        .query_one(&rows_named(""), &[&name])
         .await
         .unwrap()
         .get(0);
     assert_eq!(rows, 3);
+    // A row two hours old, past the one-hour span: the next prune deletes it.
+    conn.execute(
+        &format!(
+            "INSERT INTO {HISTORY_TABLE} (taken_at, sample) VALUES (now() - interval '2 hours', \
+             jsonb_build_object('caches', jsonb_build_array(jsonb_build_object('name', $1::text))))"
+        ),
+        &[&name],
+    )
+    .await
+    .unwrap();
+    let old = "AND taken_at < now() - interval '1 hour'";
+    let rows: i64 = conn
+        .query_one(&rows_named(old), &[&name])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 1);
+    drop(conn);
+    // Rows are pruned every tenth write.
+    for _ in 0..8 {
+        service.sample().await;
+    }
+    wait_for("eleven rows written", || async {
+        (sink.written() >= 11).then_some(())
+    })
+    .await;
+    let conn = pool.get().await.unwrap();
+    let rows: i64 = conn
+        .query_one(&rows_named(old), &[&name])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 0, "the old row is deleted");
+    let rows: i64 = conn
+        .query_one(&rows_named(""), &[&name])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 11);
     drop(conn);
     let health = service.health().await;
     assert_eq!(
