@@ -141,7 +141,7 @@ impl Settings {
             cache_thresholds: CacheHealthThresholds {
                 min_hit_rate: self.health_cache_min_hit_rate,
                 max_memory_utilization: self.health_cache_max_memory_utilization,
-                ..CacheHealthThresholds::default()
+                min_requests: self.health_cache_min_requests,
             },
             pool_thresholds: self.pool_thresholds(),
             ..ServiceConfig::default()

@@ -215,6 +215,9 @@ fn table(database: &str, redis: &str, upstream: &str) -> Vec<(&'static str, Stri
             "0.7".into(),
             |o, v| close(o.threshold("cache_max_memory_utilization"), v),
         ),
+        ("HEALTH_CACHE_MIN_REQUESTS", "250".into(), |o, v| {
+            close(o.threshold("cache_min_requests"), v)
+        }),
         ("HEALTH_POOL_MAX_UTILIZATION", "0.8".into(), |o, v| {
             close(o.threshold("pool_max_utilization"), v)
         }),

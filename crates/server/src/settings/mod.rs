@@ -108,6 +108,8 @@ pub struct Settings {
     pub health_cache_min_hit_rate: f64,
     /// A cache whose bytes exceed this share of its memory bound is degraded.
     pub health_cache_max_memory_utilization: f64,
+    /// Gets a cache needs in the health window before its hit rate is judged.
+    pub health_cache_min_requests: u64,
     /// A pool above this utilization is critical.
     pub health_pool_max_utilization: f64,
     /// A pool whose p95 acquire wait exceeds this many milliseconds is degraded.
@@ -155,6 +157,7 @@ impl Default for Settings {
             log_format: LogFormat::Pretty,
             health_cache_min_hit_rate: 0.5,
             health_cache_max_memory_utilization: 0.8,
+            health_cache_min_requests: 1000,
             health_pool_max_utilization: 0.9,
             health_pool_max_wait_ms: 100,
             health_pool_max_error_rate: 0.05,

@@ -270,6 +270,7 @@ impl Settings {
             "HEALTH_CACHE_MAX_MEMORY_UTILIZATION",
             self.health_cache_max_memory_utilization,
         );
+        check.at_least_one("HEALTH_CACHE_MIN_REQUESTS", self.health_cache_min_requests);
         check.ratio(
             "HEALTH_POOL_MAX_UTILIZATION",
             self.health_pool_max_utilization,
