@@ -147,20 +147,20 @@ pub(crate) async fn report(
     query: QueryMap,
 ) -> Result<Json<ReportResponse>, ApiError> {
     Params::parse(query, &[])?;
+    // One window for every figure of the document.
     let (now, window) = service.window();
-    let health = service.health().await;
     let leaks = leaks_of(service.clone(), Duration::ZERO).await?;
     Ok(Json(ReportResponse {
         generated_at: humantime::format_rfc3339_millis(now.wall).to_string(),
         system: system(&service),
         config: service.settings_report(),
         caches: cache_views(&window, &now),
-        cache_recommendations: advice(service.cache_recommendations()),
+        cache_recommendations: advice(PerformanceService::cache_advice(&window)),
         pools: pool_views(&service, &window, &now),
-        pool_recommendations: advice(service.pool_recommendations()),
+        pool_recommendations: advice(service.pool_advice(&window)),
         resources: now.kinds.iter().map(KindView::from).collect(),
         leaks,
-        health,
+        health: service.health_of(window).await,
     }))
 }
 

@@ -235,7 +235,10 @@ impl PerformanceService {
     /// Advice for every cache over the health window.
     #[must_use]
     pub fn cache_recommendations(&self) -> Vec<Recommendation> {
-        let (_, window) = self.window();
+        Self::cache_advice(&self.window().1)
+    }
+
+    pub(crate) fn cache_advice(window: &Window) -> Vec<Recommendation> {
         window
             .caches
             .iter()
@@ -246,15 +249,13 @@ impl PerformanceService {
     /// Sizing advice for every pool over the health window.
     #[must_use]
     pub fn pool_recommendations(&self) -> Vec<Recommendation> {
-        let Some(manager) = self.pool_manager() else {
-            return Vec::new();
-        };
-        let now = Instant::now();
-        let base = self
-            .inner
-            .history
-            .window_base(now, self.inner.config.health_window);
-        manager.recommendations(base.as_ref().map_or(&[], |base| base.pools.as_slice()))
+        self.pool_advice(&self.window().1)
+    }
+
+    pub(crate) fn pool_advice(&self, window: &Window) -> Vec<Recommendation> {
+        self.pool_manager()
+            .map(|manager| manager.recommendations(&window.base_pools))
+            .unwrap_or_default()
     }
 
     /// Leaked resources at least `min_age` old (the kind's threshold decides what is a leak).
@@ -272,7 +273,8 @@ impl PerformanceService {
         self.health_of(window).await
     }
 
-    async fn health_of(&self, window: Window) -> HealthReport {
+    /// The verdict over `window` (see [`health`](Self::health)).
+    pub(crate) async fn health_of(&self, window: Window) -> HealthReport {
         let config = &self.inner.config;
         let window_length = window.seconds;
         let mut checks: Vec<(String, BoxFuture<'static, HealthVerdict>)> = Vec::new();
@@ -438,6 +440,8 @@ pub(crate) struct Window {
     pub(crate) caches: Vec<CacheMetrics>,
     pub(crate) pools: Vec<PoolMetrics>,
     pub(crate) kinds: Vec<resync_resource_manager::ResourceStats>,
+    /// The pools' figures at the window's start (empty when the window is since start).
+    pub(crate) base_pools: Vec<PoolMetrics>,
 }
 
 impl Window {
@@ -466,6 +470,7 @@ impl Window {
             caches,
             pools,
             kinds: now.kinds.clone(),
+            base_pools: base.map(|base| base.pools.clone()).unwrap_or_default(),
         }
     }
 }
