@@ -5,9 +5,10 @@ use std::time::Instant;
 
 use anyhow::Result;
 
-use crate::{cargo, packages, run_step, services};
+use crate::{cargo, packages, promtool, run_step, services};
 
-/// Formatting, lints, docs, then every test with real services.
+/// Formatting, lints, docs, then every test with real services and, with the same services,
+/// `promtool` over the real server's `/metrics`.
 pub(crate) fn run(root: &Path) -> Result<()> {
     let started = Instant::now();
     packages::ensure_installed()?;
@@ -39,7 +40,10 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     doc.env("RUSTDOCFLAGS", "-D warnings");
     run_step("rustdoc", doc)?;
 
-    run_tests(root, &[])?;
+    let running = services::Running::start()?;
+    let result = tests_against(root, &[], &running).and_then(|()| promtool::check(root, &running));
+    drop(running);
+    result?;
     eprintln!("\n==> ci passed in {:.0?}", started.elapsed());
     Ok(())
 }
@@ -55,14 +59,19 @@ pub(crate) fn test(root: &Path, extra: &[String]) -> Result<()> {
 /// the `serde` snapshots is tested), against fresh servers.
 fn run_tests(root: &Path, extra: &[String]) -> Result<()> {
     let running = services::Running::start()?;
+    let result = tests_against(root, extra, &running);
+    drop(running);
+    result
+}
+
+/// `cargo test` over the whole workspace against `running`.
+fn tests_against(root: &Path, extra: &[String], running: &services::Running) -> Result<()> {
     let mut tests = cargo(root);
     tests
         .args(["test", "--workspace", "--all-features", "--locked"])
         .args(extra);
     running.export_to(&mut tests);
-    let result = run_step("tests", tests);
-    drop(running);
-    result
+    run_step("tests", tests)
 }
 
 /// The Criterion benches, with the services (pool benches measure a real Postgres).

@@ -32,6 +32,12 @@ pub(crate) fn install_handlers() -> Result<()> {
     Ok(())
 }
 
+/// Whether xtask has been asked to stop (SIGINT, SIGTERM or SIGHUP); long waits poll this and
+/// fail, so their callers unwind and stop what they started.
+pub(crate) fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
 /// Runs `command` in its own process group and waits for it; on a signal to xtask, stops
 /// that group (SIGTERM, then SIGKILL after 10 s) and fails, so callers unwind and stop their
 /// servers.

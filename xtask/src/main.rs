@@ -1,7 +1,10 @@
 //! Project automation for Resync, run as `cargo xtask <command>`.
 //!
 //! * `ci` — everything CI checks: formatting, clippy, docs, and every test of the workspace
-//!   against real Postgres and Redis servers that it starts and always stops.
+//!   against real Postgres and Redis servers that it starts and always stops; then
+//!   `promtool check metrics` over the `/metrics` of the real server, against those servers.
+//! * `promtool` — only that last check (against the servers of `services up` when their
+//!   variables are set, else fresh ones).
 //! * `test` — only the tests, with the servers.
 //! * `bench` — the Criterion benches, with the servers (pool benches need Postgres).
 //! * `services up|down|status` — throwaway servers for running tests by hand.
@@ -9,6 +12,7 @@
 mod ci;
 mod interrupt;
 mod packages;
+mod promtool;
 mod services;
 #[cfg(test)]
 mod tidy;
@@ -28,7 +32,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Task {
-    /// fmt check, clippy -D warnings, docs -D warnings, all tests with real services.
+    /// fmt check, clippy -D warnings, docs -D warnings, all tests with real services, then
+    /// promtool over the real server's /metrics.
     Ci,
     /// All tests of the workspace with real Postgres and Redis.
     Test {
@@ -42,6 +47,9 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// `promtool check metrics` over the /metrics of the real `resync` binary, run against
+    /// the servers of `services up` (when exported) or fresh ones.
+    Promtool,
     /// Throwaway Postgres and Redis servers for tests run by hand.
     Services {
         #[command(subcommand)]
@@ -57,6 +65,7 @@ fn main() -> Result<()> {
         Task::Ci => ci::run(&root),
         Task::Test { args } => ci::test(&root, &args),
         Task::Bench { args } => ci::bench(&root, &args),
+        Task::Promtool => promtool::run(&root),
         Task::Services { action } => services::run(&root, &action),
     }
 }
@@ -68,15 +77,53 @@ fn project_root() -> PathBuf {
 }
 
 /// `cargo` as invoked by the user (the `CARGO` variable cargo sets), else from `PATH`.
+///
+/// The variables `cargo run` set for xtask itself (`CARGO_MANIFEST_DIR`, `CARGO_PKG_*`, …)
+/// are not passed on: build scripts that track one of them (ring's tracks
+/// `CARGO_MANIFEST_DIR`) would otherwise see it change between a build run by xtask and one
+/// run by hand, and rebuild themselves and everything above them each time.
 fn cargo(root: &Path) -> Command {
     let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     command.current_dir(root);
+    for (key, _) in std::env::vars_os() {
+        if is_set_by_cargo_run(&key.to_string_lossy()) {
+            command.env_remove(key);
+        }
+    }
     command
+}
+
+/// `command` as a shell line: the variables it sets, the program and its arguments (the
+/// variables it removes are left out).
+fn describe(command: &Command) -> String {
+    let sets = command.get_envs().filter_map(|(key, value)| {
+        Some(format!(
+            "{}={}",
+            key.to_string_lossy(),
+            value?.to_string_lossy()
+        ))
+    });
+    let words = std::iter::once(command.get_program())
+        .chain(command.get_args())
+        .map(|word| word.to_string_lossy().into_owned());
+    sets.chain(words).collect::<Vec<_>>().join(" ")
+}
+
+/// Whether `key` is one of the variables cargo sets for the program `cargo run` starts.
+fn is_set_by_cargo_run(key: &str) -> bool {
+    matches!(
+        key,
+        "CARGO_MANIFEST_DIR"
+            | "CARGO_MANIFEST_PATH"
+            | "CARGO_CRATE_NAME"
+            | "CARGO_BIN_NAME"
+            | "CARGO_PRIMARY_PACKAGE"
+    ) || key.starts_with("CARGO_PKG_")
 }
 
 /// Runs `command`, echoing it first, and fails when it fails.
 fn run_step(what: &str, command: Command) -> Result<()> {
-    eprintln!("\n==> {what}: {command:?}");
+    eprintln!("\n==> {what}: {}", describe(&command));
     let status = interrupt::run(command).with_context(|| format!("{what} did not finish"))?;
     if !status.success() {
         bail!("{what} failed ({status})");

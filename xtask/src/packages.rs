@@ -1,6 +1,6 @@
 //! The system packages the tests need, installed on demand on Debian.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
@@ -15,7 +15,19 @@ const PACKAGES: &[(&str, &str)] = &[
 /// Installs the missing packages when running as root with `apt-get`; otherwise fails with a
 /// message naming them.
 pub(crate) fn ensure_installed() -> Result<()> {
-    let missing: Vec<&str> = PACKAGES
+    ensure(PACKAGES)
+}
+
+/// `promtool` (Debian package `prometheus`), installed when missing as [`ensure_installed`]
+/// does; returns where it is.
+pub(crate) fn ensure_promtool() -> Result<PathBuf> {
+    ensure(&[("prometheus", "promtool")])?;
+    find_program("promtool").context("promtool is still not found after installing prometheus")
+}
+
+/// Installs the missing `packages` (Debian package, program that tells it is present).
+fn ensure(packages: &[(&str, &str)]) -> Result<()> {
+    let missing: Vec<&str> = packages
         .iter()
         .filter(|(_, program)| !present(program))
         .map(|(package, _)| *package)
@@ -49,7 +61,7 @@ pub(crate) fn ensure_installed() -> Result<()> {
         let _ = std::fs::remove_file(policy);
     }
     result?;
-    let still: Vec<&str> = PACKAGES
+    let still: Vec<&str> = packages
         .iter()
         .filter(|(_, program)| !present(program))
         .map(|(package, _)| *package)
@@ -88,7 +100,17 @@ fn present(program: &str) -> bool {
             .any(|entry| entry.path().join("bin/postgres").exists())
             || std::env::var_os("RESYNC_PG_BIN").is_some();
     }
-    on_path(program)
+    find_program(program).is_some()
+}
+
+/// Where `program` is: the first match on `PATH`, else in `/usr/bin` or `/usr/sbin` (where
+/// Debian installs it, should `PATH` be narrow).
+pub(crate) fn find_program(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/bin", "/usr/sbin"].map(PathBuf::from))
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
 }
 
 fn on_path(program: &str) -> bool {

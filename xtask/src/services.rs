@@ -90,6 +90,16 @@ impl Running {
         Ok(Self { postgres, redis })
     }
 
+    /// The Postgres server's URL.
+    pub(crate) fn database_url(&self) -> String {
+        self.postgres.url()
+    }
+
+    /// The Redis server's URL.
+    pub(crate) fn redis_url(&self) -> String {
+        self.redis.url()
+    }
+
     /// Points a command's tests at these servers.
     pub(crate) fn export_to(&self, command: &mut Command) {
         command

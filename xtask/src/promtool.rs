@@ -1,0 +1,536 @@
+//! `cargo xtask promtool` and the last step of `cargo xtask ci`: `promtool check metrics`
+//! over the `/metrics` output of the real `resync` binary.
+//!
+//! The binary is built as users build it (`cargo build -p resync-server --bin resync`) and
+//! started in an empty temporary directory (so no `settings.toml` applies) on a free loopback
+//! port, with the throwaway Postgres and Redis configured — so the database and Redis pools,
+//! the Postgres history writer and every metric family are there — and health checks and
+//! history samples every second. Once every pool has run a health check (its histograms are
+//! then non-empty), `/metrics` is fetched as Prometheus text and linted by `promtool`, and
+//! fetched again as OpenMetrics, which is only checked for its content type and closing
+//! `# EOF` (promtool 2.42 cannot parse OpenMetrics). The server is stopped afterwards,
+//! whether the checks pass or not.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, ensure, Context, Result};
+use nix::sys::signal::Signal;
+use test_support::{ServiceProcess, DATABASE_URL_ENV, REDIS_URL_ENV};
+
+use crate::{cargo, interrupt, packages, run_step, services};
+
+/// Every wait gives up after this long (a loaded 2-core machine is slow).
+const BOUND: Duration = Duration::from_secs(60);
+
+/// The pools the server must show, given a database and a Redis URL (the upstream is off).
+const EXPECTED_POOLS: &[&str] = &["db", "redis"];
+
+/// Label values the exposition must hold, so the lint covers the pools and the Postgres
+/// history writer and not a server that came up without them.
+const EXPECTED_LABELS: &[&str] = &[
+    "pool=\"db\"",
+    "pool=\"redis\"",
+    "component=\"history:postgres\"",
+];
+
+/// The `Accept` header asking for OpenMetrics text.
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0";
+
+/// `cargo xtask promtool`: against the servers of `cargo xtask services up` when both of
+/// their variables are set, else against fresh ones, stopped afterwards.
+pub(crate) fn run(root: &Path) -> Result<()> {
+    let promtool = packages::ensure_promtool()?;
+    let shared = |var: &str| std::env::var(var).ok().filter(|url| !url.trim().is_empty());
+    if let (Some(database), Some(redis)) = (shared(DATABASE_URL_ENV), shared(REDIS_URL_ENV)) {
+        eprintln!("==> using the servers of {DATABASE_URL_ENV} and {REDIS_URL_ENV}");
+        return check_with(root, &promtool, &database, &redis);
+    }
+    packages::ensure_installed()?;
+    let running = services::Running::start()?;
+    let result = check(root, &running);
+    drop(running);
+    result
+}
+
+/// The step of `ci`, against services that are running.
+pub(crate) fn check(root: &Path, running: &services::Running) -> Result<()> {
+    let promtool = packages::ensure_promtool()?;
+    check_with(
+        root,
+        &promtool,
+        &running.database_url(),
+        &running.redis_url(),
+    )
+}
+
+/// What one run checked.
+#[derive(Debug)]
+struct Report {
+    samples: usize,
+    families: usize,
+    pools: String,
+    openmetrics_bytes: usize,
+}
+
+fn check_with(root: &Path, promtool: &Path, database_url: &str, redis_url: &str) -> Result<()> {
+    let binary = build_server(root)?;
+    let scratch = ScratchDir::new()?;
+    let port = test_support::free_port().context("finding a free loopback port")?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+
+    let mut command = Command::new(&binary);
+    // No colour codes in the log quoted on failure.
+    command
+        .current_dir(scratch.path())
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1");
+    // Only the settings below apply: none inherited from the caller's environment.
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("RESYNC_") {
+            command.env_remove(key);
+        }
+    }
+    command.envs([
+        ("RESYNC_BIND_ADDR", addr.to_string().as_str()),
+        ("RESYNC_DATABASE_URL", database_url),
+        ("RESYNC_REDIS_URL", redis_url),
+        ("RESYNC_TWS_BASE_URL", ""),
+        ("RESYNC_PERF_SAMPLE_INTERVAL", "1"),
+        ("RESYNC_DB_POOL_HEALTH_CHECK_INTERVAL", "1"),
+        ("RESYNC_REDIS_POOL_HEALTH_CHECK_INTERVAL", "1"),
+    ]);
+    eprintln!("\n==> promtool: starting {} on {addr}", binary.display());
+    // Stopped by `stop` below, or by its drop (SIGTERM, then SIGKILL to its process group)
+    // on every early return.
+    let mut server = ServiceProcess::spawn(
+        "resync",
+        command,
+        &scratch.path().join("resync.log"),
+        Signal::SIGTERM,
+    )
+    .context("starting resync")?;
+
+    let result = exercise(&mut server, addr, promtool, scratch.path());
+    let stopped = server.stop();
+    let report = result.with_context(|| {
+        format!(
+            "the promtool step failed; resync's log ends with:\n{}",
+            server.log_tail(40)
+        )
+    })?;
+    stopped.context("stopping resync")?;
+    eprintln!(
+        "==> promtool: {} samples in {} families, ok (pools: {}); OpenMetrics: {} bytes ending in # EOF, ok",
+        report.samples, report.families, report.pools, report.openmetrics_bytes
+    );
+    Ok(())
+}
+
+/// Builds the server binary and returns its path.
+fn build_server(root: &Path) -> Result<PathBuf> {
+    let mut build = cargo(root);
+    build.args([
+        "build",
+        "-p",
+        "resync-server",
+        "--bin",
+        "resync",
+        "--locked",
+    ]);
+    run_step("build resync", build)?;
+    let binary = target_dir(root, std::env::var_os("CARGO_TARGET_DIR").as_deref())
+        .join("debug")
+        .join("resync");
+    ensure!(
+        binary.is_file(),
+        "{} is missing after the build",
+        binary.display()
+    );
+    Ok(binary)
+}
+
+/// Cargo's target directory: `CARGO_TARGET_DIR` (relative to the workspace root, where the
+/// build runs) when set, else `<root>/target`.
+fn target_dir(root: &Path, from_env: Option<&OsStr>) -> PathBuf {
+    match from_env {
+        Some(dir) if !dir.is_empty() => root.join(dir),
+        _ => root.join("target"),
+    }
+}
+
+/// Every check against the running server.
+fn exercise(
+    server: &mut ServiceProcess,
+    addr: SocketAddr,
+    promtool: &Path,
+    scratch: &Path,
+) -> Result<Report> {
+    wait_until_listening(server, addr)?;
+    let pools = wait_for_health_checks(server, addr)?;
+
+    let text = get(addr, "/metrics", None)?;
+    ensure!(
+        text.status == 200,
+        "GET /metrics answered {}: {}",
+        text.status,
+        text.body
+    );
+    ensure!(
+        text.content_type.starts_with("text/plain"),
+        "GET /metrics has content type {:?}, not Prometheus text",
+        text.content_type
+    );
+    let missing: Vec<&str> = EXPECTED_LABELS
+        .iter()
+        .copied()
+        .filter(|label| !text.body.contains(label))
+        .collect();
+    ensure!(
+        missing.is_empty(),
+        "/metrics has no series with {}",
+        missing.join(", ")
+    );
+    let file = scratch.join("metrics.prom");
+    std::fs::write(&file, &text.body).with_context(|| format!("writing {}", file.display()))?;
+    lint(promtool, &file)?;
+
+    let open = get(addr, "/metrics", Some(OPENMETRICS))?;
+    ensure!(
+        open.status == 200,
+        "GET /metrics (OpenMetrics) answered {}: {}",
+        open.status,
+        open.body
+    );
+    ensure!(
+        open.content_type
+            .starts_with("application/openmetrics-text"),
+        "GET /metrics with `Accept: {OPENMETRICS}` has content type {:?}",
+        open.content_type
+    );
+    ensure!(
+        open.body.trim_end().ends_with("# EOF"),
+        "the OpenMetrics exposition does not end with `# EOF`; it ends with {:?}",
+        tail(&open.body, 200)
+    );
+
+    Ok(Report {
+        samples: samples(&text.body),
+        families: text
+            .body
+            .lines()
+            .filter(|line| line.starts_with("# TYPE "))
+            .count(),
+        pools,
+        openmetrics_bytes: open.body.len(),
+    })
+}
+
+/// Runs `promtool check metrics < file`; fails on a non-zero exit or any output (promtool
+/// prints one line per lint problem).
+fn lint(promtool: &Path, file: &Path) -> Result<()> {
+    let input = File::open(file).with_context(|| format!("opening {}", file.display()))?;
+    let output = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(input)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .with_context(|| format!("running {}", promtool.display()))?;
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    if !output.status.success() || !printed.trim().is_empty() {
+        bail!(
+            "`promtool check metrics` rejected resync's /metrics ({}):\n{}",
+            output.status,
+            printed.trim_end()
+        );
+    }
+    Ok(())
+}
+
+/// Waits until the server accepts connections, failing early when it exits or xtask is
+/// interrupted.
+fn wait_until_listening(server: &mut ServiceProcess, addr: SocketAddr) -> Result<()> {
+    let deadline = Instant::now() + BOUND;
+    loop {
+        alive(server)?;
+        match test_support::wait_for_tcp(addr, Duration::from_millis(200)) {
+            Ok(()) => return Ok(()),
+            Err(error) if Instant::now() >= deadline => {
+                bail!("resync did not accept connections on {addr} within {BOUND:?}: {error}")
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// Polls the pool metrics until the expected pools are there and each has run at least one
+/// health check; returns `name: checks` of each pool.
+fn wait_for_health_checks(server: &mut ServiceProcess, addr: SocketAddr) -> Result<String> {
+    let deadline = Instant::now() + BOUND;
+    loop {
+        alive(server)?;
+        let response = get(addr, "/api/performance/pools/metrics", None)?;
+        let seen = if response.status == 200 {
+            let json: serde_json::Value = serde_json::from_str(&response.body)
+                .with_context(|| format!("the pool metrics are not JSON: {}", response.body))?;
+            let pools: Vec<(String, u64)> = json["pools"]
+                .as_array()
+                .map(|pools| {
+                    pools
+                        .iter()
+                        .map(|pool| {
+                            let name = pool["name"].as_str().unwrap_or("?").to_owned();
+                            (name, pool["health_checks"]["checks"].as_u64().unwrap_or(0))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let summary = pools
+                .iter()
+                .map(|(name, checks)| format!("{name} {checks} checks"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let all_there = EXPECTED_POOLS
+                .iter()
+                .all(|expected| pools.iter().any(|(name, _)| name == expected));
+            if all_there && pools.iter().all(|&(_, checks)| checks >= 1) {
+                return Ok(summary);
+            }
+            format!("pools: [{summary}]")
+        } else {
+            format!("status {}: {}", response.status, response.body)
+        };
+        if Instant::now() >= deadline {
+            bail!(
+                "within {BOUND:?} the pools {EXPECTED_POOLS:?} did not all show a health check; \
+                 last seen {seen}"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Fails when the server has exited or xtask was interrupted.
+fn alive(server: &mut ServiceProcess) -> Result<()> {
+    if interrupt::interrupted() {
+        bail!("interrupted");
+    }
+    // The caller quotes the server's log.
+    ensure!(server.is_running(), "resync exited");
+    Ok(())
+}
+
+/// A response of the server.
+#[derive(Debug, PartialEq, Eq)]
+struct Response {
+    status: u16,
+    content_type: String,
+    body: String,
+}
+
+/// `GET path` over HTTP/1.1 on a fresh connection, closed by the server after the response.
+fn get(addr: SocketAddr, path: &str, accept: Option<&str>) -> Result<Response> {
+    let mut stream = TcpStream::connect_timeout(&addr, BOUND)
+        .with_context(|| format!("connecting to {addr}"))?;
+    stream.set_read_timeout(Some(BOUND))?;
+    stream.set_write_timeout(Some(BOUND))?;
+    let accept = accept.map_or(String::new(), |accept| format!("Accept: {accept}\r\n"));
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{accept}Connection: close\r\n\r\n"
+    )
+    .with_context(|| format!("sending GET {path}"))?;
+    let mut raw = Vec::new();
+    stream
+        .read_to_end(&mut raw)
+        .with_context(|| format!("reading the response to GET {path}"))?;
+    parse_response(&raw).with_context(|| format!("the response to GET {path}"))
+}
+
+/// Parses a whole HTTP/1.1 response: status, `Content-Type` and body (by `Content-Length`,
+/// chunked, or up to the close).
+fn parse_response(raw: &[u8]) -> Result<Response> {
+    let split = raw
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
+        .context("no end of headers")?;
+    let head = std::str::from_utf8(&raw[..split]).context("headers are not UTF-8")?;
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .with_context(|| format!("bad status line {status_line:?}"))?;
+    let headers: Vec<(String, &str)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim()))
+        .collect();
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|&(_, value)| value)
+    };
+    let rest = &raw[split + 4..];
+    let body = if header("transfer-encoding").is_some_and(|value| value.contains("chunked")) {
+        dechunk(rest)?
+    } else if let Some(length) = header("content-length") {
+        let length: usize = length
+            .parse()
+            .with_context(|| format!("bad Content-Length {length:?}"))?;
+        ensure!(
+            rest.len() >= length,
+            "body cut short: {} of {length} bytes",
+            rest.len()
+        );
+        rest[..length].to_vec()
+    } else {
+        rest.to_vec()
+    };
+    Ok(Response {
+        status,
+        content_type: header("content-type").unwrap_or_default().to_owned(),
+        body: String::from_utf8(body).context("the body is not UTF-8")?,
+    })
+}
+
+/// Decodes a chunked body.
+fn dechunk(mut rest: &[u8]) -> Result<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let end = rest
+            .windows(2)
+            .position(|window| window == b"\r\n")
+            .context("a chunk size line without an end")?;
+        let line = std::str::from_utf8(&rest[..end]).context("a chunk size is not UTF-8")?;
+        let hex = line.split(';').next().unwrap_or_default().trim();
+        let size =
+            usize::from_str_radix(hex, 16).with_context(|| format!("bad chunk size {line:?}"))?;
+        rest = &rest[end + 2..];
+        if size == 0 {
+            return Ok(body);
+        }
+        ensure!(rest.len() >= size + 2, "a chunk cut short");
+        body.extend_from_slice(&rest[..size]);
+        rest = &rest[size + 2..];
+    }
+}
+
+/// The number of samples in a Prometheus text exposition (lines other than comments).
+fn samples(text: &str) -> usize {
+    text.lines()
+        .filter(|line| !line.trim().is_empty() && !line.starts_with('#'))
+        .count()
+}
+
+/// The last `chars` characters of `text`.
+fn tail(text: &str, chars: usize) -> &str {
+    let start = text
+        .char_indices()
+        .rev()
+        .nth(chars.saturating_sub(1))
+        .map_or(0, |(index, _)| index);
+    &text[start..]
+}
+
+/// A fresh directory under the system temporary directory, removed on drop.
+#[derive(Debug)]
+struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    fn new() -> Result<Self> {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.subsec_nanos());
+        let dir =
+            std::env::temp_dir().join(format!("resync-promtool-{}-{nanos}", std::process::id()));
+        std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(Self(dir))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_response_with_a_content_length() {
+        let raw = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\n\
+                    Content-Length: 5\r\n\r\nhello";
+        assert_eq!(
+            parse_response(raw).ok(),
+            Some(Response {
+                status: 200,
+                content_type: "text/plain; version=0.0.4".to_owned(),
+                body: "hello".to_owned(),
+            })
+        );
+    }
+
+    #[test]
+    fn parses_a_chunked_response() {
+        let raw = b"HTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: chunked\r\n\r\n\
+                    3\r\nabc\r\na;ext=1\r\n0123456789\r\n0\r\n\r\n";
+        let response = parse_response(raw).ok();
+        assert_eq!(response.as_ref().map(|r| r.status), Some(503));
+        assert_eq!(response.map(|r| r.body), Some("abc0123456789".to_owned()));
+    }
+
+    #[test]
+    fn rejects_a_body_cut_short() {
+        let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort";
+        assert!(parse_response(raw).is_err());
+        assert!(parse_response(b"HTTP/1.1 200 OK\r\n").is_err());
+    }
+
+    #[test]
+    fn counts_samples_not_comments() {
+        let text = "# HELP a A.\n# TYPE a counter\na_total 1\n\nb{x=\"1\"} 2\n";
+        assert_eq!(samples(text), 2);
+    }
+
+    #[test]
+    fn target_dir_follows_the_variable() {
+        let root = Path::new("/repo");
+        assert_eq!(target_dir(root, None), Path::new("/repo/target"));
+        assert_eq!(
+            target_dir(root, Some(OsStr::new(""))),
+            Path::new("/repo/target")
+        );
+        assert_eq!(
+            target_dir(root, Some(OsStr::new("out"))),
+            Path::new("/repo/out")
+        );
+        assert_eq!(
+            target_dir(root, Some(OsStr::new("/tmp/t"))),
+            Path::new("/tmp/t")
+        );
+    }
+
+    #[test]
+    fn tail_keeps_the_end() {
+        assert_eq!(tail("abcdef", 2), "ef");
+        assert_eq!(tail("ab", 10), "ab");
+    }
+}
