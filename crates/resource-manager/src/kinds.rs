@@ -19,6 +19,20 @@ const THRESHOLD_NEVER: u64 = u64::MAX - 1;
 /// Encodes "no limit" in [`KindState::limit`].
 const NO_LIMIT: usize = usize::MAX;
 
+/// The longest lifetime a release counts, in nanoseconds (2^63 − 1, ≈ 292 years); a longer
+/// one counts as this. Keeps every single addition to a stripe's lifetime sum below
+/// [`LIFETIME_SPILL_AT`].
+pub(crate) const MAX_LIFETIME_NANOS: u64 = (1 << 63) - 1;
+
+/// A stripe's lifetime sum that reaches this (2^63 ns, ≈ 292 years) is moved into its kind's
+/// [`KindState::lifetime_spilled`] by the release that made it so.
+///
+/// So a stripe's `u64` never wraps: it is below 2^63 before any addition that finds it so,
+/// each addition is at most [`MAX_LIFETIME_NANOS`], and the addition that crosses 2^63 spills
+/// at once. It could wrap only if releases adding up to another 2^63 ns (292 years of
+/// lifetime) landed on the one stripe in the instant between that addition and its spill.
+const LIFETIME_SPILL_AT: u64 = 1 << 63;
+
 /// The counters one stripe of a kind keeps (summed when read).
 #[derive(Debug, Default)]
 pub(crate) struct StripeCounters {
@@ -29,12 +43,16 @@ pub(crate) struct StripeCounters {
 }
 
 /// Sums of a kind's stripes (or of its lease slots' own counts).
+///
+/// The lifetime sum is a `u128`: 10 000 resources held at once add 10 000 ns per nanosecond,
+/// which would wrap a `u64` (≈ 584 years) after three weeks. Each stripe keeps a `u64` (see
+/// [`LIFETIME_SPILL_AT`]); sums across stripes and slots are made here.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct CounterTotals {
     pub(crate) created: u64,
     pub(crate) released: u64,
     pub(crate) released_without_close: u64,
-    pub(crate) lifetime_total_nanos: u64,
+    pub(crate) lifetime_total_nanos: u128,
 }
 
 pub(crate) fn duration_to_nanos(duration: Duration) -> u64 {
@@ -60,6 +78,12 @@ pub(crate) struct KindState {
     pub(crate) leaked_total: AtomicU64,
     pub(crate) leaked_released: AtomicU64,
     stripes: Box<[Padded<StripeCounters>]>,
+    /// Lifetime nanoseconds moved out of the stripes: each stripe's sum when it reached
+    /// [`LIFETIME_SPILL_AT`], and dropped lease slots' hold times. A stats read sums the
+    /// stripes under this lock, so a spill is seen in the stripe or here, never in both or
+    /// neither. Taken only to spill (once per 292 years of lifetime on a stripe), to fold a
+    /// dropped slot, and to read.
+    lifetime_spilled: Mutex<u128>,
 }
 
 impl KindState {
@@ -76,6 +100,7 @@ impl KindState {
             leaked_total: AtomicU64::new(0),
             leaked_released: AtomicU64::new(0),
             stripes: (0..STRIPES).map(|_| Padded::default()).collect(),
+            lifetime_spilled: Mutex::new(0),
         }
     }
 
@@ -226,8 +251,9 @@ impl KindState {
         self.active.0.fetch_sub(1, Ordering::Relaxed);
     }
 
-    /// Adds a dropped lease slot's own counts to `stripe` (the registry lock is held, so a
-    /// stats read sees them either in the slot or here, never in both or neither).
+    /// Adds a dropped lease slot's own counts to `stripe`, its hold times to the spilled
+    /// lifetime (the registry lock is held, so a stats read sees them either in the slot or
+    /// here, never in both or neither).
     pub(crate) fn fold_lease(&self, stripe: usize, totals: CounterTotals) {
         let counters = &self.stripes[stripe].0;
         counters
@@ -239,9 +265,8 @@ impl KindState {
         counters
             .released_without_close
             .fetch_add(totals.released_without_close, Ordering::Relaxed);
-        counters
-            .lifetime_total_nanos
-            .fetch_add(totals.lifetime_total_nanos, Ordering::Relaxed);
+        let mut spilled = lock(&self.lifetime_spilled);
+        *spilled = spilled.saturating_add(totals.lifetime_total_nanos);
     }
 
     /// Counts one release on `stripe` with the resource's lifetime.
@@ -249,12 +274,18 @@ impl KindState {
         self.release_nanos(stripe, duration_to_nanos(lifetime), closed);
     }
 
-    /// [`release`](Self::release) with the lifetime already in nanoseconds.
+    /// [`release`](Self::release) with the lifetime already in nanoseconds (at most
+    /// [`MAX_LIFETIME_NANOS`] are counted).
     pub(crate) fn release_nanos(&self, stripe: usize, nanos: u64, closed: bool) {
+        let nanos = nanos.min(MAX_LIFETIME_NANOS);
         let counters = &self.stripes[stripe].0;
-        counters
+        let before = counters
             .lifetime_total_nanos
             .fetch_add(nanos, Ordering::Relaxed);
+        // A subtraction and a comparison on the hot path (`nanos` < 2^63: no underflow).
+        if before >= LIFETIME_SPILL_AT - nanos {
+            self.spill_lifetime(stripe);
+        }
         if !closed {
             counters
                 .released_without_close
@@ -264,16 +295,35 @@ impl KindState {
         self.deactivate(nanos);
     }
 
-    /// Sums the stripes (not the live lease slots' own counts: see
+    /// Moves `stripe`'s lifetime sum into the spilled total (see [`LIFETIME_SPILL_AT`]).
+    /// Releases racing it stay in the stripe (the swap is atomic), and a stats read, which
+    /// holds the same lock, sees the moved sum in exactly one of the two places.
+    #[cold]
+    fn spill_lifetime(&self, stripe: usize) {
+        let mut spilled = lock(&self.lifetime_spilled);
+        let moved = self.stripes[stripe]
+            .0
+            .lifetime_total_nanos
+            .swap(0, Ordering::Relaxed);
+        *spilled = spilled.saturating_add(u128::from(moved));
+    }
+
+    /// Sums the stripes and the spilled lifetime (not the live lease slots' own counts: see
     /// [`LeaseRegistry::totals_by_kind`](crate::lease::LeaseRegistry::totals_by_kind)).
     /// Wrapping: a resource may be created on one stripe and released on another, but every
     /// sum is a true count.
     pub(crate) fn totals(&self) -> CounterTotals {
-        self.stripes
+        let spilled = lock(&self.lifetime_spilled);
+        let stripes = self
+            .stripes
             .iter()
             .fold(CounterTotals::default(), |totals, stripe| {
                 totals.plus(stripe.0.load())
-            })
+            });
+        CounterTotals {
+            lifetime_total_nanos: stripes.lifetime_total_nanos.saturating_add(*spilled),
+            ..stripes
+        }
     }
 }
 
@@ -284,7 +334,7 @@ impl StripeCounters {
             created: self.created.load(Ordering::Relaxed),
             released: self.released.load(Ordering::Relaxed),
             released_without_close: self.released_without_close.load(Ordering::Relaxed),
-            lifetime_total_nanos: self.lifetime_total_nanos.load(Ordering::Relaxed),
+            lifetime_total_nanos: u128::from(self.lifetime_total_nanos.load(Ordering::Relaxed)),
         }
     }
 }
@@ -298,9 +348,10 @@ impl CounterTotals {
             released_without_close: self
                 .released_without_close
                 .wrapping_add(other.released_without_close),
+            // A u128 of nanoseconds: no wrap, ever (2^128 ns is 10^22 years).
             lifetime_total_nanos: self
                 .lifetime_total_nanos
-                .wrapping_add(other.lifetime_total_nanos),
+                .saturating_add(other.lifetime_total_nanos),
         }
     }
 }
@@ -464,6 +515,95 @@ mod tests {
             table.find(names[KIND_SLOTS + 1]).is_none(),
             "overflow is not lock-free"
         );
+    }
+
+    const DAY_NANOS: u64 = 86_400 * 1_000_000_000;
+
+    #[test]
+    fn lifetime_sums_past_the_u64_range_stay_exact_on_one_stripe() {
+        // 10 000 resources held 30 days each, all released on one stripe: 2.6e19 ns, past
+        // u64::MAX (1.8e19), so the stripe spills at least once.
+        let state = KindState::new("k");
+        let mut expected: u128 = 0;
+        let mut longest = 0;
+        for i in 0..10_000 {
+            let nanos = 30 * DAY_NANOS + i;
+            assert!(state.acquire(3, None));
+            state.release_nanos(3, nanos, true);
+            expected += u128::from(nanos);
+            longest = longest.max(nanos);
+        }
+        assert!(expected > u128::from(u64::MAX));
+        let totals = state.totals();
+        assert_eq!(totals.lifetime_total_nanos, expected);
+        assert_eq!(totals.released, 10_000);
+        assert_eq!(state.lifetime_max_nanos.load(Ordering::Relaxed), longest);
+        assert!(
+            *lock(&state.lifetime_spilled) > 0,
+            "the stripe spilled into the kind's total"
+        );
+        // A lifetime past the counted maximum counts as the maximum, and still spills right.
+        assert!(state.acquire(3, None));
+        state.release(3, Duration::MAX, true);
+        assert_eq!(
+            state.totals().lifetime_total_nanos,
+            expected + u128::from(MAX_LIFETIME_NANOS)
+        );
+        assert_eq!(
+            state.lifetime_max_nanos.load(Ordering::Relaxed),
+            MAX_LIFETIME_NANOS
+        );
+    }
+
+    #[test]
+    fn concurrent_releases_spilling_one_stripe_are_each_counted_once() {
+        // Four threads release 2^60 ns (36 years) lifetimes on the same stripe, so it spills
+        // every eighth release, while a reader checks that the total never goes down (a spill
+        // is seen in the stripe or in the spilled total, never in both or neither).
+        const THREADS: u64 = 4;
+        const PER_THREAD: u64 = 256;
+        const NANOS: u64 = 1 << 60;
+        let state = Arc::new(KindState::new("k"));
+        let done = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let state = Arc::clone(&state);
+            let done = Arc::clone(&done);
+            std::thread::spawn(move || {
+                let mut last = 0;
+                let mut reads = 0_u64;
+                while !done.load(Ordering::Acquire) || reads == 0 {
+                    let now = state.totals().lifetime_total_nanos;
+                    assert!(now >= last, "the total went from {last} down to {now}");
+                    assert_eq!(now % u128::from(NANOS), 0, "a partial sum: {now}");
+                    last = now;
+                    reads += 1;
+                }
+            })
+        };
+        let writers: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let state = Arc::clone(&state);
+                std::thread::spawn(move || {
+                    for _ in 0..PER_THREAD {
+                        assert!(state.acquire(0, None));
+                        state.release_nanos(0, NANOS, true);
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.join().expect("no writer panics");
+        }
+        done.store(true, Ordering::Release);
+        reader
+            .join()
+            .expect("the reader saw a consistent total every time");
+        let totals = state.totals();
+        assert_eq!(
+            totals.lifetime_total_nanos,
+            u128::from(THREADS * PER_THREAD) * u128::from(NANOS)
+        );
+        assert_eq!(totals.released, THREADS * PER_THREAD);
     }
 
     #[test]

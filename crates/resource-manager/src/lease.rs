@@ -113,11 +113,14 @@ struct Checkout {
     since_nanos: i64,
 }
 
-/// Adds `n` to a counter that has one writer at a time (no read-modify-write needed).
+/// Adds `n` to a counter that has one writer at a time (no read-modify-write needed),
+/// saturating: a slot's hold times add up to at most the time it has existed (its checkouts
+/// do not overlap), far below `u64::MAX` nanoseconds (584 years), unless a caller passes
+/// made-up instants to the `*_nanos` methods.
 #[inline]
 fn bump(counter: &AtomicU64, n: u64) {
     counter.store(
-        counter.load(Ordering::Relaxed).wrapping_add(n),
+        counter.load(Ordering::Relaxed).saturating_add(n),
         Ordering::Relaxed,
     );
 }
@@ -129,7 +132,7 @@ impl LeaseCell {
             created: self.checkouts.load(Ordering::Relaxed),
             released: self.checkins.load(Ordering::Relaxed),
             released_without_close: 0,
-            lifetime_total_nanos: self.held_nanos.load(Ordering::Relaxed),
+            lifetime_total_nanos: u128::from(self.held_nanos.load(Ordering::Relaxed)),
         }
     }
 

@@ -96,9 +96,13 @@ impl ResourceStats {
         let lifetime_total = totals.lifetime_total_nanos;
         let active = state.active.0.load(Ordering::Relaxed);
         let created = totals.created;
+        // In u128: the sum of lifetimes outgrows a u64 (see `CounterTotals`), the mean (at
+        // most the longest lifetime) does not.
         let mean_lifetime = lifetime_total
-            .checked_div(released)
-            .map_or(Duration::ZERO, Duration::from_nanos);
+            .checked_div(u128::from(released))
+            .map_or(Duration::ZERO, |mean| {
+                Duration::from_nanos(u64::try_from(mean).unwrap_or(u64::MAX))
+            });
         let limit = state.limit();
         Self {
             kind: state.name.to_owned(),

@@ -162,6 +162,47 @@ async fn lifetimes_are_recorded_on_release() {
     assert_eq!(configured.utilization, None);
 }
 
+#[test]
+fn mean_and_max_lifetimes_stay_exact_past_the_u64_nanosecond_range() {
+    // 10 000 resources each held 30 days (and i ns): their lifetimes add up to 2.6e19 ns,
+    // past u64::MAX (1.8e19), where a u64 sum in nanoseconds wraps after three weeks. The
+    // checkouts and checkins are stamped with made-up instants (nanoseconds since the
+    // tracker's epoch), as a pool with its own clock stamps them.
+    const SLOTS: u64 = 10_000;
+    const HELD: Duration = Duration::from_secs(30 * 86_400);
+    let held_nanos = u64::try_from(HELD.as_nanos()).expect("fits");
+    let tracker = ResourceTracker::new();
+    let slots: Vec<_> = (0..SLOTS)
+        .map(|_| tracker.lease_slot("long_lived", ""))
+        .collect();
+    let here = std::panic::Location::caller();
+    for (i, slot) in (0_u64..).zip(&slots) {
+        let checked_in = i64::try_from(held_nanos + i).expect("fits");
+        slot.checkout_nanos(here, 0);
+        slot.checkin_nanos(checked_in);
+    }
+    let total: u128 = (0..SLOTS).map(|i| u128::from(held_nanos + i)).sum();
+    assert!(total > u128::from(u64::MAX));
+    let mean = Duration::from_nanos(u64::try_from(total / u128::from(SLOTS)).expect("fits"));
+    let max = HELD + Duration::from_nanos(SLOTS - 1);
+    assert_eq!(mean, HELD + Duration::from_nanos((SLOTS - 1) / 2));
+    let expect_exact = |what: &str| {
+        let stats = tracker.stats_for("long_lived").expect("kind is known");
+        assert_eq!(
+            (stats.created, stats.released, stats.active),
+            (SLOTS, SLOTS, 0),
+            "{what}"
+        );
+        assert_eq!(stats.mean_lifetime, mean, "{what}");
+        assert_eq!(stats.max_lifetime, max, "{what}");
+    };
+    // Summed over the live slots' own counts...
+    expect_exact("live slots");
+    // ...and after every slot folded its counts into the kind, from one thread (one stripe).
+    drop(slots);
+    expect_exact("dropped slots");
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Track(usize),
