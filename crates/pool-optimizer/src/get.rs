@@ -132,9 +132,10 @@ where
             if connect_failed.poll(cx).is_pending() {
                 return Poll::Pending;
             }
-            if stats.in_use() == 0 {
-                // Nothing is checked out, so nothing can come back: the backend is
-                // unreachable now.
+            if shared.open_connections() == 0 {
+                // No connection is open, so none can come back: the backend is unreachable
+                // now. (bb8's count, not the `in_use` gauge, which reads 0 while a connection
+                // is on its way to another waiter: see `PoolShared::timed_out`.)
                 if let Some(source) = stats.last_connect_error() {
                     if let Some((started, _waiting)) = this.waiting.take() {
                         stats.failed_wait(Duration::from_nanos(span(started, stats.clock.now())));

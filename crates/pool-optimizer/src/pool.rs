@@ -181,11 +181,12 @@ where
     ///
     /// While every connection is in use it waits up to the acquire timeout, then fails with
     /// [`Error::Exhausted`] (counted as an exhaustion). When a connect attempt fails while
-    /// this call waits and no connection is checked out (so none can come back), it fails at
-    /// once with [`Error::Unavailable`] carrying the connect error; while connections are
-    /// checked out a failed connect does not end the wait (they may come back). A timeout
-    /// with fewer than `max_size` connections checked out was a wait for a connect, so it is
-    /// [`Error::Unavailable`] too (the last connect error, or [`Error::ConnectTimeout`]).
+    /// this call waits and no connection is open (so none can come back), it fails at once
+    /// with [`Error::Unavailable`] carrying the connect error; while connections are open
+    /// (checked out, or on their way to another caller) a failed connect does not end the
+    /// wait (they may come back). A timeout with fewer than `max_size` connections open was a
+    /// wait for a connect, so it is [`Error::Unavailable`] too (the last connect error, or
+    /// [`Error::ConnectTimeout`]).
     ///
     /// This is a plain `#[track_caller]` function returning a future (the attribute does
     /// nothing on an `async fn`), so the checkout is tracked with the caller's source line.
@@ -234,10 +235,17 @@ where
     M: bb8::ManageConnection,
     M::Error: std::error::Error + Send + Sync + 'static,
 {
-    /// Classifies a `get()` that bb8 timed out: every connection checked out ⇒ exhausted;
-    /// otherwise the wait was for a connect ⇒ unavailable.
+    /// Classifies a `get()` that bb8 timed out: every connection open ⇒ exhausted (each was
+    /// checked out, or on its way to another waiter); fewer than `max_size` open ⇒ the wait
+    /// was for a connect ⇒ unavailable.
+    ///
+    /// Decided from bb8's count of open connections, not from the `in_use` gauge: the gauge
+    /// drops when a connection is returned, before the waiter it goes to is polled (and rises
+    /// only once that waiter's validation passed), so a timeout in between would read a full
+    /// pool as one with room and report its exhaustion as `Unavailable`. bb8's count changes
+    /// only when a connection is made or closed. One lock of bb8's pool, on the timeout path.
     pub(crate) fn timed_out(&self, failures_seen: u64, waited: Duration) -> Error {
-        if self.stats.in_use() >= u64::from(self.config.max_size) {
+        if self.open_connections() >= self.config.max_size {
             PoolStats::count(&self.stats.exhaustions);
             return Error::Exhausted {
                 pool: Arc::clone(&self.stats.name),
@@ -252,6 +260,11 @@ where
         let source =
             source.unwrap_or_else(|| Arc::new(Error::ConnectTimeout(self.config.connect_timeout)));
         self.unavailable(source)
+    }
+
+    /// The connections bb8 holds open now: checked out, idle, or being handed to a waiter.
+    pub(crate) fn open_connections(&self) -> u32 {
+        self.pool.state().connections
     }
 
     pub(crate) fn unavailable(&self, source: SharedError) -> Error {
