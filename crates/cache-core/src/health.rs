@@ -95,37 +95,7 @@ mod tests {
 
     /// A snapshot with `hits` and `misses`, `weighted_bytes` of a 1 000 000-byte bound.
     fn metrics(hits: u64, misses: u64, weighted_bytes: u64) -> CacheMetrics {
-        let mut metrics = CacheMetrics {
-            name: "judged".to_owned(),
-            hits,
-            misses,
-            hit_rate: None,
-            inserts: misses,
-            updates: 0,
-            invalidations: 0,
-            evictions: crate::metrics::EvictionCounts::default(),
-            loads_ok: 0,
-            loads_failed: 0,
-            loads_uncached: 0,
-            load_time: Default::default(),
-            get_latency: Default::default(),
-            entries: weighted_bytes / 1_000,
-            weighted_bytes,
-            max_entries: 1_000,
-            max_memory_bytes: 1_000_000,
-            entry_utilization: 0.0,
-            memory_utilization: 0.0,
-            ttl_seconds: None,
-            stat_shards: 1,
-            cleanup_interval_seconds: None,
-            efficiency_score: 0.0,
-            curve: None,
-            load_time_snapshot: Default::default(),
-            get_latency_snapshot: Default::default(),
-            raw_curve: None,
-        };
-        metrics.derive();
-        metrics
+        CacheMetrics::for_tests(hits, misses, weighted_bytes)
     }
 
     fn judge(metrics: &CacheMetrics) -> HealthVerdict {

@@ -265,6 +265,46 @@ impl CacheMetrics {
     }
 }
 
+#[cfg(test)]
+impl CacheMetrics {
+    /// A snapshot of the cache `judged` for unit tests: `hits` and `misses` (as many inserts
+    /// as misses), `weighted_bytes` in entries of 1 000 bytes, bounds of 1 000 entries and
+    /// 1 000 000 bytes, derived figures computed. Tests change fields and call `derive()`.
+    pub(crate) fn for_tests(hits: u64, misses: u64, weighted_bytes: u64) -> Self {
+        let mut metrics = Self {
+            name: "judged".to_owned(),
+            hits,
+            misses,
+            hit_rate: None,
+            inserts: misses,
+            updates: 0,
+            invalidations: 0,
+            evictions: EvictionCounts::default(),
+            loads_ok: 0,
+            loads_failed: 0,
+            loads_uncached: 0,
+            load_time: HistogramSummary::default(),
+            get_latency: HistogramSummary::default(),
+            entries: weighted_bytes / 1_000,
+            weighted_bytes,
+            max_entries: 1_000,
+            max_memory_bytes: 1_000_000,
+            entry_utilization: 0.0,
+            memory_utilization: 0.0,
+            ttl_seconds: None,
+            stat_shards: 1,
+            cleanup_interval_seconds: None,
+            efficiency_score: 0.0,
+            curve: None,
+            load_time_snapshot: HistogramSnapshot::default(),
+            get_latency_snapshot: HistogramSnapshot::default(),
+            raw_curve: None,
+        };
+        metrics.derive();
+        metrics
+    }
+}
+
 impl Delta for CacheMetrics {
     fn delta(&self, older: &Self) -> Self {
         let mut window = Self {
