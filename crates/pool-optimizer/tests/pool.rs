@@ -388,30 +388,48 @@ fn lifetime_pool(
 #[tokio::test]
 async fn a_checkout_skips_an_expired_idle_connection_for_a_fresh_one_without_connecting() {
     // Two idle connections, the older past its lifetime, the younger not: the checkout closes
-    // the older and hands out the younger in the same get, with no new connect. The younger
-    // has 1.5 s of its lifetime left when the get starts, room for a slow machine.
-    const LIFETIME: Duration = Duration::from_secs(3);
-    let (pool, made) = lifetime_pool(2, LIFETIME);
+    // the older and hands out the younger in the same get, with no new connect. That needs
+    // the get to run after the older's lifetime ends and before the younger's does; a machine
+    // that stalls past that window makes the attempt inconclusive (never wrong), and it is
+    // tried again with a lifetime twice as long.
+    let mut lifetime = Duration::from_millis(400);
+    for _ in 0..5 {
+        if expired_idle_connection_is_skipped(lifetime).await {
+            return;
+        }
+        lifetime *= 2;
+    }
+    panic!("the machine stalled past the younger connection's lifetime in every attempt");
+}
+
+/// One attempt of the test above with connections living `lifetime`; false when it could
+/// not tell (the younger connection may have expired too before the get).
+async fn expired_idle_connection_is_skipped(lifetime: Duration) -> bool {
+    let (pool, made) = lifetime_pool(2, lifetime);
     let get = || async {
         tokio::time::timeout(BOUND, pool.get())
             .await
             .expect("bounded")
+            .expect("get")
     };
-    let older = get().await.expect("get");
+    let older = get().await;
+    // Taken after the older was made, so its age is at least the time since.
     let older_made = Instant::now();
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
-    let younger = get().await.expect("get");
-    let younger_made = Instant::now();
+    // Half a lifetime between the two connects: time that must pass, not a synchronisation.
+    tokio::time::sleep(lifetime / 2).await;
+    // Taken before the younger is made, so its age is at most the time since.
+    let younger_asked = Instant::now();
+    let younger = get().await;
     assert_eq!((*older, *younger), (0, 1));
     // Returned in this order, bb8's idle queue (first in, first out) offers the older first.
     drop(older);
     drop(younger);
-    outlive(older_made, LIFETIME).await;
-    let conn = get().await.expect("get");
-    assert!(
-        younger_made.elapsed() < LIFETIME,
-        "the machine stalled past the younger connection's lifetime: the test cannot tell"
-    );
+    outlive(older_made, lifetime).await;
+    let conn = get().await;
+    // Room for the pool clock's re-alignment with the OS clock (microseconds).
+    if younger_asked.elapsed() + Duration::from_millis(20) >= lifetime {
+        return false;
+    }
     assert_eq!(*conn, 1, "the younger connection, not a new one");
     drop(conn);
     let metrics = pool.metrics();
@@ -420,6 +438,7 @@ async fn a_checkout_skips_an_expired_idle_connection_for_a_fresh_one_without_con
     assert_eq!((metrics.closed_invalid, metrics.closed_broken), (0, 0));
     // The first two waited for their connects; the third found the younger one idle.
     assert_eq!((metrics.acquires, metrics.acquires_direct), (3, 1));
+    true
 }
 
 #[tokio::test]
