@@ -1,4 +1,5 @@
-//! The sizing advisor: advice for a person to apply (bb8 cannot resize a live pool).
+//! The sizing advisor: advice for a person to apply (bb8 cannot resize a live pool), one
+//! function per rule over what the rules share (the window, its queueing model, the evidence).
 
 mod timeouts;
 
@@ -10,6 +11,9 @@ use crate::health::{HealthCheckRecord, HealthThresholds};
 use crate::metrics::PoolMetrics;
 
 pub use timeouts::{GENEROUS_FACTOR, MIN_CONNECTS, NEAR_TIMEOUT};
+
+#[cfg(test)]
+mod tests;
 
 /// Fewest checkouts in a window before the advisor judges the pool.
 pub const MIN_ACQUIRES: u64 = 50;
@@ -113,118 +117,78 @@ pub fn advise(
     thresholds: &HealthThresholds,
 ) -> Vec<Recommendation> {
     let component = format!("pool:{}", window.name);
-    let mut advice = Vec::new();
-    if let Some(check) = check.filter(|check| check.is_failing()) {
-        advice.push(
-            Recommendation::new(
-                &component,
-                "pool.unhealthy",
-                Severity::Critical,
-                format!(
-                    "health check failing: {}",
-                    check.last_error.as_deref().unwrap_or("unknown error")
-                ),
-            )
-            .with_evidence("consecutive_failures", check.consecutive_failures as f64)
-            .with_evidence(
-                "last_check_secs",
-                check.last_duration_secs.unwrap_or(f64::NAN),
-            ),
-        );
-    }
-    if window.acquires < MIN_ACQUIRES {
-        advice.push(
-            Recommendation::insufficient_data(
-                &component,
-                "pool",
-                format!(
-                    "{} checkouts in {:.0} s: too few to judge the pool's size (need {MIN_ACQUIRES})",
-                    window.acquires, window.elapsed_secs
-                ),
-            )
-            .with_evidence("acquires", window.acquires as f64)
-            .with_evidence("window_secs", window.elapsed_secs),
-        );
+    let mut advice: Vec<Recommendation> = check
+        .and_then(|check| unhealthy(&component, check))
+        .into_iter()
+        .collect();
+    if let Some(insufficient) = insufficient_data(&component, window) {
+        advice.push(insufficient);
         return advice;
     }
-    let sizing = Sizing::from_window(window);
-    let evidence = Evidence {
-        window,
-        config,
-        sizing: sizing.as_ref(),
-        p95_wait_ms: window.acquire_latency.p95() as f64 / 1e6,
-        utilization: window.utilization().unwrap_or(0.0),
-    };
-    size_advice(&component, &evidence, thresholds, &mut advice);
+    let judged = Judged::new(component, window, config, thresholds);
+    let connect = timeouts::connect_timeout_advice(&judged.component, window, config);
+    let suggested_min_size = judged.sizing.as_ref().map(|s| s.suggested_min_size);
+    advice.extend(exhausted(&judged));
+    advice.extend(grow_max_size(&judged));
+    advice.extend(shrink_max_size(&judged));
     advice.extend(timeouts::idle_churn_advice(
-        &component,
+        &judged.component,
         window,
         config,
-        sizing.as_ref().map(|s| s.suggested_min_size),
+        suggested_min_size,
     ));
-    advice.extend(timeouts::lifetime_advice(&component, window, config));
-    let connect = timeouts::connect_timeout_advice(&component, window, config);
-    if evidence.p95_wait_ms > thresholds.max_acquire_wait.as_secs_f64() * 1e3 {
-        let mut rec = evidence.attach(Recommendation::new(
-            &component,
-            "pool.slow_acquire",
-            Severity::Warning,
-            format!(
-                "p95 acquire wait {:.1} ms is above {} ms",
-                evidence.p95_wait_ms,
-                thresholds.max_acquire_wait.as_millis()
-            ),
-        ));
-        if let Some(s) = sizing
-            .as_ref()
-            .filter(|s| s.suggested_max_size > window.max_size)
-        {
-            rec = rec.with_change(evidence.max_change(s.suggested_max_size));
-        }
-        advice.push(rec);
-    }
-    let error_rate = window.error_rate().unwrap_or(0.0);
-    if error_rate > thresholds.max_error_rate {
-        let mut rec = evidence
-            .attach(Recommendation::new(
-                &component,
-                "pool.high_error_rate",
-                Severity::Warning,
-                format!(
-                    "{} connection errors for {} checkouts (rate {error_rate:.3})",
-                    window.errors(),
-                    window.acquires
-                ),
-            ))
-            .with_evidence("error_rate", error_rate)
-            .with_evidence("connect_failures", window.connect_failures as f64)
-            .with_evidence("connect_timeouts", window.connect_timeouts as f64)
-            .with_evidence("broken", window.broken as f64)
-            .with_evidence("caller_errors", window.caller_errors as f64);
-        // Only a timeout raise backed by connect latency belongs here.
-        if let Some(change) = connect
-            .as_ref()
-            .filter(|rec| rec.code == "pool.raise_connect_timeout")
-            .and_then(|rec| rec.change.clone())
-        {
-            rec = rec.with_change(change);
-        }
-        advice.push(rec);
-    }
+    advice.extend(timeouts::lifetime_advice(&judged.component, window, config));
+    advice.extend(slow_acquire(&judged));
+    advice.extend(high_error_rate(&judged, connect.as_ref()));
     advice.extend(connect);
     advice
 }
 
-/// The measurements every sizing item carries.
-struct Evidence<'a> {
+/// A window with enough checkouts to judge, and what the rules past that check share: the
+/// queueing model and the measurements every sizing item carries.
+struct Judged<'a> {
+    component: String,
     window: &'a PoolMetrics,
     config: &'a PoolConfig,
-    sizing: Option<&'a Sizing>,
+    thresholds: &'a HealthThresholds,
+    sizing: Option<Sizing>,
     p95_wait_ms: f64,
     utilization: f64,
 }
 
-impl Evidence<'_> {
+impl<'a> Judged<'a> {
+    fn new(
+        component: String,
+        window: &'a PoolMetrics,
+        config: &'a PoolConfig,
+        thresholds: &'a HealthThresholds,
+    ) -> Self {
+        Self {
+            component,
+            window,
+            config,
+            thresholds,
+            sizing: Sizing::from_window(window),
+            p95_wait_ms: window.acquire_latency.p95() as f64 / 1e6,
+            utilization: window.utilization().unwrap_or(0.0),
+        }
+    }
+
+    /// Whether the p95 acquire wait is above the threshold.
+    fn callers_waited(&self) -> bool {
+        self.p95_wait_ms > self.thresholds.max_acquire_wait.as_secs_f64() * 1e3
+    }
+
+    /// A recommendation about this pool, with the sizing evidence attached.
+    fn recommend(&self, code: &str, severity: Severity, message: String) -> Recommendation {
+        self.attach(Recommendation::new(
+            &self.component,
+            code,
+            severity,
+            message,
+        ))
+    }
+
     fn attach(&self, rec: Recommendation) -> Recommendation {
         let rec = rec
             .with_evidence("p95_wait_ms", self.p95_wait_ms)
@@ -240,7 +204,7 @@ impl Evidence<'_> {
                 self.config.connect_timeout.as_secs_f64(),
             )
             .with_evidence("max_size", f64::from(self.window.max_size));
-        match self.sizing {
+        match &self.sizing {
             Some(s) => rec
                 .with_evidence("arrival_rate_per_sec", s.arrival_rate)
                 .with_evidence("mean_hold_secs", s.mean_hold_secs)
@@ -260,80 +224,196 @@ impl Evidence<'_> {
     }
 }
 
-/// `pool.exhausted`, `pool.grow_max_size` or `pool.shrink_max_size`.
-fn size_advice(
-    component: &str,
-    evidence: &Evidence<'_>,
-    thresholds: &HealthThresholds,
-    advice: &mut Vec<Recommendation>,
-) {
-    let window = evidence.window;
-    if window.exhaustions > 0 {
-        let exhausted = |message: String| {
-            evidence.attach(Recommendation::new(
-                component,
-                "pool.exhausted",
-                Severity::Critical,
-                message,
-            ))
-        };
-        let rec = if window.leaked > 0 {
-            // Connections that never come back exhaust any size: growing hides the bug.
+/// `pool.unhealthy`: the last health check failed.
+fn unhealthy(component: &str, check: &HealthCheckRecord) -> Option<Recommendation> {
+    if !check.is_failing() {
+        return None;
+    }
+    Some(
+        Recommendation::new(
+            component,
+            "pool.unhealthy",
+            Severity::Critical,
+            format!(
+                "health check failing: {}",
+                check.last_error.as_deref().unwrap_or("unknown error")
+            ),
+        )
+        .with_evidence("consecutive_failures", check.consecutive_failures as f64)
+        .with_evidence(
+            "last_check_secs",
+            check.last_duration_secs.unwrap_or(f64::NAN),
+        ),
+    )
+}
+
+/// `pool.insufficient_data`: fewer than [`MIN_ACQUIRES`] checkouts; nothing else is said.
+fn insufficient_data(component: &str, window: &PoolMetrics) -> Option<Recommendation> {
+    if window.acquires >= MIN_ACQUIRES {
+        return None;
+    }
+    Some(
+        Recommendation::insufficient_data(
+            component,
+            "pool",
+            format!(
+                "{} checkouts in {:.0} s: too few to judge the pool's size (need {MIN_ACQUIRES})",
+                window.acquires, window.elapsed_secs
+            ),
+        )
+        .with_evidence("acquires", window.acquires as f64)
+        .with_evidence("window_secs", window.elapsed_secs),
+    )
+}
+
+/// `pool.exhausted`: gets timed out with every connection in use. Grow `*_MAX_SIZE` — or,
+/// when connections are leaked, fix the leak (no size change).
+fn exhausted(judged: &Judged<'_>) -> Option<Recommendation> {
+    let window = judged.window;
+    if window.exhaustions == 0 {
+        return None;
+    }
+    let exhausted =
+        |message: String| judged.recommend("pool.exhausted", Severity::Critical, message);
+    if window.leaked > 0 {
+        // Connections that never come back exhaust any size: growing hides the bug.
+        return Some(
             exhausted(format!(
                 "{} get(s) timed out with all {} connections in use while {} connection(s) are leaked: fix the leak (see the tracker's leak report) before growing the pool",
                 window.exhaustions, window.max_size, window.leaked
             ))
-            .with_evidence("leaked", window.leaked as f64)
-        } else {
-            let suggested = evidence
-                .sizing
-                .map_or(0, |s| s.suggested_max_size)
-                .max(window.max_size + window.max_size.div_ceil(4));
-            exhausted(format!(
-                "{} get(s) timed out with all {} connections in use",
-                window.exhaustions, window.max_size
-            ))
-            .with_change(evidence.max_change(suggested))
-        };
-        advice.push(rec);
-        return;
-    }
-    let Some(s) = evidence.sizing else { return };
-    if s.suggested_max_size > window.max_size {
-        advice.push(
-            evidence
-                .attach(Recommendation::new(
-                    component,
-                    "pool.grow_max_size",
-                    Severity::Warning,
-                    format!(
-                        "offered load {:.1} needs {}{} connections to keep the wait probability under 5 %; max_size is {}",
-                        s.offered_load,
-                        if s.erlang_c_capped { "more than " } else { "" },
-                        s.erlang_c_size,
-                        window.max_size
-                    ),
-                ))
-                .with_change(evidence.max_change(s.suggested_max_size)),
+            .with_evidence("leaked", window.leaked as f64),
         );
-        return;
     }
-    let callers_waited = evidence.p95_wait_ms > thresholds.max_acquire_wait.as_secs_f64() * 1e3;
+    let suggested = judged
+        .sizing
+        .as_ref()
+        .map_or(0, |s| s.suggested_max_size)
+        .max(window.max_size + window.max_size.div_ceil(4));
+    Some(
+        exhausted(format!(
+            "{} get(s) timed out with all {} connections in use",
+            window.exhaustions, window.max_size
+        ))
+        .with_change(judged.max_change(suggested)),
+    )
+}
+
+/// `pool.grow_max_size`: without exhaustion (`pool.exhausted` says it then), the Erlang-C
+/// size with headroom is above `max_size`.
+fn grow_max_size(judged: &Judged<'_>) -> Option<Recommendation> {
+    let window = judged.window;
+    let s = judged.sizing.as_ref()?;
+    if window.exhaustions > 0 || s.suggested_max_size <= window.max_size {
+        return None;
+    }
+    Some(
+        judged
+            .recommend(
+                "pool.grow_max_size",
+                Severity::Warning,
+                format!(
+                    "offered load {:.1} needs {}{} connections to keep the wait probability under 5 %; max_size is {}",
+                    s.offered_load,
+                    if s.erlang_c_capped { "more than " } else { "" },
+                    s.erlang_c_size,
+                    window.max_size
+                ),
+            )
+            .with_change(judged.max_change(s.suggested_max_size)),
+    )
+}
+
+/// `pool.shrink_max_size`: the Erlang-C size with headroom is at most half of `max_size`, with
+/// no exhaustion and the p95 wait under the threshold; never below the observed peak in use.
+fn shrink_max_size(judged: &Judged<'_>) -> Option<Recommendation> {
+    let window = judged.window;
+    let s = judged.sizing.as_ref()?;
     let peak = u32::try_from(window.peak_in_use).unwrap_or(u32::MAX);
     let target = s.suggested_max_size.max(peak);
-    if s.suggested_max_size <= window.max_size / 2 && !callers_waited && target < window.max_size {
-        advice.push(
-            evidence
-                .attach(Recommendation::new(
-                    component,
-                    "pool.shrink_max_size",
-                    Severity::Info,
-                    format!(
-                        "offered load {:.1} is served by {} connections (with headroom {}, peak in use {peak}); max_size {} holds idle capacity",
-                        s.offered_load, s.erlang_c_size, s.suggested_max_size, window.max_size
-                    ),
-                ))
-                .with_change(evidence.max_change(target)),
-        );
+    let shrinks = window.exhaustions == 0
+        && s.suggested_max_size <= window.max_size / 2
+        && !judged.callers_waited()
+        && target < window.max_size;
+    if !shrinks {
+        return None;
     }
+    Some(
+        judged
+            .recommend(
+                "pool.shrink_max_size",
+                Severity::Info,
+                format!(
+                    "offered load {:.1} is served by {} connections (with headroom {}, peak in use {peak}); max_size {} holds idle capacity",
+                    s.offered_load, s.erlang_c_size, s.suggested_max_size, window.max_size
+                ),
+            )
+            .with_change(judged.max_change(target)),
+    )
+}
+
+/// `pool.slow_acquire`: the p95 acquire wait is above the threshold; with a larger suggested
+/// size, the change to it.
+fn slow_acquire(judged: &Judged<'_>) -> Option<Recommendation> {
+    if !judged.callers_waited() {
+        return None;
+    }
+    let rec = judged.recommend(
+        "pool.slow_acquire",
+        Severity::Warning,
+        format!(
+            "p95 acquire wait {:.1} ms is above {} ms",
+            judged.p95_wait_ms,
+            judged.thresholds.max_acquire_wait.as_millis()
+        ),
+    );
+    Some(
+        match judged
+            .sizing
+            .as_ref()
+            .filter(|s| s.suggested_max_size > judged.window.max_size)
+        {
+            Some(s) => rec.with_change(judged.max_change(s.suggested_max_size)),
+            None => rec,
+        },
+    )
+}
+
+/// `pool.high_error_rate`: the error rate is above the threshold; when the connect-timeout
+/// advice (`connect`) raises the timeout, its change.
+fn high_error_rate(
+    judged: &Judged<'_>,
+    connect: Option<&Recommendation>,
+) -> Option<Recommendation> {
+    let window = judged.window;
+    let error_rate = window.error_rate().unwrap_or(0.0);
+    let high = error_rate > judged.thresholds.max_error_rate;
+    if !high {
+        return None;
+    }
+    let rec = judged
+        .recommend(
+            "pool.high_error_rate",
+            Severity::Warning,
+            format!(
+                "{} connection errors for {} checkouts (rate {error_rate:.3})",
+                window.errors(),
+                window.acquires
+            ),
+        )
+        .with_evidence("error_rate", error_rate)
+        .with_evidence("connect_failures", window.connect_failures as f64)
+        .with_evidence("connect_timeouts", window.connect_timeouts as f64)
+        .with_evidence("broken", window.broken as f64)
+        .with_evidence("caller_errors", window.caller_errors as f64);
+    // Only a timeout raise backed by connect latency belongs here.
+    Some(
+        match connect
+            .filter(|rec| rec.code == "pool.raise_connect_timeout")
+            .and_then(|rec| rec.change.clone())
+        {
+            Some(change) => rec.with_change(change),
+            None => rec,
+        },
+    )
 }
