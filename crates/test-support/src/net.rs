@@ -38,19 +38,106 @@ pub fn wait_for_tcp(addr: SocketAddr, timeout: Duration) -> io::Result<()> {
     }
 }
 
-/// Runs `start` with a free loopback port, retrying on a new port up to five times: a free
-/// port can be taken by another process before the server binds it.
+/// Runs `start` with a free loopback port, on a new port each time the server lost a race
+/// for it (an error of kind [`io::ErrorKind::AddrInUse`]: another process bound the port
+/// between [`free_port`] and the server's bind), five attempts at most. Any other error is
+/// returned at once.
 ///
 /// # Errors
 ///
-/// The last start-up error when every attempt failed.
+/// The first error that is not a lost port, or the last one when every attempt lost.
 pub(crate) fn start_on_a_free_port(mut start: impl FnMut(u16) -> io::Result<()>) -> io::Result<()> {
-    let mut last_error = io::Error::other("no start-up attempt was made");
-    for _ in 0..5 {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
         match start(free_port()?) {
-            Ok(()) => return Ok(()),
-            Err(error) => last_error = error,
+            Err(error) if error.kind() == io::ErrorKind::AddrInUse && attempts < 5 => {}
+            result => return result,
         }
     }
-    Err(last_error)
+}
+
+/// Runs `start` (a restart on the server's own port) again while it fails because the port
+/// is taken (an error of kind [`io::ErrorKind::AddrInUse`]): another socket may hold it for
+/// a moment, e.g. a client's connection that was given it as its local port. Retries every
+/// 100 ms for up to `timeout`.
+///
+/// # Errors
+///
+/// The first error that is not a taken port, or the last one after `timeout`.
+pub(crate) fn retry_while_the_port_is_taken(
+    timeout: Duration,
+    mut start: impl FnMut() -> io::Result<()>,
+) -> io::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match start() {
+            Err(error) if error.kind() == io::ErrorKind::AddrInUse && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            result => return result,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lost_port_is_retried_on_a_new_one_and_any_other_error_is_not() {
+        let mut ports = Vec::new();
+        let result = start_on_a_free_port(|port| {
+            ports.push(port);
+            if ports.len() < 3 {
+                Err(io::Error::new(io::ErrorKind::AddrInUse, "taken"))
+            } else {
+                Ok(())
+            }
+        });
+        assert!(result.is_ok());
+        assert_eq!(ports.len(), 3);
+
+        let mut calls = 0;
+        let result = start_on_a_free_port(|_| {
+            calls += 1;
+            Err(io::Error::new(io::ErrorKind::AddrInUse, "always taken"))
+        });
+        assert_eq!(
+            result.map_err(|error| error.kind()),
+            Err(io::ErrorKind::AddrInUse)
+        );
+        assert_eq!(calls, 5, "bounded");
+
+        let mut calls = 0;
+        let result = start_on_a_free_port(|_| {
+            calls += 1;
+            Err(io::Error::other("initdb failed"))
+        });
+        assert!(result.is_err());
+        assert_eq!(calls, 1, "not a port race: no retry");
+    }
+
+    #[test]
+    fn a_restart_is_retried_while_its_port_is_taken_and_not_past_the_timeout() {
+        let mut calls = 0;
+        let result = retry_while_the_port_is_taken(Duration::from_secs(60), || {
+            calls += 1;
+            if calls < 3 {
+                Err(io::Error::new(io::ErrorKind::AddrInUse, "taken"))
+            } else {
+                Ok(())
+            }
+        });
+        assert!(result.is_ok());
+        assert_eq!(calls, 3);
+
+        let mut calls = 0;
+        let result = retry_while_the_port_is_taken(Duration::ZERO, || {
+            calls += 1;
+            Err(io::Error::new(io::ErrorKind::AddrInUse, "taken"))
+        });
+        assert!(result.is_err());
+        assert_eq!(calls, 1);
+    }
 }

@@ -10,7 +10,7 @@ use nix::sys::signal::Signal;
 use nix::unistd::{chown, Gid, Uid, User};
 use tempfile::TempDir;
 
-use crate::net::start_on_a_free_port;
+use crate::net::{retry_while_the_port_is_taken, start_on_a_free_port};
 use crate::process::{DetachedService, ServiceProcess};
 use crate::STARTUP_TIMEOUT;
 
@@ -97,7 +97,7 @@ impl PostgresBuilder {
         };
         start_on_a_free_port(|port| {
             server.port = port;
-            server.start_again()
+            server.start_once()
         })?;
         Ok(server)
     }
@@ -192,13 +192,20 @@ impl PostgresServer {
         }
     }
 
-    /// Starts the stopped server again on the same port with the same data.
+    /// Starts the stopped server again on the same port with the same data. While another
+    /// socket holds the port, the start is retried for up to [`STARTUP_TIMEOUT`].
     ///
     /// # Errors
     ///
-    /// When the server does not accept connections within [`STARTUP_TIMEOUT`].
+    /// When the server does not accept connections within [`STARTUP_TIMEOUT`], or the port
+    /// stays taken that long.
     pub fn start_again(&mut self) -> io::Result<()> {
         self.stop()?;
+        retry_while_the_port_is_taken(STARTUP_TIMEOUT, || self.start_once())
+    }
+
+    /// One start on `self.port`; an error of kind `AddrInUse` when the port was taken.
+    fn start_once(&mut self) -> io::Result<()> {
         let data = self.dir.path().join("data");
         let socket_dir = self.dir.path().to_owned();
         let mut command = Command::new(self.bin.join("postgres"));

@@ -21,6 +21,9 @@ pub struct ServiceProcess {
     name: String,
     child: Option<Child>,
     log: PathBuf,
+    /// The log's length when this process was spawned: what follows is its own output (the
+    /// log is appended to by every start of the same server).
+    log_start: u64,
     stop_signal: Signal,
 }
 
@@ -38,6 +41,7 @@ impl ServiceProcess {
     ) -> io::Result<Self> {
         use std::os::unix::process::CommandExt;
         let out = File::options().create(true).append(true).open(log)?;
+        let log_start = out.metadata()?.len();
         let err = out.try_clone()?;
         command
             .stdin(Stdio::null())
@@ -51,6 +55,7 @@ impl ServiceProcess {
             name: name.to_owned(),
             child: Some(child),
             log: log.to_owned(),
+            log_start,
             stop_signal,
         })
     }
@@ -104,17 +109,46 @@ impl ServiceProcess {
     ///
     /// # Errors
     ///
-    /// When the process is no longer running.
+    /// When the process is no longer running: of kind [`io::ErrorKind::AddrInUse`] when its
+    /// own output says it could not bind its port (Postgres and Redis both print the system's
+    /// "Address already in use"), so that a caller can retry.
     pub fn ensure_running(&mut self) -> io::Result<()> {
         if self.is_running() {
-            Ok(())
+            return Ok(());
+        }
+        let kind = if self.own_output().contains("Address already in use") {
+            io::ErrorKind::AddrInUse
         } else {
-            Err(io::Error::other(format!(
+            io::ErrorKind::Other
+        };
+        Err(io::Error::new(
+            kind,
+            format!(
                 "{} exited during start-up; its log ends with:\n{}",
                 self.name,
                 self.log_tail(40)
-            )))
+            ),
+        ))
+    }
+
+    /// Whether this process (not an earlier start of the same server) logged `text`.
+    pub(crate) fn has_logged(&self, text: &str) -> bool {
+        self.own_output().contains(text)
+    }
+
+    /// What this process wrote to the log (not earlier starts of the same server).
+    fn own_output(&self) -> String {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut text = String::new();
+        if let Ok(mut file) = File::open(&self.log) {
+            if file.seek(SeekFrom::Start(self.log_start)).is_ok() {
+                let mut bytes = Vec::new();
+                if file.read_to_end(&mut bytes).is_ok() {
+                    text = String::from_utf8_lossy(&bytes).into_owned();
+                }
+            }
         }
+        text
     }
 
     /// The last `lines` lines of the process's log.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use tempfile::TempDir;
 
-use crate::net::start_on_a_free_port;
+use crate::net::{retry_while_the_port_is_taken, start_on_a_free_port};
 use crate::process::{DetachedService, ServiceProcess};
 use crate::STARTUP_TIMEOUT;
 
@@ -67,7 +67,7 @@ impl RedisBuilder {
         };
         start_on_a_free_port(|port| {
             server.port = port;
-            server.start_again()
+            server.start_once()
         })?;
         Ok(server)
     }
@@ -165,13 +165,19 @@ impl RedisServer {
         }
     }
 
-    /// Starts the stopped server again on the same port.
+    /// Starts the stopped server again on the same port. While another socket holds the
+    /// port, the start is retried for up to [`STARTUP_TIMEOUT`].
     ///
     /// # Errors
     ///
-    /// When it does not answer within [`STARTUP_TIMEOUT`].
+    /// When it does not answer within [`STARTUP_TIMEOUT`], or the port stays taken that long.
     pub fn start_again(&mut self) -> io::Result<()> {
         self.stop()?;
+        retry_while_the_port_is_taken(STARTUP_TIMEOUT, || self.start_once())
+    }
+
+    /// One start on `self.port`; an error of kind `AddrInUse` when the port was taken.
+    fn start_once(&mut self) -> io::Result<()> {
         let port = self.port.to_string();
         let mut command = Command::new("redis-server");
         command
@@ -208,10 +214,11 @@ impl RedisServer {
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         loop {
             process.ensure_running()?;
-            // With TLS we cannot speak to it here; the port check is the best there is, and
-            // the process must still be alive afterwards (it exits when the port is taken).
+            // With TLS we cannot speak to it here: its own log saying it listens (it exits
+            // instead when the port is taken) and the port accepting make it ready.
             let ready = if self.builder.tls.is_some() {
-                TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok()
+                process.has_logged("Ready to accept connections")
+                    && TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok()
             } else {
                 server_pid(addr) == process.pid()
             };

@@ -52,3 +52,47 @@ fn postgres_answers_a_query_and_restarts_on_the_same_port() {
         "42"
     );
 }
+
+/// Holds `port` until `log` shows that a server failed to bind it, then frees it.
+fn hold_port_until_refused(port: u16, log: std::path::PathBuf) -> std::thread::JoinHandle<()> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("the port is free");
+    std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        while !std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("Address already in use")
+        {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(90),
+                "the server never tried the taken port"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        drop(listener);
+    })
+}
+
+#[test]
+fn a_restart_waits_while_another_socket_holds_the_port() {
+    let mut redis = RedisServer::start().unwrap();
+    let port = redis.port();
+    redis.stop().unwrap();
+    let holder = hold_port_until_refused(port, redis.dir().join("redis.log"));
+    redis.start_again().unwrap();
+    holder.join().unwrap();
+    assert_eq!(redis.port(), port);
+    assert_eq!(redis_ping(port).unwrap(), "+PONG\r\n");
+
+    let mut pg = PostgresServer::start().unwrap();
+    let port = pg.port();
+    pg.stop().unwrap();
+    let holder = hold_port_until_refused(port, pg.dir().join("postgres.log"));
+    pg.start_again().unwrap();
+    holder.join().unwrap();
+    assert_eq!(pg.port(), port);
+    let out = Command::new("psql")
+        .args([pg.url().as_str(), "-tAc", "SELECT 1"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1");
+}
