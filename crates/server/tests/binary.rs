@@ -3,88 +3,52 @@
 
 #![allow(clippy::unwrap_used)] // reason: a test; a failed step should panic with its error.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Output;
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+mod common;
 
-const BOUND: Duration = Duration::from_secs(60);
-
-fn resync(dir: &std::path::Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_resync"));
-    command.current_dir(dir).env_remove("RUST_LOG");
-    command
-}
-
-fn http_get(addr: SocketAddr, path: &str) -> (u16, serde_json::Value) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(BOUND)).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response[9..12].parse().unwrap();
-    let body = response.split_once("\r\n\r\n").unwrap().1;
-    (status, serde_json::from_str(body).unwrap())
-}
-
-fn wait_for_exit(child: &mut Child) -> std::process::ExitStatus {
-    let deadline = Instant::now() + BOUND;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "resync did not exit within {BOUND:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use common::{resync, Running, PORT_TAKEN};
 
 #[test]
 fn serves_health_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let port = test_support::free_port().unwrap();
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut child = resync(dir.path())
-        .env("RESYNC_BIND_ADDR", addr.to_string())
-        // No upstream: every component is one this test controls.
-        .env("RESYNC_TWS_BASE_URL", "")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    test_support::wait_for_tcp(addr, BOUND).unwrap();
+    // No upstream: every component is one this test controls.
+    let envs = [("RESYNC_TWS_BASE_URL".to_owned(), String::new())];
+    // On a free port, started again on another if a process takes it first.
+    let server = Running::start(dir.path(), &envs);
 
-    let (status, body) = http_get(addr, "/api/performance/health");
+    let (status, body) = server.get("/api/performance/health", None);
     assert_eq!(status, 200);
     assert_eq!(body["status"], "healthy");
     assert!(body["components"].is_object());
-    let (status, _) = http_get(addr, "/livez");
+    let (status, _) = server.get("/livez", None);
     assert_eq!(status, 200);
-    let (status, body) = http_get(addr, "/no/such/route");
+    let (status, body) = server.get("/no/such/route", None);
     assert_eq!(status, 404);
     assert_eq!(body["error"]["code"], "not_found");
 
-    let pid = Pid::from_raw(i32::try_from(child.id()).unwrap());
-    kill(pid, Signal::SIGTERM).unwrap();
-    let status = wait_for_exit(&mut child);
-    let mut log = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
-    assert!(status.success(), "exit {status}; log:\n{log}");
+    let (stopped, log) = server.stop();
+    assert!(stopped, "log:\n{log}");
     assert!(log.contains("resync stopped"), "log:\n{log}");
+}
+
+#[test]
+fn a_port_taken_by_another_process_is_reported_and_start_up_moves_to_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let envs = [("RESYNC_TWS_BASE_URL".to_owned(), String::new())];
+    // Another process's listener on the port: it would accept a connection, but the binary
+    // exits naming the taken port, which is what the fixture retries on.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    match Running::start_on(dir.path(), &envs, addr) {
+        Ok(_) => panic!("resync claims to listen on a port another socket holds"),
+        Err(log) => assert!(log.contains(PORT_TAKEN), "log:\n{log}"),
+    }
+    let server = Running::start(dir.path(), &envs);
+    assert_ne!(server.addr, addr);
+    assert_eq!(server.get("/livez", None).0, 200);
+    let (stopped, log) = server.stop();
+    assert!(stopped, "log:\n{log}");
 }
 
 fn run(dir: &std::path::Path, envs: &[(&str, &str)], args: &[&str]) -> Output {

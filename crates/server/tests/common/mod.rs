@@ -2,9 +2,11 @@
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)] // reason: shared by several test files.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStderr, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
@@ -29,6 +31,7 @@ pub struct Running {
     pub child: Child,
     pub addr: SocketAddr,
     pub started: Instant,
+    log: Log,
 }
 
 impl Drop for Running {
@@ -38,11 +41,79 @@ impl Drop for Running {
     }
 }
 
+/// What the process writes to stderr, collected by a thread as it is written (so start-up
+/// can wait for a line while the process runs).
+struct Log {
+    text: Arc<Mutex<String>>,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl Log {
+    fn capture(stderr: ChildStderr) -> Self {
+        let text = Arc::new(Mutex::new(String::new()));
+        let reader = {
+            let text = Arc::clone(&text);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    let mut text = text.lock().unwrap();
+                    text.push_str(&line);
+                    text.push('\n');
+                }
+            })
+        };
+        Self {
+            text,
+            reader: Some(reader),
+        }
+    }
+
+    fn text(&self) -> String {
+        self.text.lock().unwrap().clone()
+    }
+
+    /// The whole log, once the process has exited (its stderr then ends).
+    fn finish(&mut self) -> String {
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
+        self.text()
+    }
+}
+
+/// What the binary logs once it has bound its port (and built every component).
+const LISTENING: &str = "resync listening";
+/// What the binary's error says when its port was taken.
+pub const PORT_TAKEN: &str = "Address already in use";
+/// Start-up attempts, each on a new free port, when another process takes the port first.
+const START_ATTEMPTS: u32 = 5;
+
 impl Running {
-    /// Starts the binary with `envs` on a free port and waits until it accepts.
+    /// Starts the binary with `envs` on a free port and waits until it says it listens.
+    ///
+    /// The port was free a moment before the binary binds it: when another process took it
+    /// meanwhile, the binary exits saying so, and it is started again on a new port (five
+    /// attempts).
     pub fn start(dir: &std::path::Path, envs: &[(String, String)]) -> Self {
-        let port = test_support::free_port().unwrap();
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        for attempt in 1..=START_ATTEMPTS {
+            let port = test_support::free_port().unwrap();
+            match Self::start_on(dir, envs, SocketAddr::from(([127, 0, 0, 1], port))) {
+                Ok(running) => return running,
+                Err(log) if log.contains(PORT_TAKEN) && attempt < START_ATTEMPTS => {}
+                Err(log) => panic!("resync did not start (attempt {attempt}); log:\n{log}"),
+            }
+        }
+        unreachable!("the last attempt returns or panics")
+    }
+
+    /// Starts the binary with `envs` on `addr` and waits until it says it listens; the log
+    /// when it exits first. Start-up waits for the binary's own "listening" line rather than
+    /// for the port to accept, which another process on the port would do too.
+    pub fn start_on(
+        dir: &std::path::Path,
+        envs: &[(String, String)],
+        addr: SocketAddr,
+    ) -> Result<Self, String> {
         let mut command = resync(dir);
         command
             .env("RESYNC_BIND_ADDR", addr.to_string())
@@ -52,12 +123,29 @@ impl Running {
             command.env(key, value);
         }
         let started = Instant::now();
-        let child = command.spawn().unwrap();
-        test_support::wait_for_tcp(addr, BOUND).unwrap();
-        Self {
-            child,
-            addr,
-            started,
+        let mut child = command.spawn().unwrap();
+        let mut log = Log::capture(child.stderr.take().unwrap());
+        loop {
+            if log.text().contains(LISTENING) {
+                test_support::wait_for_tcp(addr, BOUND).unwrap();
+                return Ok(Self {
+                    child,
+                    addr,
+                    started,
+                    log,
+                });
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                return Err(format!("exited with {status}:\n{}", log.finish()));
+            }
+            if started.elapsed() > BOUND {
+                let _ = child.kill();
+                panic!(
+                    "resync did not listen within {BOUND:?}; log:\n{}",
+                    log.finish()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -80,14 +168,7 @@ impl Running {
             );
             std::thread::sleep(Duration::from_millis(20));
         };
-        let mut log = String::new();
-        self.child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut log)
-            .unwrap();
-        (status.success(), log)
+        (status.success(), self.log.finish())
     }
 }
 
