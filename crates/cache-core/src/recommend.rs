@@ -132,7 +132,7 @@ impl<'a> Judged<'a> {
     }
 
     /// The message of a growth: `what` and the hit rate it is predicted to reach.
-    fn growth_message(&self, growth: &Growth, what: String) -> String {
+    fn growth_message(&self, growth: &Growth, what: &str) -> String {
         format!(
             "{what} is predicted to raise the hit rate from {:.1}% to {:.1}%",
             self.hit_rate * 100.0,
@@ -214,7 +214,7 @@ fn grow_entries(judged: &Judged<'_>) -> Option<Recommendation> {
                 .recommend(
                     "cache.grow_entries",
                     growth.severity(),
-                    judged.growth_message(growth, format!(
+                    judged.growth_message(growth, &format!(
                         "entries sit at the per-entry weight floor, so the entry bound limits the cache: doubling ASYNC_CACHE_MAX_ENTRIES to {}",
                         entries.saturating_mul(2)
                     )),
@@ -249,7 +249,7 @@ fn grow_memory(judged: &Judged<'_>) -> Option<Recommendation> {
                     growth.severity(),
                     judged.growth_message(
                         growth,
-                        format!("doubling the memory bound to {} MB", memory_mb * 2),
+                        &format!("doubling the memory bound to {} MB", memory_mb * 2),
                     ),
                 )
                 .with_change(SettingChange::new(
