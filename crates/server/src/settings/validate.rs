@@ -109,9 +109,19 @@ impl SettingsError {
 }
 
 /// Collects problems while checking.
+#[derive(Debug, Default)]
 struct Checker(Vec<Problem>);
 
 impl Checker {
+    /// `Ok` when nothing was found, else every problem in the order found.
+    fn finish(self) -> Result<(), SettingsError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(SettingsError::new(self.0))
+        }
+    }
+
     fn require(&mut self, ok: bool, key: &str, value: impl fmt::Display, expected: &str) {
         if !ok {
             self.0.push(Problem {
@@ -176,7 +186,18 @@ impl Settings {
     ///
     /// A [`SettingsError`] listing each bad key with its value and what is expected.
     pub fn validate(&self) -> Result<(), SettingsError> {
-        let mut check = Checker(Vec::new());
+        let mut check = Checker::default();
+        self.check_urls(&mut check);
+        self.check_pools(&mut check);
+        self.check_cache(&mut check);
+        self.check_timeouts(&mut check);
+        self.check_perf_api(&mut check);
+        self.check_health_thresholds(&mut check);
+        check.finish()
+    }
+
+    /// The backends' URLs: empty, or of the backend's scheme.
+    fn check_urls(&self, check: &mut Checker) {
         check.url(
             "DATABASE_URL",
             &self.database_url,
@@ -184,6 +205,10 @@ impl Settings {
         );
         check.url("REDIS_URL", &self.redis_url, &["redis", "rediss"]);
         check.url("TWS_BASE_URL", &self.tws_base_url, &["http", "https"]);
+    }
+
+    /// Each pool's sizes (`MIN_SIZE` ≤ `MAX_SIZE`, `MAX_SIZE` ≥ 1) and times (≥ 1 s).
+    fn check_pools(&self, check: &mut Checker) {
         check.pool(
             "DB_POOL",
             self.db_pool_min_size,
@@ -223,6 +248,10 @@ impl Settings {
                 ),
             ],
         );
+    }
+
+    /// The response cache: its TTL, cleanup interval, stripes and bounds.
+    fn check_cache(&self, check: &mut Checker) {
         check.at_least_one("ASYNC_CACHE_TTL", self.async_cache_ttl);
         check.at_least_one(
             "ASYNC_CACHE_CLEANUP_INTERVAL",
@@ -241,8 +270,17 @@ impl Settings {
             self.async_cache_max_memory_mb,
             "a whole number of MiB from 1 to 1048576",
         );
+    }
+
+    /// The upstream read timeout and the leak threshold (each ≥ 1 s).
+    fn check_timeouts(&self, check: &mut Checker) {
         check.at_least_one("TWS_READ_TIMEOUT", self.tws_read_timeout);
         check.at_least_one("LEAK_THRESHOLD_SECS", self.leak_threshold_secs);
+    }
+
+    /// The performance API: its sampling, history and health window, and the address it is
+    /// served on.
+    fn check_perf_api(&self, check: &mut Checker) {
         check.at_least_one("PERF_SAMPLE_INTERVAL", self.perf_sample_interval);
         check.require(
             self.perf_history_len >= 2,
@@ -265,6 +303,10 @@ impl Settings {
             format!("{:?}", self.bind_addr),
             "an IP address and port, e.g. 127.0.0.1:8000",
         );
+    }
+
+    /// The `HEALTH_*` thresholds: ratios in 0–1, counts and times ≥ 1.
+    fn check_health_thresholds(&self, check: &mut Checker) {
         check.ratio("HEALTH_CACHE_MIN_HIT_RATE", self.health_cache_min_hit_rate);
         check.ratio(
             "HEALTH_CACHE_MAX_MEMORY_UTILIZATION",
@@ -280,10 +322,225 @@ impl Settings {
             "HEALTH_POOL_MAX_ERROR_RATE",
             self.health_pool_max_error_rate,
         );
-        if check.0.is_empty() {
-            Ok(())
-        } else {
-            Err(SettingsError::new(check.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One group of rules, as `validate` runs it.
+    type Group = fn(&Settings, &mut Checker);
+
+    const GROUPS: [(&str, Group); 6] = [
+        ("urls", Settings::check_urls),
+        ("pools", Settings::check_pools),
+        ("cache", Settings::check_cache),
+        ("timeouts", Settings::check_timeouts),
+        ("perf_api", Settings::check_perf_api),
+        ("health_thresholds", Settings::check_health_thresholds),
+    ];
+
+    /// The problems `group` alone finds in `settings`.
+    fn problems(settings: &Settings, group: Group) -> Vec<Problem> {
+        let mut check = Checker::default();
+        group(settings, &mut check);
+        check.0
+    }
+
+    fn keys(settings: &Settings, group: Group) -> Vec<String> {
+        problems(settings, group)
+            .into_iter()
+            .map(|problem| problem.key)
+            .collect()
+    }
+
+    #[test]
+    fn every_group_accepts_the_defaults() {
+        for (name, group) in GROUPS {
+            assert_eq!(problems(&Settings::default(), group), [], "{name}");
         }
+    }
+
+    #[test]
+    fn urls_are_empty_or_of_their_backends_scheme() {
+        let settings = Settings {
+            database_url: "mysql://db/app".to_owned(),
+            redis_url: "redis://".to_owned(),
+            tws_base_url: "https://upstream".to_owned(),
+            ..Settings::default()
+        };
+        let found = problems(&settings, Settings::check_urls);
+        let found_keys: Vec<&str> = found.iter().map(|problem| problem.key.as_str()).collect();
+        assert_eq!(found_keys, ["DATABASE_URL", "REDIS_URL"]);
+        assert_eq!(found[0].value, "\"mysql://db/app\"");
+        assert_eq!(
+            found[0].expected,
+            "empty (disabled) or a URL starting with postgres:// or postgresql://"
+        );
+        let accepted = Settings {
+            database_url: "postgresql://db/app".to_owned(),
+            redis_url: "rediss://cache:6380".to_owned(),
+            tws_base_url: String::new(),
+            ..Settings::default()
+        };
+        assert_eq!(keys(&accepted, Settings::check_urls), [] as [&str; 0]);
+    }
+
+    #[test]
+    fn pools_need_a_max_size_above_their_min_size_and_whole_seconds() {
+        let settings = Settings {
+            db_pool_min_size: 101,
+            redis_pool_max_size: 0,
+            http_pool_connect_timeout: 0,
+            http_pool_health_check_interval: 0,
+            ..Settings::default()
+        };
+        assert_eq!(
+            keys(&settings, Settings::check_pools),
+            [
+                "DB_POOL_MIN_SIZE",
+                "REDIS_POOL_MAX_SIZE",
+                "REDIS_POOL_MIN_SIZE",
+                "HTTP_POOL_CONNECT_TIMEOUT",
+                "HTTP_POOL_HEALTH_CHECK_INTERVAL",
+            ]
+        );
+        let expected = problems(&settings, Settings::check_pools)[0].to_string();
+        assert_eq!(
+            expected,
+            "DB_POOL_MIN_SIZE = 101: expected at most DB_POOL_MAX_SIZE (100)"
+        );
+    }
+
+    #[test]
+    fn the_cache_needs_whole_times_stripes_in_range_and_bounds() {
+        let settings = Settings {
+            async_cache_ttl: 0,
+            async_cache_num_shards: 2048,
+            async_cache_max_entries: 0,
+            async_cache_max_memory_mb: (1 << 20) + 1,
+            ..Settings::default()
+        };
+        assert_eq!(
+            keys(&settings, Settings::check_cache),
+            [
+                "ASYNC_CACHE_TTL",
+                "ASYNC_CACHE_NUM_SHARDS",
+                "ASYNC_CACHE_MAX_ENTRIES",
+                "ASYNC_CACHE_MAX_MEMORY_MB",
+            ]
+        );
+        let no_cleanup = Settings {
+            async_cache_cleanup_interval: 0,
+            async_cache_num_shards: 0,
+            ..Settings::default()
+        };
+        assert_eq!(
+            keys(&no_cleanup, Settings::check_cache),
+            ["ASYNC_CACHE_CLEANUP_INTERVAL", "ASYNC_CACHE_NUM_SHARDS"]
+        );
+    }
+
+    #[test]
+    fn timeouts_are_at_least_a_second() {
+        let settings = Settings {
+            tws_read_timeout: 0,
+            leak_threshold_secs: 0,
+            ..Settings::default()
+        };
+        assert_eq!(
+            keys(&settings, Settings::check_timeouts),
+            ["TWS_READ_TIMEOUT", "LEAK_THRESHOLD_SECS"]
+        );
+    }
+
+    #[test]
+    fn the_perf_api_needs_a_history_a_window_of_a_sample_and_an_address() {
+        let settings = Settings {
+            perf_history_len: 1,
+            perf_health_window_secs: 5,
+            bind_addr: "localhost".to_owned(),
+            ..Settings::default()
+        };
+        let found = problems(&settings, Settings::check_perf_api);
+        let found_keys: Vec<&str> = found.iter().map(|problem| problem.key.as_str()).collect();
+        assert_eq!(
+            found_keys,
+            ["PERF_HISTORY_LEN", "PERF_HEALTH_WINDOW_SECS", "BIND_ADDR"]
+        );
+        assert_eq!(found[1].expected, "at least PERF_SAMPLE_INTERVAL (10)");
+        let no_sampling = Settings {
+            perf_sample_interval: 0,
+            perf_health_window_secs: 0,
+            ..Settings::default()
+        };
+        assert_eq!(
+            keys(&no_sampling, Settings::check_perf_api),
+            ["PERF_SAMPLE_INTERVAL"]
+        );
+    }
+
+    #[test]
+    fn health_thresholds_are_ratios_and_whole_counts() {
+        let settings = Settings {
+            health_cache_min_hit_rate: -0.1,
+            health_cache_max_memory_utilization: 1.2,
+            health_cache_min_requests: 0,
+            health_pool_max_utilization: f64::NAN,
+            health_pool_max_wait_ms: 0,
+            health_pool_max_error_rate: 1.5,
+            ..Settings::default()
+        };
+        assert_eq!(
+            keys(&settings, Settings::check_health_thresholds),
+            [
+                "HEALTH_CACHE_MIN_HIT_RATE",
+                "HEALTH_CACHE_MAX_MEMORY_UTILIZATION",
+                "HEALTH_CACHE_MIN_REQUESTS",
+                "HEALTH_POOL_MAX_UTILIZATION",
+                "HEALTH_POOL_MAX_WAIT_MS",
+                "HEALTH_POOL_MAX_ERROR_RATE",
+            ]
+        );
+        let at_the_edges = Settings {
+            health_cache_min_hit_rate: 0.0,
+            health_pool_max_error_rate: 1.0,
+            ..Settings::default()
+        };
+        assert_eq!(
+            keys(&at_the_edges, Settings::check_health_thresholds),
+            [] as [&str; 0]
+        );
+    }
+
+    #[test]
+    fn validate_reports_the_groups_problems_in_order() {
+        let settings = Settings {
+            redis_url: "http://x".to_owned(),
+            redis_pool_min_size: 30,
+            async_cache_ttl: 0,
+            leak_threshold_secs: 0,
+            bind_addr: "localhost".to_owned(),
+            health_pool_max_error_rate: 1.5,
+            ..Settings::default()
+        };
+        let error = settings.validate().expect_err("six bad keys");
+        let keys: Vec<&str> = error
+            .problems
+            .iter()
+            .map(|problem| problem.key.as_str())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "REDIS_URL",
+                "REDIS_POOL_MIN_SIZE",
+                "ASYNC_CACHE_TTL",
+                "LEAK_THRESHOLD_SECS",
+                "BIND_ADDR",
+                "HEALTH_POOL_MAX_ERROR_RATE",
+            ]
+        );
     }
 }
