@@ -2,7 +2,7 @@
 
 mod support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use resync_cache_core::{Cache, GROW_MIN_GAIN, MIN_REQUESTS};
 use resync_perf_core::{SettingValue, Severity};
@@ -99,27 +99,62 @@ async fn one_off_keys_give_a_low_hit_rate_that_growing_would_not_fix() {
     );
 }
 
-#[tokio::test]
-async fn frequent_expirations_say_the_ttl_is_too_short() {
-    let cache: Cache<u64, u64> = Cache::builder()
-        .name("short-ttl")
+/// The TTL of the expiring caches below: rounds of reads follow each other about a TTL apart,
+/// and a TTL twice as long keeps a value across that gap unless the machine stalls for more
+/// than a whole TTL.
+const TTL: Duration = Duration::from_millis(100);
+/// Every wait gives up after this long.
+const BOUND: Duration = Duration::from_secs(60);
+
+/// Waits until `key`'s entry has expired, polling `contains_key` every 5 ms (it is not a
+/// read: it neither counts nor touches the entry); panics after [`BOUND`].
+async fn wait_until_expired(cache: &Cache<u64, u64>, key: u64) {
+    let started = Instant::now();
+    while cache.contains_key(&key) {
+        assert!(started.elapsed() < BOUND, "key {key} never expired");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Reads `keys` (writing each one missed), hands the samples to the advisor at once, waits
+/// until the round's writes have expired and lets maintenance count the expirations.
+async fn expiring_round(cache: &Cache<u64, u64>, keys: std::ops::Range<u64>) {
+    for key in keys.clone() {
+        if cache.get(&key).await.is_none() {
+            cache.insert(key, key).await.expect("fits");
+        }
+    }
+    // The advisor's miniatures take the time of the replay as the samples' time: replayed
+    // now, they are timed with the round, not with the wait below.
+    cache.run_pending_tasks().await;
+    // The last key was written last: once it has expired, so has every key of the round.
+    wait_until_expired(cache, keys.end - 1).await;
+    cache.run_pending_tasks().await;
+}
+
+fn expiring_cache(name: &str) -> Cache<u64, u64> {
+    Cache::builder()
+        .name(name)
         .max_entries(1_000)
         .max_memory_bytes(1_000 * 1024)
-        .ttl(Duration::from_millis(20))
+        .ttl(TTL)
         .build()
-        .expect("valid settings");
-    // A small working set read again and again: every miss is a reload of an expired value.
+        .expect("valid settings")
+}
+
+#[tokio::test]
+async fn frequent_expirations_say_the_ttl_is_too_short() {
+    let cache = expiring_cache("short-ttl");
+    // A small working set read again and again, each round as soon as the last one's values
+    // have expired: every miss is a reload of a value that expired just before, which a TTL
+    // twice as long would have kept. The rounds follow the expiry (an event), not a sleep
+    // that a loaded machine could stretch past the doubled TTL.
+    let started = Instant::now();
     let mut rounds = 0;
     while cache.metrics().evictions.expired < 200 || rounds < 20 {
-        for key in 0..50u64 {
-            if cache.get(&key).await.is_none() {
-                cache.insert(key, key).await.expect("fits");
-            }
-        }
+        expiring_round(&cache, 0..50).await;
         rounds += 1;
-        tokio::time::sleep(Duration::from_millis(25)).await;
-        cache.run_pending_tasks().await;
-        assert!(rounds < 2_000, "entries never expired");
+        assert!(started.elapsed() < BOUND, "entries never expired");
     }
     let advice = cache.recommendations();
     let ttl = advice
@@ -133,26 +168,15 @@ async fn frequent_expirations_say_the_ttl_is_too_short() {
 
 #[tokio::test]
 async fn one_off_keys_that_expire_unread_do_not_blame_the_ttl() {
-    let cache: Cache<u64, u64> = Cache::builder()
-        .name("one-off-ttl")
-        .max_entries(1_000)
-        .max_memory_bytes(1_000 * 1024)
-        .ttl(Duration::from_millis(20))
-        .build()
-        .expect("valid settings");
+    let cache = expiring_cache("one-off-ttl");
     // Every key is read once, missed, written and left to expire: expirations match misses,
     // but a longer TTL would not turn a single miss into a hit.
+    let started = Instant::now();
     let mut rounds = 0u64;
     while cache.metrics().evictions.expired < 200 || rounds < 30 {
-        for key in rounds * 50..(rounds + 1) * 50 {
-            if cache.get(&key).await.is_none() {
-                cache.insert(key, key).await.expect("fits");
-            }
-        }
+        expiring_round(&cache, rounds * 50..(rounds + 1) * 50).await;
         rounds += 1;
-        tokio::time::sleep(Duration::from_millis(25)).await;
-        cache.run_pending_tasks().await;
-        assert!(rounds < 2_000, "entries never expired");
+        assert!(started.elapsed() < BOUND, "entries never expired");
     }
     let metrics = cache.metrics();
     assert!(metrics.evictions.expired as f64 >= 0.25 * metrics.misses as f64);
