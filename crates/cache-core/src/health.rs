@@ -1,5 +1,5 @@
-//! Health of one cache by DESIGN.md's rules: a low hit rate (with enough traffic to judge) and
-//! memory pressure are degraded.
+//! Health of one cache by the cache rules of `docs/ARCHITECTURE.md` (*Health rules*): a low
+//! hit rate (with enough traffic to judge) and memory pressure are degraded.
 
 use resync_perf_core::{ratio, HealthReason, HealthStatus, HealthVerdict};
 

@@ -2,7 +2,7 @@
 //! build and process figures, as Prometheus text (0.0.4) or OpenMetrics text (1.0), encoded
 //! by prometheus-client from snapshots the caller takes.
 //!
-//! The names are a contract (DESIGN.md, perf-api, "Metric names"); they are written below as
+//! The names are a contract (`docs/ARCHITECTURE.md`, *Metric names*); they are written below as
 //! the Prometheus text format exposes them. Counters are cumulative since their component
 //! was built; gauges are current values. Labels: `cache`, `pool`, `kind` and `component`
 //! carry the component's name.

@@ -1,4 +1,5 @@
-//! Health of one pool by DESIGN.md's rules, and the record of its background checks.
+//! Health of one pool by the pool rules of `docs/ARCHITECTURE.md` (*Health rules*), and the
+//! record of its background checks.
 
 use std::time::{Duration, Instant};
 

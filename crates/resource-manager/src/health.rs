@@ -10,11 +10,11 @@ use crate::tracker::ResourceTracker;
 /// Code of the reason [`leak_health`] gives for each kind with leaked resources.
 pub const LEAKED_CODE: &str = "resources.leaked";
 
-/// Judges resources by DESIGN.md's rule "leaked resources > 0 → critical": one
-/// [`LEAKED_CODE`] reason per kind whose `leaked_now` is above zero — status
-/// [`Critical`](HealthStatus::Critical), `measured` = `leaked_now`, `threshold` = 0, and a
-/// message naming the kind and its leak threshold. [`Healthy`](HealthStatus::Healthy) with
-/// no reasons otherwise.
+/// Judges resources by the rule "leaked resources > 0 → critical" (`docs/ARCHITECTURE.md`,
+/// *Health rules*): one [`LEAKED_CODE`] reason per kind whose `leaked_now` is above zero —
+/// status [`Critical`](HealthStatus::Critical), `measured` = `leaked_now`, `threshold` = 0,
+/// and a message naming the kind and its leak threshold. [`Healthy`](HealthStatus::Healthy)
+/// with no reasons otherwise.
 ///
 /// `leaked_now` is as of the scan that produced `stats` ([`ResourceTracker::stats`] scans).
 #[must_use]
