@@ -49,20 +49,35 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     let shared = |var: &str| std::env::var(var).ok().filter(|url| !url.trim().is_empty());
     if let (Some(database), Some(redis)) = (shared(DATABASE_URL_ENV), shared(REDIS_URL_ENV)) {
         eprintln!("==> using the servers of {DATABASE_URL_ENV} and {REDIS_URL_ENV}");
-        return check_with(root, &promtool, &database, &redis);
+        let binary = build_server(root)?;
+        return check_with(&binary, &promtool, &database, &redis);
     }
     packages::ensure_installed()?;
+    let binary = build_server(root)?;
     let running = services::Running::start()?;
-    let result = check(root, &running);
+    let result = check_with(
+        &binary,
+        &promtool,
+        &running.database_url(),
+        &running.redis_url(),
+    );
     drop(running);
     result
 }
 
-/// The step of `ci`, against services that are running.
+/// The step of `ci`, after the tests and against their services: the binary is the one
+/// `cargo test --workspace --all-features` just built for the server's tests (building it
+/// again with `cargo build` would resolve other features and recompile half the workspace).
 pub(crate) fn check(root: &Path, running: &services::Running) -> Result<()> {
     let promtool = packages::ensure_promtool()?;
+    let binary = server_binary(root);
+    ensure!(
+        binary.is_file(),
+        "{} is missing: the tests build it",
+        binary.display()
+    );
     check_with(
-        root,
+        &binary,
         &promtool,
         &running.database_url(),
         &running.redis_url(),
@@ -78,13 +93,12 @@ struct Report {
     openmetrics_bytes: usize,
 }
 
-fn check_with(root: &Path, promtool: &Path, database_url: &str, redis_url: &str) -> Result<()> {
-    let binary = build_server(root)?;
+fn check_with(binary: &Path, promtool: &Path, database_url: &str, redis_url: &str) -> Result<()> {
     let scratch = ScratchDir::new()?;
     let port = test_support::free_port().context("finding a free loopback port")?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
 
-    let mut command = Command::new(&binary);
+    let mut command = Command::new(binary);
     // No colour codes in the log quoted on failure.
     command
         .current_dir(scratch.path())
@@ -144,15 +158,20 @@ fn build_server(root: &Path) -> Result<PathBuf> {
         "--locked",
     ]);
     run_step("build resync", build)?;
-    let binary = target_dir(root, std::env::var_os("CARGO_TARGET_DIR").as_deref())
-        .join("debug")
-        .join("resync");
+    let binary = server_binary(root);
     ensure!(
         binary.is_file(),
         "{} is missing after the build",
         binary.display()
     );
     Ok(binary)
+}
+
+/// Where cargo puts the debug `resync` binary.
+fn server_binary(root: &Path) -> PathBuf {
+    target_dir(root, std::env::var_os("CARGO_TARGET_DIR").as_deref())
+        .join("debug")
+        .join("resync")
 }
 
 /// Cargo's target directory: `CARGO_TARGET_DIR` (relative to the workspace root, where the

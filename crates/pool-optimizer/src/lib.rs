@@ -7,9 +7,9 @@
 //! hold time and peak use, tracks every checkout with a
 //! [`ResourceTracker`](resync_resource_manager::ResourceTracker) (so a connection held past
 //! the leak threshold is a counted leak naming the line that took it), and tells
-//! [`Error::Exhausted`] (every connection checked out until the timeout) from
+//! [`Error::Exhausted`] (every connection open and in use until the timeout) from
 //! [`Error::Unavailable`] (no connection can be made: returned at once when a connect fails
-//! and nothing is checked out, with the connect error; a merely busy pool keeps waiting).
+//! and no connection is open, with the connect error; a merely busy pool keeps waiting).
 //!
 //! Backends: [`PostgresManager`] (tokio-postgres, `sslmode=require` over rustls),
 //! [`RedisManager`] (the redis crate's multiplexed connection with honoured connect and

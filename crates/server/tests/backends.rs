@@ -11,8 +11,9 @@ use common::{wait_for, Running};
 #[test]
 fn an_unreachable_upstream_is_one_warning_and_a_critical_component() {
     let dir = tempfile::tempdir().unwrap();
-    // A free port nobody listens on.
-    let port = test_support::free_port().unwrap();
+    // A port held by a socket that never listens: every connect is refused.
+    let refused = test_support::RefusedPort::reserve().unwrap();
+    let port = refused.port();
     let envs = [
         (
             "RESYNC_TWS_BASE_URL".to_owned(),

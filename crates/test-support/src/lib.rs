@@ -26,7 +26,7 @@ mod postgres;
 mod process;
 mod redis;
 
-pub use net::{free_port, wait_for_tcp};
+pub use net::{free_port, wait_for_tcp, RefusedPort};
 pub use postgres::{PostgresBuilder, PostgresServer};
 pub use process::{DetachedService, ServiceProcess};
 pub use redis::{RedisBuilder, RedisServer};

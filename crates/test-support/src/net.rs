@@ -17,6 +17,49 @@ pub fn free_port() -> io::Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
+/// A loopback port held by a bound socket that never listens: every connect to it is refused
+/// (`ECONNREFUSED`), and no other process can take the port while the value lives. For tests
+/// of a backend that is down.
+#[derive(Debug)]
+pub struct RefusedPort {
+    _socket: std::os::fd::OwnedFd,
+    port: u16,
+}
+
+impl RefusedPort {
+    /// Binds a TCP socket to a free port on 127.0.0.1 without listening.
+    ///
+    /// # Errors
+    ///
+    /// When no socket can be made or bound.
+    pub fn reserve() -> io::Result<Self> {
+        use nix::sys::socket::{
+            bind, getsockname, socket, AddressFamily, SockFlag, SockType, SockaddrIn,
+        };
+        let socket = socket(
+            AddressFamily::Inet,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .map_err(io::Error::from)?;
+        let any_port = SockaddrIn::new(127, 0, 0, 1, 0);
+        bind(std::os::fd::AsRawFd::as_raw_fd(&socket), &any_port).map_err(io::Error::from)?;
+        let bound: SockaddrIn =
+            getsockname(std::os::fd::AsRawFd::as_raw_fd(&socket)).map_err(io::Error::from)?;
+        Ok(Self {
+            _socket: socket,
+            port: bound.port(),
+        })
+    }
+
+    /// The port.
+    #[must_use]
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
 /// Waits until `addr` accepts a TCP connection, polling every 20 ms up to `timeout`.
 ///
 /// # Errors
@@ -83,6 +126,17 @@ pub(crate) fn retry_while_the_port_is_taken(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_port_refuses_connects_while_it_is_held() {
+        let refused = RefusedPort::reserve().unwrap();
+        let error = TcpStream::connect(("127.0.0.1", refused.port())).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::ConnectionRefused);
+        assert!(
+            TcpListener::bind(("127.0.0.1", refused.port())).is_err(),
+            "the port is held"
+        );
+    }
 
     #[test]
     fn a_lost_port_is_retried_on_a_new_one_and_any_other_error_is_not() {
