@@ -1,0 +1,242 @@
+//! The families of each component: caches, pools, resource kinds, the process.
+
+use resync_cache_core::CacheMetrics;
+use resync_perf_core::HistogramSnapshot;
+use resync_pool_optimizer::PoolMetrics;
+use resync_resource_manager::ResourceStats;
+
+use super::family::{per_item, per_label, Family, Figure};
+use super::process::ProcessStats;
+
+pub(super) fn cache_families(caches: &[CacheMetrics]) -> Vec<Family> {
+    let each = |value: fn(&CacheMetrics) -> u64| per_item(caches, "cache", |c| &c.name, value);
+    let by = |key: &'static str, figures: &[Figure<CacheMetrics>]| {
+        per_label(caches, "cache", |c| &c.name, key, figures)
+    };
+    vec![
+        Family::counter(
+            "resync_cache_requests_total",
+            "Gets served by the cache, read-through calls included, by result.",
+        )
+        .series(by("result", &[("hit", |c| c.hits), ("miss", |c| c.misses)])),
+        Family::counter(
+            "resync_cache_evictions_total",
+            "Entries removed from the cache, by cause (size evictions are derived when the cache cannot expire entries).",
+        )
+        .series(by(
+            "cause",
+            &[
+                ("size", |c| c.evictions.size),
+                ("expired", |c| c.evictions.expired),
+                ("explicit", |c| c.evictions.explicit),
+                ("replaced", |c| c.evictions.replaced),
+            ],
+        )),
+        Family::counter(
+            "resync_cache_inserts_total",
+            "Values written to the cache, by insert or by a completed load.",
+        )
+        .series(each(|c| c.inserts)),
+        Family::counter(
+            "resync_cache_invalidations_total",
+            "Calls of invalidate, remove and invalidate_all on the cache.",
+        )
+        .series(each(|c| c.invalidations)),
+        Family::counter(
+            "resync_cache_loads_total",
+            "Read-through loads that produced a value (ok) or failed (failed).",
+        )
+        .series(by(
+            "result",
+            &[("ok", |c| c.loads_ok), ("failed", |c| c.loads_failed)],
+        )),
+        Family::histogram(
+            "resync_cache_load_seconds",
+            "Time read-through loads took, failed ones included.",
+        )
+        .series(per_item(caches, "cache", |c| &c.name, |c| {
+            c.load_time_snapshot()
+        })),
+        Family::gauge(
+            "resync_cache_entries",
+            "Entries cached, as of the last maintenance pass.",
+        )
+        .series(each(|c| c.entries)),
+        Family::gauge("resync_cache_max_entries", "The cache's entry bound.")
+            .series(each(|c| c.max_entries)),
+        Family::gauge(
+            "resync_cache_bytes",
+            "Weighted size of the cached entries in bytes, as of the last maintenance pass.",
+        )
+        .series(each(|c| c.weighted_bytes)),
+        Family::gauge("resync_cache_max_bytes", "The cache's memory bound in bytes.")
+            .series(each(|c| c.max_memory_bytes)),
+    ]
+}
+
+pub(super) fn pool_families(pools: &[PoolMetrics]) -> Vec<Family> {
+    let each = |value: fn(&PoolMetrics) -> u64| per_item(pools, "pool", |p| &p.name, value);
+    let by = |key: &'static str, figures: &[Figure<PoolMetrics>]| {
+        per_label(pools, "pool", |p| &p.name, key, figures)
+    };
+    let histogram =
+        |value: fn(&PoolMetrics) -> &HistogramSnapshot| per_item(pools, "pool", |p| &p.name, value);
+    vec![
+        Family::gauge(
+            "resync_pool_connections",
+            "Connections of the pool by state: idle, in_use (checked out), open (idle + in use) and max (the configured max_size).",
+        )
+        .series(by(
+            "state",
+            &[
+                ("idle", |p| u64::from(p.idle)),
+                ("in_use", |p| p.in_use),
+                ("open", |p| u64::from(p.connections)),
+                ("max", |p| u64::from(p.max_size)),
+            ],
+        )),
+        Family::gauge("resync_pool_waiting", "get() calls waiting for a connection now.")
+            .series(each(|p| p.waiting)),
+        Family::counter(
+            "resync_pool_acquires_total",
+            "Successful checkouts, by path: direct (served at once) or waited.",
+        )
+        .series(by(
+            "path",
+            &[("direct", |p| p.acquires_direct), ("waited", |p| p.acquires_waited)],
+        )),
+        Family::counter(
+            "resync_pool_timeouts_total",
+            "Acquire timeouts: get() calls that waited the whole timeout with every connection in use (the exhaustions).",
+        )
+        .series(each(|p| p.exhaustions)),
+        Family::counter(
+            "resync_pool_exhaustions_total",
+            "get() calls that timed out with every connection in use.",
+        )
+        .series(each(|p| p.exhaustions)),
+        Family::counter(
+            "resync_pool_unavailable_total",
+            "get() calls that failed because no connection could be made.",
+        )
+        .series(each(|p| p.unavailable)),
+        Family::counter(
+            "resync_pool_errors_total",
+            "Connection errors by kind: failed connects, connections the backend found broken, errors reported by callers.",
+        )
+        .series(by(
+            "kind",
+            &[
+                ("connect", |p| p.connect_failures),
+                ("broken", |p| p.broken),
+                ("caller", |p| p.caller_errors),
+            ],
+        )),
+        Family::counter(
+            "resync_pool_connect_timeouts_total",
+            "Connect attempts that hit the connect timeout (also counted as connect errors).",
+        )
+        .series(each(|p| p.connect_timeouts)),
+        Family::counter(
+            "resync_pool_connections_created_total",
+            "Connections the pool created.",
+        )
+        .series(each(|p| p.created)),
+        Family::counter(
+            "resync_pool_connections_closed_total",
+            "Connections the pool closed, by reason.",
+        )
+        .series(by(
+            "reason",
+            &[
+                ("broken", |p| p.closed_broken),
+                ("invalid", |p| p.closed_invalid),
+                ("max_lifetime", |p| p.closed_max_lifetime),
+                ("idle_timeout", |p| p.closed_idle_timeout),
+            ],
+        )),
+        Family::histogram(
+            "resync_pool_acquire_seconds",
+            "Time from get() to a connection or a failure; direct checkouts count as 0.",
+        )
+        .series(histogram(|p| &p.acquire_latency)),
+        Family::histogram(
+            "resync_pool_hold_seconds",
+            "Time each connection was held by its caller.",
+        )
+        .series(histogram(|p| &p.hold_time)),
+        Family::histogram(
+            "resync_pool_connect_seconds",
+            "Time successful connects took.",
+        )
+        .series(histogram(|p| &p.connect_latency)),
+    ]
+}
+
+pub(super) fn resource_families(kinds: &[ResourceStats]) -> Vec<Family> {
+    let each = |value: fn(&ResourceStats) -> u64| per_item(kinds, "kind", |k| &k.kind, value);
+    vec![
+        Family::gauge(
+            "resync_resources_active",
+            "Resources of the kind alive now.",
+        )
+        .series(each(|k| k.active)),
+        Family::gauge(
+            "resync_resources_leaked",
+            "Resources of the kind alive now past the kind's leak threshold.",
+        )
+        .series(each(|k| k.leaked_now)),
+        Family::counter(
+            "resync_resources_leaks_total",
+            "Resources ever seen past the kind's leak threshold, each counted once.",
+        )
+        .series(each(|k| k.leaked_total)),
+        Family::counter(
+            "resync_resources_created_total",
+            "Resources of the kind tracked.",
+        )
+        .series(each(|k| k.created)),
+        Family::counter(
+            "resync_resources_released_total",
+            "Resources of the kind released, closed or not.",
+        )
+        .series(each(|k| k.released)),
+        Family::counter(
+            "resync_resources_released_without_close_total",
+            "Resources of the kind dropped without a deliberate close.",
+        )
+        .series(each(|k| k.released_without_close)),
+    ]
+}
+
+pub(super) fn process_families(process: &ProcessStats) -> Vec<Family> {
+    vec![
+        Family::gauge(
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes.",
+        )
+        .single(process.resident_memory_bytes),
+        Family::gauge(
+            "process_virtual_memory_bytes",
+            "Virtual memory size in bytes.",
+        )
+        .single(process.virtual_memory_bytes),
+        Family::gauge("process_open_fds", "Number of open file descriptors.")
+            .single(process.open_fds),
+        Family::gauge(
+            "process_max_fds",
+            "Maximum number of open file descriptors (the soft limit).",
+        )
+        .single(process.max_fds),
+        Family::counter(
+            "process_cpu_seconds_total",
+            "Total user and system CPU time spent in seconds.",
+        )
+        .single(process.cpu_seconds),
+        Family::gauge(
+            "process_start_time_seconds",
+            "Start time of the process since the Unix epoch in seconds.",
+        )
+        .single(process.start_time_seconds),
+    ]
+}
