@@ -312,22 +312,30 @@ impl PerformanceService {
 
         let timeout = config.check_timeout;
         let mut running = JoinSet::new();
+        let mut names = BTreeMap::new();
+        let started = Instant::now();
         for (name, check) in checks {
-            running.spawn(async move {
+            let task = running.spawn(async move {
                 let started = Instant::now();
                 let outcome = tokio::time::timeout(timeout, check).await;
-                (name, outcome, started.elapsed())
+                (outcome, started.elapsed())
             });
+            names.insert(task.id(), name);
         }
         let mut components = BTreeMap::new();
-        while let Some(joined) = running.join_next().await {
-            let Ok((name, outcome, took)) = joined else {
-                // A check that panicked has no name to report under; it is logged.
-                tracing::error!("a health check panicked");
-                continue;
+        while let Some(joined) = running.join_next_with_id().await {
+            let (id, verdict, took) = match joined {
+                Ok((id, (outcome, took))) => (
+                    id,
+                    outcome.unwrap_or_else(|_elapsed| timed_out(timeout)),
+                    took,
+                ),
+                // A check that panicked is a component that cannot say it is fine.
+                Err(failed) => (failed.id(), panicked(), started.elapsed()),
             };
-            let verdict = outcome.unwrap_or_else(|_elapsed| timed_out(timeout));
-            components.insert(name, ComponentHealth::new(verdict, took));
+            if let Some(name) = names.remove(&id) {
+                components.insert(name, ComponentHealth::new(verdict, took));
+            }
         }
         HealthReport::from_components(components, window_length, self.thresholds())
     }
@@ -420,6 +428,17 @@ impl PerformanceService {
             ),
         ])
     }
+}
+
+fn panicked() -> HealthVerdict {
+    tracing::error!("a health check panicked");
+    HealthVerdict::from_reasons(vec![resync_perf_core::HealthReason::new(
+        "health.check_panicked",
+        HealthStatus::Critical,
+        "the health evaluation panicked (see the server log)",
+        1.0,
+        0.0,
+    )])
 }
 
 fn timed_out(timeout: Duration) -> HealthVerdict {

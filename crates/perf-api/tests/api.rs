@@ -334,3 +334,50 @@ async fn a_leak_makes_health_critical_and_is_listed_with_its_line() {
     let health = get(server.addr, "/api/performance/health").await;
     assert_eq!(health.status, 200, "{}", health.text());
 }
+
+#[derive(Debug)]
+struct Misbehaving {
+    name: &'static str,
+    hang: bool,
+}
+
+impl resync_perf_api::HealthSource for Misbehaving {
+    fn name(&self) -> String {
+        self.name.to_owned()
+    }
+
+    fn check(&self) -> resync_perf_api::BoxFuture<'_, resync_perf_core::HealthVerdict> {
+        let hang = self.hang;
+        Box::pin(async move {
+            if hang {
+                std::future::pending::<()>().await;
+            }
+            panic!("a check that panics");
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_check_that_hangs_or_panics_is_critical_and_never_holds_up_the_answer() {
+    let service = PerformanceService::new(ServiceConfig {
+        check_timeout: Duration::from_millis(100),
+        ..ServiceConfig::default()
+    });
+    for (name, hang) in [("hangs", true), ("panics", false)] {
+        service
+            .register(Arc::new(Misbehaving { name, hang }))
+            .unwrap();
+    }
+    let server = serve(router(service)).await;
+    let reply = get(server.addr, "/api/performance/health").await;
+    assert_eq!(reply.status, 503);
+    let body = reply.json();
+    assert_eq!(
+        body["components"]["hangs"]["reasons"][0]["code"],
+        "health.check_timeout"
+    );
+    assert_eq!(
+        body["components"]["panics"]["reasons"][0]["code"],
+        "health.check_panicked"
+    );
+}
