@@ -4,9 +4,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use resync_perf_core::sync::lock;
 use resync_perf_core::{Delta, Recommendation};
 use tokio::task::JoinHandle;
 
@@ -63,10 +64,6 @@ struct EntryState {
 }
 
 impl Entry {
-    fn lock(&self) -> std::sync::MutexGuard<'_, EntryState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// One health check with its timeout; the outcome is recorded. Waits for a check in
     /// progress to finish first. Only the periodic checks (`rotate`) move the health
     /// window, so extra `check_all` calls never shrink it.
@@ -74,7 +71,7 @@ impl Entry {
         let _checking = self.checking.lock().await;
         if rotate {
             let snapshot = self.pool.metrics();
-            let mut state = self.lock();
+            let mut state = lock(&self.state);
             state.previous = state.latest.replace(snapshot);
         }
         let config = self.pool.config();
@@ -88,7 +85,7 @@ impl Entry {
             }),
         };
         let took = started.elapsed();
-        let mut state = self.lock();
+        let mut state = lock(&self.state);
         // One warning when a pool's checks start failing and one line when they pass again,
         // not one per check while a backend stays down.
         match (&outcome, state.record.is_failing()) {
@@ -114,7 +111,7 @@ impl Entry {
     /// (one to two intervals), or since start before two checks ran.
     fn health_window(&self) -> (PoolMetrics, HealthCheckRecord) {
         let now = self.pool.metrics();
-        let state = self.lock();
+        let state = lock(&self.state);
         let window = match &state.previous {
             Some(older) => now.delta(older),
             None => now,
@@ -187,18 +184,14 @@ impl PoolManager {
     }
 
     fn entries(&self) -> Vec<(String, Arc<Entry>)> {
-        self.pools
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        lock(&self.pools)
             .iter()
             .map(|(name, (entry, _task))| (name.clone(), Arc::clone(entry)))
             .collect()
     }
 
     fn entry(&self, name: &str) -> Option<Arc<Entry>> {
-        self.pools
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        lock(&self.pools)
             .get(name)
             .map(|(entry, _task)| Arc::clone(entry))
     }
@@ -215,7 +208,7 @@ impl PoolManager {
         M::Error: std::error::Error + Send + Sync + 'static,
     {
         let name = pool.name().to_owned();
-        let mut pools = self.pools.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut pools = lock(&self.pools);
         if pools.contains_key(&name) {
             return Err(Error::DuplicatePool(name));
         }
@@ -244,11 +237,7 @@ impl PoolManager {
 
     /// Stops checking and forgets the pool named `name`; whether it was registered.
     pub fn remove(&self, name: &str) -> bool {
-        self.pools
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(name)
-            .is_some()
+        lock(&self.pools).remove(name).is_some()
     }
 
     /// Names of the registered pools, sorted.
@@ -301,7 +290,8 @@ impl PoolManager {
     /// The health-check record of the pool named `name`.
     #[must_use]
     pub fn health_check(&self, name: &str) -> Option<HealthCheckRecord> {
-        self.entry(name).map(|entry| entry.lock().record.clone())
+        self.entry(name)
+            .map(|entry| lock(&entry.state).record.clone())
     }
 
     /// Health of every pool over its recent window (one to two check intervals).
@@ -358,7 +348,7 @@ impl PoolManager {
                     Some(older) => now.delta(older),
                     None => now,
                 };
-                let record = entry.lock().record.clone();
+                let record = lock(&entry.state).record.clone();
                 advise(
                     &window,
                     entry.pool.config(),

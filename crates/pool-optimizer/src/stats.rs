@@ -2,12 +2,14 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use pin_project_lite::pin_project;
+use resync_perf_core::stripes::{Padded, Striped};
+use resync_perf_core::sync::lock;
 use resync_perf_core::{Histogram, HistogramSnapshot};
 use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
@@ -33,7 +35,7 @@ pub(crate) struct PoolStats {
     /// The clock of checkouts, returns and waits.
     pub(crate) clock: PoolClock,
     /// Per-thread shards of the checkout counters; a thread always records into the same one.
-    shards: Box<[Padded<HotShard>]>,
+    shards: Striped<HotShard>,
     /// Connections checked out now and their peak.
     occupancy: Padded<Occupancy>,
     pub(crate) exhaustions: AtomicU64,
@@ -59,13 +61,8 @@ pub(crate) struct PoolStats {
     /// Woken on every connect failure so a waiting `get()` can fail fast. Sharded like the
     /// checkout counters: each waiting `get()` registers on its thread's shard, so waiters on
     /// different threads do not queue on one notifier's lock (a failure wakes all shards).
-    connect_failed: Box<[Padded<Notify>]>,
+    connect_failed: Striped<Notify>,
 }
-
-/// Keeps a value alone on its cache lines (two, for the adjacent-line prefetcher).
-#[derive(Debug, Default)]
-#[repr(align(128))]
-struct Padded<T>(T);
 
 /// The gauges every checkout and return of the pool shares.
 #[derive(Debug, Default)]
@@ -100,20 +97,6 @@ pub(crate) struct CheckoutTotals {
     pub(crate) hold_time: HistogramSnapshot,
 }
 
-/// Hands each thread its shard index, round robin, on its first checkout.
-static NEXT_THREAD: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    static THREAD_INDEX: usize = NEXT_THREAD.fetch_add(1, Ordering::Relaxed);
-}
-
-/// The calling thread's index among `shards` shards (a power of two: the mask keeps it in
-/// bounds).
-#[inline]
-fn thread_index(shards: usize) -> usize {
-    THREAD_INDEX.with(|index| *index) & (shards - 1)
-}
-
 /// Shards per pool: the machine's parallelism rounded up to a power of two, at most 16.
 fn shard_count() -> usize {
     std::thread::available_parallelism()
@@ -128,18 +111,14 @@ impl PoolStats {
             name,
             started: Instant::now(),
             clock,
-            shards: (0..shard_count())
-                .map(|_| {
-                    Padded(HotShard {
-                        direct: AtomicU64::new(0),
-                        waited: AtomicU64::new(0),
-                        waits_begun: AtomicU64::new(0),
-                        waits_ended: AtomicU64::new(0),
-                        acquire_latency: Histogram::new(),
-                        hold_time: Histogram::new(),
-                    })
-                })
-                .collect(),
+            shards: Striped::new(shard_count(), || HotShard {
+                direct: AtomicU64::new(0),
+                waited: AtomicU64::new(0),
+                waits_begun: AtomicU64::new(0),
+                waits_ended: AtomicU64::new(0),
+                acquire_latency: Histogram::new(),
+                hold_time: Histogram::new(),
+            }),
             occupancy: Padded::default(),
             exhaustions: AtomicU64::new(0),
             unavailable: AtomicU64::new(0),
@@ -155,14 +134,14 @@ impl PoolStats {
             expired: AtomicU64::new(0),
             connect_latency: Histogram::new(),
             last_connect_error: Mutex::new(None),
-            connect_failed: (0..shard_count()).map(|_| Padded(Notify::new())).collect(),
+            connect_failed: Striped::new(shard_count(), Notify::new),
         }
     }
 
     /// The calling thread's shard.
     #[inline]
     fn shard(&self) -> &HotShard {
-        &self.shards[thread_index(self.shards.len())].0
+        self.shards.local()
     }
 
     /// Sums the shards.
@@ -173,7 +152,7 @@ impl PoolStats {
             acquire_latency: HistogramSnapshot::default(),
             hold_time: HistogramSnapshot::default(),
         };
-        for Padded(shard) in &*self.shards {
+        for shard in self.shards.iter() {
             totals.direct += shard.direct.load(Ordering::Relaxed);
             totals.waited += shard.waited.load(Ordering::Relaxed);
             totals
@@ -206,12 +185,12 @@ impl PoolStats {
 
     /// Connections checked out now.
     pub(crate) fn in_use(&self) -> u64 {
-        self.occupancy.0.in_use.load(Ordering::Relaxed)
+        self.occupancy.in_use.load(Ordering::Relaxed)
     }
 
     /// The most connections checked out at once so far.
     pub(crate) fn peak_in_use(&self) -> u64 {
-        self.occupancy.0.peak_in_use.load(Ordering::Relaxed)
+        self.occupancy.peak_in_use.load(Ordering::Relaxed)
     }
 
     /// `get()` calls waiting now.
@@ -221,12 +200,12 @@ impl PoolStats {
         let ended: u64 = self
             .shards
             .iter()
-            .map(|shard| shard.0.waits_ended.load(Ordering::Acquire))
+            .map(|shard| shard.waits_ended.load(Ordering::Acquire))
             .sum();
         let begun: u64 = self
             .shards
             .iter()
-            .map(|shard| shard.0.waits_begun.load(Ordering::Acquire))
+            .map(|shard| shard.waits_begun.load(Ordering::Acquire))
             .sum();
         begun.saturating_sub(ended)
     }
@@ -241,7 +220,7 @@ impl PoolStats {
 
     #[inline]
     fn checked_out(&self) {
-        let occupancy = &self.occupancy.0;
+        let occupancy = &*self.occupancy;
         let in_use = occupancy.in_use.fetch_add(1, Ordering::Relaxed) + 1;
         // A plain load first (same line): the read-modify-write only for a new peak.
         if in_use > occupancy.peak_in_use.load(Ordering::Relaxed) {
@@ -252,20 +231,17 @@ impl PoolStats {
     /// Called by the guard's drop.
     #[inline]
     pub(crate) fn checked_in(&self, held_nanos: u64) {
-        self.occupancy.0.in_use.fetch_sub(1, Ordering::Relaxed);
+        self.occupancy.in_use.fetch_sub(1, Ordering::Relaxed);
         self.shard().hold_time.record(held_nanos);
     }
 
     /// Records a failed connect and wakes every `get()` waiting for one.
     pub(crate) fn connect_failed(&self, error: SharedError) {
-        *self
-            .last_connect_error
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(error);
+        *lock(&self.last_connect_error) = Some(error);
         // Release pairs with the Acquire in `ConnectFailed`, so a waiter that
         // sees the new count also sees the error stored above.
         self.connect_failures.fetch_add(1, Ordering::Release);
-        for Padded(notify) in &*self.connect_failed {
+        for notify in self.connect_failed.iter() {
             notify.notify_waiters();
         }
     }
@@ -275,15 +251,12 @@ impl PoolStats {
     }
 
     pub(crate) fn last_connect_error(&self) -> Option<SharedError> {
-        self.last_connect_error
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        lock(&self.last_connect_error).clone()
     }
 
     /// The calling thread's connect-failure notifier.
     fn connect_failed_notify(&self) -> &Notify {
-        &self.connect_failed[thread_index(self.connect_failed.len())].0
+        self.connect_failed.local()
     }
 }
 
