@@ -128,6 +128,83 @@ struct Abandoned {
     acquired_at: &'static std::panic::Location<'static>,
 }
 
+impl Abandoned {
+    /// Logs that the best-effort `cleanup` ("background close", "cleanup") of the dropped
+    /// resource failed with `error`.
+    fn cleanup_failed(&self, cleanup: &str, error: &dyn fmt::Display) {
+        tracing::warn!(
+            kind = self.kind,
+            label = %self.label,
+            acquired_at = %self.acquired_at,
+            error = %error,
+            "{cleanup} of a dropped resource failed"
+        );
+    }
+}
+
+/// What [`Managed`] and [`SyncManaged`] share, written once for both: the constructors, the
+/// guard and parts accessors, `Debug` and `Deref` over their [`Held`] resource and guard.
+/// Only closing differs (awaited or blocking, on `close()` and on drop), so each type writes
+/// just that.
+macro_rules! held_wrapper {
+    ($wrapper:ident, $resource:ident) => {
+        impl<T: $resource + fmt::Debug> fmt::Debug for $wrapper<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.held.fmt(stringify!($wrapper), f)
+            }
+        }
+
+        impl<T: $resource> $wrapper<T> {
+            /// Tracks `resource` as `kind` with `label`, acquired at the caller's source line.
+            #[track_caller]
+            pub fn new(
+                tracker: &ResourceTracker,
+                kind: &'static str,
+                label: impl Into<String>,
+                resource: T,
+            ) -> Self {
+                Self::with_guard(resource, tracker.track(kind, label))
+            }
+
+            /// Pairs a resource with a guard obtained elsewhere (e.g. from `track_at` or
+            /// `try_track`).
+            pub fn with_guard(resource: T, guard: ResourceGuard) -> Self {
+                Self {
+                    held: Held::new(resource, guard),
+                }
+            }
+
+            /// The resource's tracking guard.
+            pub fn guard(&self) -> &ResourceGuard {
+                self.held.guard()
+            }
+
+            /// Takes the resource and its guard apart without closing (the caller takes over
+            /// both).
+            pub fn into_parts(mut self) -> (T, ResourceGuard) {
+                self.held.take()
+            }
+        }
+
+        impl<T: $resource> Deref for $wrapper<T> {
+            type Target = T;
+
+            fn deref(&self) -> &T {
+                self.held.resource()
+            }
+        }
+
+        impl<T: $resource> DerefMut for $wrapper<T> {
+            fn deref_mut(&mut self) -> &mut T {
+                self.held.resource_mut()
+            }
+        }
+    };
+}
+
+held_wrapper!(Managed, ManagedResource);
+held_wrapper!(SyncManaged, SyncManagedResource);
+
 /// An async resource plus its tracking guard. Derefs to the resource.
 ///
 /// `close().await` is the deterministic path. Dropping it without `close()` counts a release
@@ -138,36 +215,7 @@ pub struct Managed<T: ManagedResource> {
     held: Held<T>,
 }
 
-impl<T: ManagedResource + fmt::Debug> fmt::Debug for Managed<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.held.fmt("Managed", f)
-    }
-}
-
 impl<T: ManagedResource> Managed<T> {
-    /// Tracks `resource` as `kind` with `label`, acquired at the caller's source line.
-    #[track_caller]
-    pub fn new(
-        tracker: &ResourceTracker,
-        kind: &'static str,
-        label: impl Into<String>,
-        resource: T,
-    ) -> Self {
-        Self::with_guard(resource, tracker.track(kind, label))
-    }
-
-    /// Pairs a resource with a guard obtained elsewhere (e.g. from `track_at` or `try_track`).
-    pub fn with_guard(resource: T, guard: ResourceGuard) -> Self {
-        Self {
-            held: Held::new(resource, guard),
-        }
-    }
-
-    /// The resource's tracking guard.
-    pub fn guard(&self) -> &ResourceGuard {
-        self.held.guard()
-    }
-
     /// Closes the resource and records a deliberate close (also when the close fails: the
     /// attempt was made, its error is logged and returned).
     pub async fn close(mut self) -> Result<(), T::Error> {
@@ -175,25 +223,6 @@ impl<T: ManagedResource> Managed<T> {
         let result = resource.close().await;
         finish_close(guard, &result);
         result
-    }
-
-    /// Takes the resource and its guard apart without closing (the caller takes over both).
-    pub fn into_parts(mut self) -> (T, ResourceGuard) {
-        self.held.take()
-    }
-}
-
-impl<T: ManagedResource> Deref for Managed<T> {
-    type Target = T;
-
-    fn deref(&self) -> &T {
-        self.held.resource()
-    }
-}
-
-impl<T: ManagedResource> DerefMut for Managed<T> {
-    fn deref_mut(&mut self) -> &mut T {
-        self.held.resource_mut()
     }
 }
 
@@ -206,13 +235,7 @@ impl<T: ManagedResource> Drop for Managed<T> {
             Ok(runtime) => {
                 runtime.spawn(async move {
                     if let Err(error) = resource.close().await {
-                        tracing::warn!(
-                            kind = abandoned.kind,
-                            label = %abandoned.label,
-                            acquired_at = %abandoned.acquired_at,
-                            error = %error,
-                            "background close of a dropped resource failed"
-                        );
+                        abandoned.cleanup_failed("background close", &error);
                     }
                 });
             }
@@ -258,36 +281,7 @@ pub struct SyncManaged<T: SyncManagedResource> {
     held: Held<T>,
 }
 
-impl<T: SyncManagedResource + fmt::Debug> fmt::Debug for SyncManaged<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.held.fmt("SyncManaged", f)
-    }
-}
-
 impl<T: SyncManagedResource> SyncManaged<T> {
-    /// Tracks `resource` as `kind` with `label`, acquired at the caller's source line.
-    #[track_caller]
-    pub fn new(
-        tracker: &ResourceTracker,
-        kind: &'static str,
-        label: impl Into<String>,
-        resource: T,
-    ) -> Self {
-        Self::with_guard(resource, tracker.track(kind, label))
-    }
-
-    /// Pairs a resource with a guard obtained elsewhere.
-    pub fn with_guard(resource: T, guard: ResourceGuard) -> Self {
-        Self {
-            held: Held::new(resource, guard),
-        }
-    }
-
-    /// The resource's tracking guard.
-    pub fn guard(&self) -> &ResourceGuard {
-        self.held.guard()
-    }
-
     /// Closes the resource and records a deliberate close (also when the close fails: the
     /// attempt was made, its error is logged and returned).
     pub fn close(mut self) -> Result<(), T::Error> {
@@ -295,25 +289,6 @@ impl<T: SyncManagedResource> SyncManaged<T> {
         let result = resource.close();
         finish_close(guard, &result);
         result
-    }
-
-    /// Takes the resource and its guard apart without closing.
-    pub fn into_parts(mut self) -> (T, ResourceGuard) {
-        self.held.take()
-    }
-}
-
-impl<T: SyncManagedResource> Deref for SyncManaged<T> {
-    type Target = T;
-
-    fn deref(&self) -> &T {
-        self.held.resource()
-    }
-}
-
-impl<T: SyncManagedResource> DerefMut for SyncManaged<T> {
-    fn deref_mut(&mut self) -> &mut T {
-        self.held.resource_mut()
     }
 }
 
@@ -323,13 +298,7 @@ impl<T: SyncManagedResource> Drop for SyncManaged<T> {
             return;
         };
         if let Err(error) = resource.cleanup_on_drop() {
-            tracing::warn!(
-                kind = abandoned.kind,
-                label = %abandoned.label,
-                acquired_at = %abandoned.acquired_at,
-                error = %error,
-                "cleanup of a dropped resource failed"
-            );
+            abandoned.cleanup_failed("cleanup", &error);
         }
     }
 }
