@@ -5,7 +5,6 @@ use std::time::Duration;
 use resync_perf_core::{HealthReason, HealthStatus, HealthVerdict};
 
 use crate::stats::ResourceStats;
-use crate::tracker::ResourceTracker;
 
 /// Code of the reason [`leak_health`] gives for each kind with leaked resources.
 pub const LEAKED_CODE: &str = "resources.leaked";
@@ -16,7 +15,8 @@ pub const LEAKED_CODE: &str = "resources.leaked";
 /// and a message naming the kind and its leak threshold. [`Healthy`](HealthStatus::Healthy)
 /// with no reasons otherwise.
 ///
-/// `leaked_now` is as of the scan that produced `stats` ([`ResourceTracker::stats`] scans).
+/// `leaked_now` is as of the scan that produced `stats`
+/// ([`ResourceTracker::stats`](crate::ResourceTracker::stats) scans).
 #[must_use]
 pub fn leak_health(stats: &[ResourceStats]) -> HealthVerdict {
     HealthVerdict::from_reasons(
@@ -46,14 +46,6 @@ fn leaked_reason(kind: &ResourceStats) -> HealthReason {
 /// `300 s`, `0.05 s`; "none" for a kind that never leaks (it then has no leaks to report).
 fn threshold_text(threshold: Option<Duration>) -> String {
     threshold.map_or_else(|| "none".to_owned(), |t| format!("{} s", t.as_secs_f64()))
-}
-
-impl ResourceTracker {
-    /// [`leak_health`] of [`stats`](Self::stats) (which scans for leaks first).
-    #[must_use]
-    pub fn health(&self) -> HealthVerdict {
-        leak_health(&self.stats())
-    }
 }
 
 #[cfg(test)]

@@ -6,8 +6,21 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use crate::registry::{lock, Padded, STRIPES};
-use crate::tracker::{KindConfig, LeakThreshold};
+use resync_perf_core::stripes::{stripe_index, Padded, Striped};
+use resync_perf_core::sync::lock;
+
+use crate::config::{KindConfig, LeakThreshold};
+
+/// Counter stripes per kind, and id sequences per tracker (a power of two, at most
+/// [`SHARDS`](crate::registry::SHARDS)): a thread records on stripe
+/// [`current_stripe`], and a guard's id carries that stripe so its release finds it again.
+pub(crate) const STRIPES: usize = 16;
+
+/// The calling thread's stripe, below [`STRIPES`] (perf-core's per-thread index, masked).
+#[inline]
+pub(crate) fn current_stripe() -> usize {
+    stripe_index() & (STRIPES - 1)
+}
 
 /// Kinds that fit the lock-free table; more kinds still work through a mutex-guarded overflow.
 const KIND_SLOTS: usize = 64;
@@ -77,7 +90,7 @@ pub(crate) struct KindState {
     pub(crate) lifetime_max_nanos: AtomicU64,
     pub(crate) leaked_total: AtomicU64,
     pub(crate) leaked_released: AtomicU64,
-    stripes: Box<[Padded<StripeCounters>]>,
+    stripes: Striped<StripeCounters>,
     /// Lifetime nanoseconds moved out of the stripes: each stripe's sum when it reached
     /// [`LIFETIME_SPILL_AT`], and dropped lease slots' hold times. A stats read sums the
     /// stripes under this lock, so a spill is seen in the stripe or here, never in both or
@@ -94,12 +107,12 @@ impl KindState {
             limit: AtomicUsize::new(NO_LIMIT),
             capture_backtrace: AtomicBool::new(false),
             configured: Mutex::new(false),
-            active: Padded(AtomicU64::new(0)),
+            active: Padded::new(AtomicU64::new(0)),
             peak: AtomicU64::new(0),
             lifetime_max_nanos: AtomicU64::new(0),
             leaked_total: AtomicU64::new(0),
             leaked_released: AtomicU64::new(0),
-            stripes: (0..STRIPES).map(|_| Padded::default()).collect(),
+            stripes: Striped::new(STRIPES, StripeCounters::default),
             lifetime_spilled: Mutex::new(0),
         }
     }
@@ -195,7 +208,7 @@ impl KindState {
     /// Counts one more active resource on `stripe`; with `limit`, refuses (returns false) when
     /// the kind already has `limit` active resources.
     pub(crate) fn acquire(&self, stripe: usize, limit: Option<usize>) -> bool {
-        let active = &self.active.0;
+        let active = &*self.active;
         let now_active = match limit {
             None => active.fetch_add(1, Ordering::Relaxed) + 1,
             Some(limit) => {
@@ -217,8 +230,8 @@ impl KindState {
                 }
             }
         };
-        self.stripes[stripe]
-            .0
+        self.stripes
+            .get(stripe)
             .created
             .fetch_add(1, Ordering::Relaxed);
         self.raise_peak(now_active);
@@ -229,7 +242,7 @@ impl KindState {
     /// slot keeps its created/released counts in its own cell.
     #[inline]
     pub(crate) fn activate(&self) {
-        self.raise_peak(self.active.0.fetch_add(1, Ordering::Relaxed) + 1);
+        self.raise_peak(self.active.fetch_add(1, Ordering::Relaxed) + 1);
     }
 
     /// Records `now_active` as the peak if it is one.
@@ -248,14 +261,14 @@ impl KindState {
         if nanos > self.lifetime_max_nanos.load(Ordering::Relaxed) {
             self.lifetime_max_nanos.fetch_max(nanos, Ordering::Relaxed);
         }
-        self.active.0.fetch_sub(1, Ordering::Relaxed);
+        self.active.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Adds a dropped lease slot's own counts to `stripe`, its hold times to the spilled
     /// lifetime (the registry lock is held, so a stats read sees them either in the slot or
     /// here, never in both or neither).
     pub(crate) fn fold_lease(&self, stripe: usize, totals: CounterTotals) {
-        let counters = &self.stripes[stripe].0;
+        let counters = self.stripes.get(stripe);
         counters
             .created
             .fetch_add(totals.created, Ordering::Relaxed);
@@ -278,7 +291,7 @@ impl KindState {
     /// [`MAX_LIFETIME_NANOS`] are counted).
     pub(crate) fn release_nanos(&self, stripe: usize, nanos: u64, closed: bool) {
         let nanos = nanos.min(MAX_LIFETIME_NANOS);
-        let counters = &self.stripes[stripe].0;
+        let counters = self.stripes.get(stripe);
         let before = counters
             .lifetime_total_nanos
             .fetch_add(nanos, Ordering::Relaxed);
@@ -301,8 +314,9 @@ impl KindState {
     #[cold]
     fn spill_lifetime(&self, stripe: usize) {
         let mut spilled = lock(&self.lifetime_spilled);
-        let moved = self.stripes[stripe]
-            .0
+        let moved = self
+            .stripes
+            .get(stripe)
             .lifetime_total_nanos
             .swap(0, Ordering::Relaxed);
         *spilled = spilled.saturating_add(u128::from(moved));
@@ -318,7 +332,7 @@ impl KindState {
             .stripes
             .iter()
             .fold(CounterTotals::default(), |totals, stripe| {
-                totals.plus(stripe.0.load())
+                totals.plus(stripe.load())
             });
         CounterTotals {
             lifetime_total_nanos: stripes.lifetime_total_nanos.saturating_add(*spilled),

@@ -1,14 +1,11 @@
-//! Leak reports and the periodic leak scanner.
+//! Leak reports, and what a scan copies of a leaked resource to make one.
 
 use std::backtrace::Backtrace;
 use std::panic::Location;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::lease::LeaseCell;
 use crate::registry::LiveEntry;
-use crate::stats::scan;
-use crate::tracker::ResourceTracker;
 
 /// A resource alive past its kind's leak threshold.
 ///
@@ -25,7 +22,10 @@ pub struct LeakReport {
     /// How long it has been alive.
     #[cfg_attr(
         feature = "serde",
-        serde(rename = "age_secs", serialize_with = "crate::stats::serialize_secs")
+        serde(
+            rename = "age_secs",
+            serialize_with = "crate::serde_secs::serialize_secs"
+        )
     )]
     pub age: Duration,
     /// The source location that acquired it, as `file:line:column`.
@@ -67,8 +67,11 @@ pub(crate) struct Leaked<'a> {
 #[derive(Debug)]
 enum LeakSource<'a> {
     Guard(&'a LiveEntry),
+    /// A lease slot's checkout: the slot's id, kind and label, the checkout's location.
     Lease {
-        cell: &'a LeaseCell,
+        id: u64,
+        kind_name: &'static str,
+        label: &'a str,
         location: &'static Location<'static>,
     },
 }
@@ -83,15 +86,22 @@ impl<'a> Leaked<'a> {
     }
 
     pub(crate) fn lease(
-        cell: &'a LeaseCell,
+        id: u64,
         kind: u32,
+        kind_name: &'static str,
+        label: &'a str,
         location: &'static Location<'static>,
         age: Duration,
     ) -> Self {
         Self {
             kind,
             age,
-            source: LeakSource::Lease { cell, location },
+            source: LeakSource::Lease {
+                id,
+                kind_name,
+                label,
+                location,
+            },
         }
     }
 
@@ -99,10 +109,15 @@ impl<'a> Leaked<'a> {
     pub(crate) fn snapshot(&self) -> LeakSnapshot {
         match self.source {
             LeakSource::Guard(entry) => LeakSnapshot::of(entry, self.age),
-            LeakSource::Lease { cell, location } => LeakSnapshot {
-                id: cell.id,
-                kind: cell.kind_name,
-                label: cell.label.clone(),
+            LeakSource::Lease {
+                id,
+                kind_name,
+                label,
+                location,
+            } => LeakSnapshot {
+                id,
+                kind: kind_name,
+                label: label.to_owned(),
                 age: self.age,
                 location,
                 thread: None,
@@ -152,58 +167,6 @@ impl LeakSnapshot {
             acquired_at: self.location.to_string(),
             backtrace: self.backtrace.as_deref().map(ToString::to_string),
         }
-    }
-}
-
-impl ResourceTracker {
-    /// Resources alive past their kind's threshold, oldest first. Newly seen leaks are
-    /// counted in `leaked_total` and logged once.
-    #[must_use]
-    pub fn leaks(&self) -> Vec<LeakReport> {
-        self.leaks_older_than(Duration::ZERO)
-    }
-
-    /// Like [`leaks`](Self::leaks), keeping only the leaks at least `min_age` old (the kind's
-    /// threshold still decides what is a leak).
-    #[must_use]
-    pub fn leaks_older_than(&self, min_age: Duration) -> Vec<LeakReport> {
-        let mut snapshots = Vec::new();
-        scan(self.shared(), |leaked| {
-            if leaked.age >= min_age {
-                snapshots.push(leaked.snapshot());
-            }
-        });
-        // The shard locks are released: format (and resolve backtraces) now.
-        let mut leaks: Vec<LeakReport> = snapshots
-            .into_iter()
-            .map(LeakSnapshot::into_report)
-            .collect();
-        leaks.sort_by(|a, b| b.age.cmp(&a.age).then(a.id.cmp(&b.id)));
-        leaks
-    }
-
-    /// Scans for leaks every `every` on the current tokio runtime: newly leaked resources are
-    /// logged and counted in `leaked_total`. The task holds the tracker weakly and ends once
-    /// every other clone of the tracker is dropped.
-    ///
-    /// # Panics
-    ///
-    /// Outside a tokio runtime (as `tokio::spawn`).
-    pub fn spawn_leak_scanner(&self, every: Duration) -> tokio::task::JoinHandle<()> {
-        let weak = Arc::downgrade(&self.handle);
-        // `interval` refuses a zero period.
-        let every = every.max(Duration::from_millis(1));
-        tokio::spawn(async move {
-            let mut interval = tokio::time::interval(every);
-            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                interval.tick().await;
-                let Some(handle) = weak.upgrade() else {
-                    break;
-                };
-                scan(&handle.shared, |_| {});
-            }
-        })
     }
 }
 

@@ -35,10 +35,14 @@ use std::sync::atomic::{fence, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ord
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::kinds::{duration_to_nanos, CounterTotals, KindState};
+use resync_perf_core::sync::lock;
+
+use crate::kinds::{
+    current_stripe, duration_to_nanos, CounterTotals, KindState, KindTable, STRIPES,
+};
 use crate::leaks::Leaked;
-use crate::registry::{lock, STRIPES};
-use crate::tracker::{ResourceTracker, Shared};
+use crate::locations::{LocationTable, UNKNOWN_LOCATION};
+use crate::registry::IdSequences;
 
 /// A checkout is being written: scans skip the slot.
 const BUSY: u64 = 1;
@@ -47,18 +51,6 @@ const OUT: u64 = 1 << 1;
 /// A scan reported this checkout as leaked.
 const LEAKED: u64 = 1 << 2;
 const GENERATION_SHIFT: u32 = 3;
-
-/// Hands each thread its counter stripe, round robin, the first time it drops a slot.
-static NEXT_THREAD_STRIPE: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    static THREAD_STRIPE: usize = NEXT_THREAD_STRIPE.fetch_add(1, Ordering::Relaxed) % STRIPES;
-}
-
-/// The calling thread's stripe of the kinds' counters, for folding a dropped slot's counts.
-fn thread_stripe() -> usize {
-    THREAD_STRIPE.with(|stripe| *stripe)
-}
 
 /// Signed nanoseconds from `epoch` to `at` (a caller may give an instant it read before the
 /// tracker existed), saturating at ±292 years.
@@ -155,12 +147,19 @@ impl LeaseCell {
     }
 }
 
-/// Every registered slot, for the scans. Locked only to register, unregister and scan.
+/// Every registered slot, for the scans, and what a slot needs of its tracker: the kinds, the
+/// id sequences, the interned checkout locations and the epoch checkouts count from. Locked
+/// only to register, unregister and scan.
 #[derive(Debug)]
 pub(crate) struct LeaseRegistry {
     cells: Mutex<Cells>,
     /// Spreads slots' ids over the id stripes, round robin.
     next_stripe: AtomicUsize,
+    kinds: Arc<KindTable>,
+    ids: Arc<IdSequences>,
+    locations: LocationTable,
+    /// Time zero of checkouts (they store nanoseconds since it).
+    epoch: Instant,
 }
 
 /// The registered cells and the indices of vacant ones.
@@ -171,11 +170,20 @@ struct Cells {
 }
 
 impl LeaseRegistry {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(kinds: Arc<KindTable>, ids: Arc<IdSequences>) -> Self {
         Self {
             cells: Mutex::new(Cells::default()),
             next_stripe: AtomicUsize::new(0),
+            kinds,
+            ids,
+            locations: LocationTable::new(),
+            epoch: Instant::now(),
         }
+    }
+
+    /// The instant checkouts count their nanoseconds from.
+    pub(crate) fn epoch(&self) -> Instant {
+        self.epoch
     }
 
     fn insert(&self, cell: Arc<LeaseCell>) -> u32 {
@@ -200,7 +208,7 @@ impl LeaseRegistry {
                 released_without_close: without_close,
                 ..cell.totals()
             };
-            kind.fold_lease(thread_stripe(), totals);
+            kind.fold_lease(current_stripe(), totals);
             cells.vacant.push(index);
         }
     }
@@ -226,20 +234,20 @@ impl LeaseRegistry {
     /// registry lock: `on_leak` must only copy cheap fields.
     pub(crate) fn scan(
         &self,
-        shared: &Shared,
+        default_threshold: Duration,
         now: Instant,
         mut on_leak: impl FnMut(&Leaked<'_>, bool),
     ) {
-        let now_nanos = offset_nanos(shared.epoch, now);
+        let now_nanos = offset_nanos(self.epoch, now);
         let cells = lock(&self.cells);
         for cell in cells.cells.iter().flatten() {
             let Some(checkout) = cell.checkout() else {
                 continue;
             };
-            let Some(kind) = shared.kinds.get(cell.kind_index) else {
+            let Some(kind) = self.kinds.get(cell.kind_index) else {
                 continue;
             };
-            let Some(threshold) = kind.threshold(shared.default_leak_threshold) else {
+            let Some(threshold) = kind.threshold(default_threshold) else {
                 continue;
             };
             let age = Duration::from_nanos(nanos_between(checkout.since_nanos, now_nanos));
@@ -271,20 +279,29 @@ impl LeaseRegistry {
                 }
                 kind.leaked_total.fetch_add(1, Ordering::Relaxed);
             }
-            let location = shared
+            let location = self
                 .locations
                 .get(checkout.location)
                 .unwrap_or(cell.created_at);
-            on_leak(&Leaked::lease(cell, cell.kind_index, location, age), newly);
+            let leaked = Leaked::lease(
+                cell.id,
+                cell.kind_index,
+                cell.kind_name,
+                &cell.label,
+                location,
+                age,
+            );
+            on_leak(&leaked, newly);
         }
     }
 }
 
 /// A reusable tracking slot for one long-lived resource that is checked out repeatedly (one
-/// pooled connection). Made by [`ResourceTracker::lease_slot`].
+/// pooled connection). Made by
+/// [`ResourceTracker::lease_slot`](crate::ResourceTracker::lease_slot).
 ///
 /// Each [`checkout`](Self::checkout) counts for the kind as a
-/// [`track`](ResourceTracker::track) would (created, active, peak) and each
+/// [`track`](crate::ResourceTracker::track) would (created, active, peak) and each
 /// [`checkin`](Self::checkin) as a guard closed and dropped (released, lifetime = the hold
 /// time). A checkout held past the kind's threshold is reported by `leaks()`, `stats()` and the
 /// scanner with the checkout's `file:line:column`, once per checkout, exactly like a guard.
@@ -298,7 +315,7 @@ pub struct LeaseSlot {
     cell: Arc<LeaseCell>,
     kind: Arc<KindState>,
     epoch: Instant,
-    shared: Arc<Shared>,
+    leases: Arc<LeaseRegistry>,
     index: u32,
 }
 
@@ -313,67 +330,59 @@ impl fmt::Debug for LeaseSlot {
     }
 }
 
-impl ResourceTracker {
-    /// Registers a reusable slot for one long-lived resource of `kind` (e.g. one pooled
-    /// connection), once, when the resource is created. Registering counts nothing: each
-    /// [`LeaseSlot::checkout`] does. Takes a lock and allocates (the label, the slot); the
-    /// checkouts do neither.
-    #[track_caller]
-    pub fn lease_slot(&self, kind: &'static str, label: impl Into<String>) -> LeaseSlot {
-        register_slot(self.shared(), kind, label.into(), None, Location::caller())
+impl LeaseRegistry {
+    /// Registers a slot of `kind` labelled `label`, counted in `group_leaked` when given (see
+    /// [`ResourceTracker::lease_slot`](crate::ResourceTracker::lease_slot)).
+    pub(crate) fn slot(
+        self: &Arc<Self>,
+        kind: &'static str,
+        label: String,
+        group_leaked: Option<Arc<AtomicU64>>,
+        created_at: &'static Location<'static>,
+    ) -> LeaseSlot {
+        let (kind_index, state) = self.kinds.get_or_insert(kind);
+        let stripe = self.next_stripe.fetch_add(1, Ordering::Relaxed) % STRIPES;
+        let cell = Arc::new(LeaseCell {
+            word: AtomicU64::new(0),
+            location: AtomicU32::new(UNKNOWN_LOCATION),
+            since_nanos: AtomicI64::new(0),
+            location_addr: AtomicUsize::new(0),
+            checkouts: AtomicU64::new(0),
+            checkins: AtomicU64::new(0),
+            held_nanos: AtomicU64::new(0),
+            id: self.ids.next(stripe),
+            kind_index,
+            kind_name: state.name,
+            label,
+            created_at,
+            group_leaked,
+        });
+        let index = self.insert(Arc::clone(&cell));
+        LeaseSlot {
+            cell,
+            kind: state.to_arc(),
+            epoch: self.epoch,
+            leases: Arc::clone(self),
+            index,
+        }
     }
 
-    /// A group of lease slots of `kind` labelled `label` — one owner's resources, like a
-    /// pool's connections — that keeps count of its checkouts currently leaked (see
-    /// [`LeaseGroup::leaked_now`]). Registers nothing: [`LeaseGroup::slot`] does.
-    pub fn lease_group(&self, kind: &'static str, label: impl Into<String>) -> LeaseGroup {
-        let (_, state) = self.shared().kinds.get_or_insert(kind);
+    /// A group of slots of `kind` labelled `label` (see
+    /// [`ResourceTracker::lease_group`](crate::ResourceTracker::lease_group)).
+    pub(crate) fn group(self: &Arc<Self>, kind: &'static str, label: String) -> LeaseGroup {
+        let (_, state) = self.kinds.get_or_insert(kind);
         LeaseGroup {
-            shared: Arc::clone(self.shared()),
+            leases: Arc::clone(self),
             kind: state.name,
-            label: Arc::from(label.into()),
+            label: Arc::from(label),
             leaked: Arc::new(AtomicU64::new(0)),
         }
     }
 }
 
-/// Registers a slot of `kind` labelled `label`, counted in `group_leaked` when given.
-fn register_slot(
-    shared: &Arc<Shared>,
-    kind: &'static str,
-    label: String,
-    group_leaked: Option<Arc<AtomicU64>>,
-    created_at: &'static Location<'static>,
-) -> LeaseSlot {
-    let (kind_index, state) = shared.kinds.get_or_insert(kind);
-    let stripe = shared.leases.next_stripe.fetch_add(1, Ordering::Relaxed) % STRIPES;
-    let cell = Arc::new(LeaseCell {
-        word: AtomicU64::new(0),
-        location: AtomicU32::new(crate::locations::UNKNOWN_LOCATION),
-        since_nanos: AtomicI64::new(0),
-        location_addr: AtomicUsize::new(0),
-        checkouts: AtomicU64::new(0),
-        checkins: AtomicU64::new(0),
-        held_nanos: AtomicU64::new(0),
-        id: shared.ids.next(stripe),
-        kind_index,
-        kind_name: state.name,
-        label,
-        created_at,
-        group_leaked,
-    });
-    let index = shared.leases.insert(Arc::clone(&cell));
-    LeaseSlot {
-        cell,
-        kind: state.to_arc(),
-        epoch: shared.epoch,
-        shared: Arc::clone(shared),
-        index,
-    }
-}
-
 /// The lease slots of one owner — one kind, one label, e.g. a pool's connections — with a
-/// count of their checkouts currently leaked. Made by [`ResourceTracker::lease_group`].
+/// count of their checkouts currently leaked. Made by
+/// [`ResourceTracker::lease_group`](crate::ResourceTracker::lease_group).
 ///
 /// Every slot made by [`slot`](Self::slot) is an ordinary [`LeaseSlot`] (counted in the
 /// kind's stats and reported by `leaks()` like any other) that also keeps the group's count:
@@ -385,7 +394,7 @@ fn register_slot(
 /// Cloning is cheap (clones share the count).
 #[derive(Clone)]
 pub struct LeaseGroup {
-    shared: Arc<Shared>,
+    leases: Arc<LeaseRegistry>,
     kind: &'static str,
     label: Arc<str>,
     leaked: Arc<AtomicU64>,
@@ -403,11 +412,11 @@ impl fmt::Debug for LeaseGroup {
 
 impl LeaseGroup {
     /// Registers a slot of the group's kind and label for one more resource (see
-    /// [`ResourceTracker::lease_slot`]: a lock and an allocation, once per resource).
+    /// [`ResourceTracker::lease_slot`](crate::ResourceTracker::lease_slot): a lock and an
+    /// allocation, once per resource).
     #[track_caller]
     pub fn slot(&self) -> LeaseSlot {
-        register_slot(
-            &self.shared,
+        self.leases.slot(
             self.kind,
             self.label.to_string(),
             Some(Arc::clone(&self.leaked)),
@@ -417,7 +426,7 @@ impl LeaseGroup {
 
     /// Checkouts of the group's slots currently counted as leaked. Does not scan: the count
     /// is as of the tracker's last leak scan (`leaks()`, `leaks_older_than()`, `stats()`,
-    /// `stats_for()`, `health()` or the [scanner](ResourceTracker::spawn_leak_scanner)). A
+    /// `stats_for()`, `health()` or the [scanner](crate::ResourceTracker::spawn_leak_scanner)). A
     /// checkout enters it when a scan first sees it past the threshold, so it lags by up to
     /// one scan (and stays 0 while nothing scans); it leaves it the moment it is returned or
     /// its slot dropped. A counted checkout stays counted until then, even if the kind's
@@ -466,7 +475,7 @@ impl LeaseSlot {
             cell.location.load(Ordering::Relaxed)
         } else {
             cell.location_addr.store(address, Ordering::Relaxed);
-            self.shared.locations.index_of(location)
+            self.leases.locations.index_of(location)
         };
         let generation = (word >> GENERATION_SHIFT).wrapping_add(1) << GENERATION_SHIFT;
         // Seqlock write: BUSY, fence, fields, then the new checked-out word (release).
@@ -529,7 +538,7 @@ impl LeaseSlot {
             leaked.fetch_sub(1, Ordering::Relaxed);
         }
         let location = self
-            .shared
+            .leases
             .locations
             .get(self.cell.location.load(Ordering::Relaxed))
             .unwrap_or(self.cell.created_at);
@@ -571,8 +580,7 @@ impl LeaseSlot {
 impl Drop for LeaseSlot {
     fn drop(&mut self) {
         let was_out = self.finish(offset_nanos(self.epoch, Instant::now()), false);
-        self.shared
-            .leases
+        self.leases
             .remove(self.index, &self.kind, u64::from(was_out));
     }
 }

@@ -113,28 +113,63 @@
 //! assert_eq!((stats.created, stats.released, stats.active), (1, 1, 0));
 //! ```
 //!
+//! # Layers
+//!
+//! The modules form layers, and a module uses only modules of layers below its own (its
+//! `use crate::` lines point down), so each can be read knowing only what is beneath it:
+//!
+//! | layer | modules | what they hold |
+//! |---|---|---|
+//! | 0 | `config`, `error`, `locations`, `serde_secs` | kind configuration types, errors, interned source locations, serde helpers |
+//! | 1 | `kinds` | per-kind counters (striped per thread) and configuration mirrors; the kind table |
+//! | 2 | `registry` | the sharded registry of live guards and the id sequences |
+//! | 3 | `guard`, `leaks`, `stats` | [`ResourceGuard`]; leak reports and snapshots; [`ResourceStats`] |
+//! | 4 | `health`, `lease` | [`leak_health`]; lease slots and groups, their registry and scan |
+//! | 5 | `shared` | the tracker's state and what spans all of it: the leak scan, reports, stats |
+//! | 6 | `tracker` | [`ResourceTracker`], the public face over `shared` |
+//! | 7 | `managed` | [`Managed`] / [`SyncManaged`]: a resource and its guard |
+//! | 8 | `batch`, `file`, `socket` | [`Batch`] and the built-in kinds, built on `managed` |
+//!
+//! Only `tracker` adds methods to [`ResourceTracker`]; lower layers offer functions on their
+//! own types that its methods call. Per-thread striping and poison-tolerant locking come from
+//! `resync_perf_core::stripes` and `resync_perf_core::sync`.
+//!
 //! # Features
 //!
 //! - `serde`: `Serialize` for [`ResourceStats`] and [`LeakReport`]; durations become seconds
 //!   as `f64` in fields suffixed `_secs` (`mean_lifetime_secs`, `max_lifetime_secs`,
 //!   `leak_threshold_secs`, `age_secs`).
 
-mod batch;
+// The layers, bottom first (see "Layers" above): a module uses only modules of lower layers.
+mod config;
 mod error;
-mod file;
-mod guard;
-mod health;
-mod kinds;
-mod leaks;
-mod lease;
 mod locations;
-mod managed;
+#[cfg(feature = "serde")]
+mod serde_secs;
+
+mod kinds;
+
 mod registry;
-mod socket;
+
+mod guard;
+mod leaks;
 mod stats;
+
+mod health;
+mod lease;
+
+mod shared;
+
 mod tracker;
 
+mod managed;
+
+mod batch;
+mod file;
+mod socket;
+
 pub use batch::{Batch, BatchSlot};
+pub use config::{KindConfig, LeakThreshold, DEFAULT_LEAK_THRESHOLD_SECS};
 pub use error::{BatchError, BoxError, CloseFailure, Error};
 pub use file::{ManagedFile, SyncFile, FILE_KIND};
 pub use guard::ResourceGuard;
@@ -144,4 +179,4 @@ pub use lease::{LeaseGroup, LeaseSlot};
 pub use managed::{Managed, ManagedResource, SyncManaged, SyncManagedResource};
 pub use socket::{ManagedTcpListener, ManagedTcpStream, TCP_LISTENER_KIND, TCP_SOCKET_KIND};
 pub use stats::ResourceStats;
-pub use tracker::{KindConfig, LeakThreshold, ResourceTracker, DEFAULT_LEAK_THRESHOLD_SECS};
+pub use tracker::ResourceTracker;

@@ -8,7 +8,7 @@
 use std::panic::Location;
 use std::sync::{Mutex, OnceLock};
 
-use crate::registry::lock;
+use resync_perf_core::sync::lock;
 
 /// Slots of the table (a power of two).
 const SLOTS: usize = 1024;

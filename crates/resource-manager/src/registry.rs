@@ -1,5 +1,4 @@
-//! The sharded registry of live resources, and the id and stripe scheme that keeps threads
-//! apart.
+//! The sharded registry of live resources, and the id scheme that keeps threads apart.
 //!
 //! Nothing here takes a global lock on the track/drop path: a live entry lives in one of
 //! [`SHARDS`] mutex-protected slabs chosen by the resource id, and ids carry the acquiring
@@ -9,70 +8,35 @@
 use std::backtrace::Backtrace;
 use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::kinds::KindTable;
+use resync_perf_core::stripes::Striped;
+use resync_perf_core::sync::lock;
+
+use crate::kinds::{KindTable, STRIPES};
 
 /// Number of registry shards (a power of two, so the shard index is a mask of the id).
 pub(crate) const SHARDS: usize = 64;
 
-/// Number of counter stripes and id sequences (a power of two, at most [`SHARDS`]).
-pub(crate) const STRIPES: usize = 16;
 const STRIPE_BITS: u32 = STRIPES.trailing_zeros();
-
-/// Locks a mutex, recovering the data if a panicking thread poisoned it: every critical
-/// section here leaves its data consistent, so poisoning carries no meaning.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// The stripe of the current thread: its `ThreadId` reduced modulo [`STRIPES`].
-pub(crate) fn stripe_of(thread: &std::thread::Thread) -> usize {
-    use std::hash::{Hash, Hasher};
-
-    /// Keeps the last integer written: `ThreadId` hashes as its sequential `u64`.
-    #[derive(Default)]
-    struct LastWord(u64);
-    impl Hasher for LastWord {
-        fn finish(&self) -> u64 {
-            self.0
-        }
-        fn write(&mut self, bytes: &[u8]) {
-            for byte in bytes {
-                self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
-            }
-        }
-        fn write_u64(&mut self, word: u64) {
-            self.0 = word;
-        }
-    }
-    let mut hasher = LastWord::default();
-    thread.id().hash(&mut hasher);
-    (hasher.finish() as usize) & (STRIPES - 1)
-}
 
 /// The stripe an id was allocated on.
 pub(crate) fn stripe_of_id(id: u64) -> usize {
     (id as usize) & (STRIPES - 1)
 }
 
-/// A value alone on its cache lines.
-#[derive(Debug, Default)]
-#[repr(align(128))]
-pub(crate) struct Padded<T>(pub(crate) T);
-
 /// Per-tracker id sequences, one per stripe: `id = sequence << STRIPE_BITS | stripe`.
 #[derive(Debug)]
-pub(crate) struct IdSequences(Box<[Padded<AtomicU64>]>);
+pub(crate) struct IdSequences(Striped<AtomicU64>);
 
 impl IdSequences {
     pub(crate) fn new() -> Self {
-        Self((0..STRIPES).map(|_| Padded(AtomicU64::new(1))).collect())
+        Self(Striped::new(STRIPES, || AtomicU64::new(1)))
     }
 
     pub(crate) fn next(&self, stripe: usize) -> u64 {
-        let sequence = self.0[stripe].0.fetch_add(1, Ordering::Relaxed);
+        let sequence = self.0.get(stripe).fetch_add(1, Ordering::Relaxed);
         (sequence << STRIPE_BITS) | stripe as u64
     }
 }

@@ -10,9 +10,10 @@ use std::panic::Location;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 
+use crate::config::{KindConfig, LeakThreshold};
 use crate::error::Error;
 use crate::managed::{Managed, ManagedResource};
-use crate::tracker::{KindConfig, LeakThreshold, ResourceTracker};
+use crate::tracker::ResourceTracker;
 
 /// Kind name of TCP connections.
 pub const TCP_SOCKET_KIND: &str = "tcp_socket";

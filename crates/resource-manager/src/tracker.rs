@@ -1,44 +1,23 @@
-//! [`ResourceTracker`]: registers resources, per-kind configuration and counters.
+//! [`ResourceTracker`]: the crate's public face, on top of every other module — it registers
+//! resources, configures kinds, hands out lease slots, scans for leaks and reports stats.
 
 use std::backtrace::Backtrace;
 use std::panic::Location;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use resync_perf_core::HealthVerdict;
+
+use crate::config::{KindConfig, DEFAULT_LEAK_THRESHOLD_SECS};
 use crate::error::Error;
 use crate::guard::ResourceGuard;
-use crate::kinds::{KindState, KindTable};
-use crate::lease::LeaseRegistry;
-use crate::locations::LocationTable;
-use crate::registry::{stripe_of, IdSequences, LiveEntry, Registry};
-
-/// Leak threshold used by [`ResourceTracker::new`], in seconds (the `LEAK_THRESHOLD_SECS`
-/// setting's default).
-pub const DEFAULT_LEAK_THRESHOLD_SECS: u64 = 300;
-
-/// When a live resource of a kind counts as leaked.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum LeakThreshold {
-    /// The tracker's default threshold.
-    #[default]
-    Default,
-    /// Leaked once alive longer than this.
-    After(Duration),
-    /// Never a leak, however long it lives (e.g. a listening socket).
-    Never,
-}
-
-/// Configuration of one resource kind.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct KindConfig {
-    /// When a resource of this kind counts as leaked.
-    pub leak_threshold: LeakThreshold,
-    /// Concurrency limit: reported as utilization, enforced by
-    /// [`ResourceTracker::try_track`]. A limit of 0 refuses every `try_track`.
-    pub limit: Option<usize>,
-    /// Capture a backtrace at every acquisition of this kind (costly: for hunting a leak).
-    pub capture_backtrace: bool,
-}
+use crate::health::leak_health;
+use crate::kinds::{current_stripe, KindState};
+use crate::leaks::LeakReport;
+use crate::lease::{LeaseGroup, LeaseSlot};
+use crate::registry::LiveEntry;
+use crate::shared::Shared;
+use crate::stats::ResourceStats;
 
 /// Knows every tracked resource: counts them per kind and reports the ones held too long.
 ///
@@ -46,26 +25,13 @@ pub struct KindConfig {
 /// create one and hand clones to whatever acquires resources.
 #[derive(Clone, Debug)]
 pub struct ResourceTracker {
-    pub(crate) handle: Arc<TrackerHandle>,
+    handle: Arc<TrackerHandle>,
 }
 
 /// What tracker clones share; the leak scanner holds it weakly so it stops with the last clone.
 #[derive(Debug)]
-pub(crate) struct TrackerHandle {
-    pub(crate) shared: Arc<Shared>,
-}
-
-/// State shared by the tracker and every guard (guards keep it alive, not the scanner).
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) default_leak_threshold: Duration,
-    pub(crate) kinds: Arc<KindTable>,
-    pub(crate) registry: Registry,
-    pub(crate) ids: IdSequences,
-    /// Time zero of lease checkouts (they store nanoseconds since it).
-    pub(crate) epoch: Instant,
-    pub(crate) locations: LocationTable,
-    pub(crate) leases: LeaseRegistry,
+struct TrackerHandle {
+    shared: Arc<Shared>,
 }
 
 impl Default for ResourceTracker {
@@ -84,18 +50,9 @@ impl ResourceTracker {
     /// A tracker whose kinds leak after `threshold` unless configured otherwise.
     #[must_use]
     pub fn with_default_leak_threshold(threshold: Duration) -> Self {
-        let kinds = Arc::new(KindTable::new());
         Self {
             handle: Arc::new(TrackerHandle {
-                shared: Arc::new(Shared {
-                    default_leak_threshold: threshold,
-                    registry: Registry::new(&kinds),
-                    kinds,
-                    ids: IdSequences::new(),
-                    epoch: Instant::now(),
-                    locations: LocationTable::new(),
-                    leases: LeaseRegistry::new(),
-                }),
+                shared: Arc::new(Shared::new(threshold)),
             }),
         }
     }
@@ -103,14 +60,15 @@ impl ResourceTracker {
     /// The instant this tracker counts time from (lease slots take nanoseconds since it).
     #[must_use]
     pub fn epoch(&self) -> Instant {
-        self.shared().epoch
+        self.shared().leases.epoch()
     }
 
-    pub(crate) fn shared(&self) -> &Arc<Shared> {
+    fn shared(&self) -> &Arc<Shared> {
         &self.handle.shared
     }
 
-    /// The threshold used by kinds configured with [`LeakThreshold::Default`].
+    /// The threshold used by kinds configured with
+    /// [`LeakThreshold::Default`](crate::LeakThreshold::Default).
     #[must_use]
     pub fn default_leak_threshold(&self) -> Duration {
         self.shared().default_leak_threshold
@@ -175,7 +133,7 @@ impl ResourceTracker {
     ) -> ResourceGuard {
         let (index, state) = self.shared().kinds.get_or_insert(kind);
         let thread = std::thread::current();
-        let stripe = stripe_of(&thread);
+        let stripe = current_stripe();
         state.acquire(stripe, None);
         self.register(index, &state, stripe, thread, label.into(), location)
     }
@@ -200,7 +158,7 @@ impl ResourceTracker {
     ) -> Result<ResourceGuard, Error> {
         let (index, state) = self.shared().kinds.get_or_insert(kind);
         let thread = std::thread::current();
-        let stripe = stripe_of(&thread);
+        let stripe = current_stripe();
         let limit = state.limit();
         if !state.acquire(stripe, limit) {
             return Err(Error::LimitReached {
@@ -209,6 +167,82 @@ impl ResourceTracker {
             });
         }
         Ok(self.register(index, &state, stripe, thread, label.into(), location))
+    }
+
+    /// Registers a reusable slot for one long-lived resource of `kind` (e.g. one pooled
+    /// connection), once, when the resource is created. Registering counts nothing: each
+    /// [`LeaseSlot::checkout`] does. Takes a lock and allocates (the label, the slot); the
+    /// checkouts do neither.
+    #[track_caller]
+    pub fn lease_slot(&self, kind: &'static str, label: impl Into<String>) -> LeaseSlot {
+        self.shared()
+            .leases
+            .slot(kind, label.into(), None, Location::caller())
+    }
+
+    /// A group of lease slots of `kind` labelled `label` — one owner's resources, like a
+    /// pool's connections — that keeps count of its checkouts currently leaked (see
+    /// [`LeaseGroup::leaked_now`]). Registers nothing: [`LeaseGroup::slot`] does.
+    pub fn lease_group(&self, kind: &'static str, label: impl Into<String>) -> LeaseGroup {
+        self.shared().leases.group(kind, label.into())
+    }
+
+    /// Statistics of every kind seen or configured, sorted by kind. Scans for leaks (to fill
+    /// `leaked_now`), which also counts newly leaked resources in `leaked_total`.
+    #[must_use]
+    pub fn stats(&self) -> Vec<ResourceStats> {
+        self.shared().stats()
+    }
+
+    /// Statistics of one kind, if it was seen or configured. Scans for leaks like
+    /// [`stats`](Self::stats).
+    #[must_use]
+    pub fn stats_for(&self, kind: &str) -> Option<ResourceStats> {
+        self.shared().stats_for(kind)
+    }
+
+    /// [`leak_health`] of [`stats`](Self::stats) (which scans for leaks first).
+    #[must_use]
+    pub fn health(&self) -> HealthVerdict {
+        leak_health(&self.stats())
+    }
+
+    /// Resources alive past their kind's threshold, oldest first. Newly seen leaks are
+    /// counted in `leaked_total` and logged once.
+    #[must_use]
+    pub fn leaks(&self) -> Vec<LeakReport> {
+        self.leaks_older_than(Duration::ZERO)
+    }
+
+    /// Like [`leaks`](Self::leaks), keeping only the leaks at least `min_age` old (the kind's
+    /// threshold still decides what is a leak).
+    #[must_use]
+    pub fn leaks_older_than(&self, min_age: Duration) -> Vec<LeakReport> {
+        self.shared().leaks_older_than(min_age)
+    }
+
+    /// Scans for leaks every `every` on the current tokio runtime: newly leaked resources are
+    /// logged and counted in `leaked_total`. The task holds the tracker weakly and ends once
+    /// every other clone of the tracker is dropped.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime (as `tokio::spawn`).
+    pub fn spawn_leak_scanner(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(&self.handle);
+        // `interval` refuses a zero period.
+        let every = every.max(Duration::from_millis(1));
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(every);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                interval.tick().await;
+                let Some(handle) = weak.upgrade() else {
+                    break;
+                };
+                handle.shared.scan(|_| {});
+            }
+        })
     }
 
     fn register(
@@ -248,6 +282,7 @@ mod tests {
     use std::sync::Barrier;
 
     use super::*;
+    use crate::config::LeakThreshold;
 
     #[test]
     fn a_concurrent_user_configuration_always_beats_the_built_in_default() {
