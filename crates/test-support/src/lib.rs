@@ -9,8 +9,10 @@
 //!   passes silently without one.
 //! * **Private servers** for one test ([`PostgresServer`], [`RedisServer`]): a fresh instance
 //!   on a free loopback port in a temporary directory, which a fault test may stop and restart
-//!   on the same port without disturbing anybody else. Each runs in its own process group and
-//!   is stopped when the value is dropped.
+//!   on the same port, or pause and resume, without disturbing anybody else. Each runs in its
+//!   own process group and is stopped when the value is dropped. Both are a
+//!   [`ManagedServer`], which does the stopping, restarting and pausing once for both; their
+//!   [`ServerKind`]s ([`Postgres`], [`Redis`]) say how one start goes.
 //!
 //! ```no_run
 //! let mut redis = test_support::RedisServer::start().expect("redis-server starts");
@@ -25,11 +27,13 @@ mod net;
 mod postgres;
 mod process;
 mod redis;
+mod server;
 
 pub use net::{free_port, wait_for_tcp, RefusedPort};
-pub use postgres::{PostgresBuilder, PostgresServer};
+pub use postgres::{Postgres, PostgresBuilder, PostgresServer};
 pub use process::{DetachedService, ServiceProcess};
-pub use redis::{RedisBuilder, RedisServer};
+pub use redis::{Redis, RedisBuilder, RedisServer};
+pub use server::{ManagedServer, ServerKind};
 
 /// Environment variable naming the shared Postgres server's URL.
 pub const DATABASE_URL_ENV: &str = "RESYNC_TEST_DATABASE_URL";

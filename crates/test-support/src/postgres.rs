@@ -6,13 +6,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::process::ServiceProcess;
+use crate::server::{ManagedServer, ServerKind};
+use crate::STARTUP_TIMEOUT;
 use nix::sys::signal::Signal;
 use nix::unistd::{chown, Gid, Uid, User};
-use tempfile::TempDir;
-
-use crate::net::{retry_while_the_port_is_taken, start_on_a_free_port};
-use crate::process::{DetachedService, ServiceProcess};
-use crate::STARTUP_TIMEOUT;
 
 /// Settings for a [`PostgresServer`] before it starts.
 #[derive(Debug, Clone)]
@@ -87,35 +85,31 @@ impl PostgresBuilder {
             write_owned(&owner, &data.join("server.crt"), cert, 0o644)?;
             write_owned(&owner, &data.join("server.key"), key, 0o600)?;
         }
-        let mut server = PostgresServer {
+        ManagedServer::start_on_a_free_port(
             dir,
-            bin,
-            owner,
-            port: 0,
-            builder: self,
-            process: None,
-        };
-        start_on_a_free_port(|port| {
-            server.port = port;
-            server.start_once()
-        })?;
-        Ok(server)
+            Postgres {
+                bin,
+                owner,
+                builder: self,
+            },
+        )
     }
 }
 
 /// A PostgreSQL server in a temporary directory, listening on 127.0.0.1 only, with `fsync`
 /// off. Stopped and deleted on drop.
+pub type PostgresServer = ManagedServer<Postgres>;
+
+/// The Postgres kind of [`ManagedServer`]: where the binaries are, who runs them, and the
+/// builder's settings.
 #[derive(Debug)]
-pub struct PostgresServer {
-    dir: TempDir,
+pub struct Postgres {
     bin: PathBuf,
     owner: ServerUser,
-    port: u16,
     builder: PostgresBuilder,
-    process: Option<ServiceProcess>,
 }
 
-impl PostgresServer {
+impl ManagedServer<Postgres> {
     /// Starts a server with the default settings.
     ///
     /// # Errors
@@ -129,93 +123,26 @@ impl PostgresServer {
     pub fn builder() -> PostgresBuilder {
         PostgresBuilder::default()
     }
+}
+
+impl ServerKind for Postgres {
+    const NAME: &'static str = "postgres";
 
     /// `postgres://postgres@127.0.0.1:PORT/postgres`.
-    #[must_use]
-    pub fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    fn url(&self, port: u16) -> String {
+        format!("postgres://postgres@127.0.0.1:{port}/postgres")
     }
 
-    /// The TCP port on 127.0.0.1.
-    #[must_use]
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// The temporary directory (data, socket and log live below it).
-    #[must_use]
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Freezes the server and all its processes (`SIGSTOP` to its process group): it keeps
-    /// its sockets open and answers nothing until [`resume`](Self::resume).
-    ///
-    /// # Errors
-    ///
-    /// When the server is not running or the signal cannot be sent.
-    pub fn pause(&self) -> io::Result<()> {
-        self.running()?.pause()
-    }
-
-    /// Lets a paused server run again (`SIGCONT`).
-    ///
-    /// # Errors
-    ///
-    /// When the server is not running or the signal cannot be sent.
-    pub fn resume(&self) -> io::Result<()> {
-        self.running()?.resume()
-    }
-
-    fn running(&self) -> io::Result<&ServiceProcess> {
-        self.process
-            .as_ref()
-            .ok_or_else(|| io::Error::other("the server is stopped"))
-    }
-
-    /// Whether the server process is running.
-    pub fn is_running(&mut self) -> bool {
-        self.process
-            .as_mut()
-            .is_some_and(ServiceProcess::is_running)
-    }
-
-    /// Stops the server (fast shutdown: open sessions are ended), keeping its data and port.
-    ///
-    /// # Errors
-    ///
-    /// When waiting for the process fails.
-    pub fn stop(&mut self) -> io::Result<()> {
-        match self.process.take() {
-            Some(mut process) => process.stop(),
-            None => Ok(()),
-        }
-    }
-
-    /// Starts the stopped server again on the same port with the same data. While another
-    /// socket holds the port, the start is retried for up to [`STARTUP_TIMEOUT`].
-    ///
-    /// # Errors
-    ///
-    /// When the server does not accept connections within [`STARTUP_TIMEOUT`], or the port
-    /// stays taken that long.
-    pub fn start_again(&mut self) -> io::Result<()> {
-        self.stop()?;
-        retry_while_the_port_is_taken(STARTUP_TIMEOUT, || self.start_once())
-    }
-
-    /// One start on `self.port`; an error of kind `AddrInUse` when the port was taken.
-    fn start_once(&mut self) -> io::Result<()> {
-        let data = self.dir.path().join("data");
-        let socket_dir = self.dir.path().to_owned();
+    fn start_once(&self, dir: &Path, port: u16) -> io::Result<ServiceProcess> {
+        let data = dir.join("data");
         let mut command = Command::new(self.bin.join("postgres"));
         command
             .arg("-D")
             .arg(&data)
             .arg("-p")
-            .arg(self.port.to_string())
+            .arg(port.to_string())
             .arg("-k")
-            .arg(&socket_dir);
+            .arg(dir);
         let mut settings = vec![
             ("listen_addresses".to_owned(), "127.0.0.1".to_owned()),
             ("fsync".to_owned(), "off".to_owned()),
@@ -235,7 +162,7 @@ impl PostgresServer {
         }
         self.owner.apply(&mut command);
         // SIGINT is Postgres's "fast shutdown": it ends sessions instead of waiting for them.
-        let log = self.dir.path().join("postgres.log");
+        let log = dir.join("postgres.log");
         let mut process = ServiceProcess::spawn("postgres", command, &log, Signal::SIGINT)?;
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         loop {
@@ -243,14 +170,14 @@ impl PostgresServer {
             // postmaster.pid names the pid, port and state of the server that owns the data
             // directory: "ready" there means *our* server listens, not some other process
             // that took the port first. pg_isready then proves it accepts connections.
-            if self.owns_port_and_is_ready(process.pid()) {
+            if owns_port_and_is_ready(&data, port, process.pid()) {
                 let ready = Command::new(self.bin.join("pg_isready"))
                     .args(["-q", "-h", "127.0.0.1", "-U", "postgres", "-p"])
-                    .arg(self.port.to_string())
+                    .arg(port.to_string())
                     .status()?;
                 if ready.success() {
                     process.ensure_running()?;
-                    break;
+                    return Ok(process);
                 }
             }
             if Instant::now() >= deadline {
@@ -264,40 +191,17 @@ impl PostgresServer {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        self.process = Some(process);
-        Ok(())
-    }
-
-    fn owns_port_and_is_ready(&self, pid: Option<u32>) -> bool {
-        let Ok(text) = std::fs::read_to_string(self.dir.path().join("data/postmaster.pid")) else {
-            return false;
-        };
-        let lines: Vec<&str> = text.lines().map(str::trim).collect();
-        let ours = pid.is_some_and(|pid| lines.first() == Some(&pid.to_string().as_str()));
-        ours && lines.get(3) == Some(&self.port.to_string().as_str())
-            && lines.get(7) == Some(&"ready")
-    }
-
-    /// Leaves the server running after this value is dropped (for `cargo xtask services up`).
-    #[must_use]
-    pub fn detach(mut self) -> Option<DetachedService> {
-        let url = self.url();
-        let pid = self.process.take()?.detach()?;
-        self.dir.disable_cleanup(true);
-        let dir = self.dir.path().to_owned();
-        Some(DetachedService {
-            name: "postgres".to_owned(),
-            pid,
-            dir,
-            url,
-        })
     }
 }
 
-impl Drop for PostgresServer {
-    fn drop(&mut self) {
-        let _ = self.stop();
-    }
+/// Whether `data/postmaster.pid` says the server with `pid` is ready on `port`.
+fn owns_port_and_is_ready(data: &Path, port: u16, pid: Option<u32>) -> bool {
+    let Ok(text) = std::fs::read_to_string(data.join("postmaster.pid")) else {
+        return false;
+    };
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    let ours = pid.is_some_and(|pid| lines.first() == Some(&pid.to_string().as_str()));
+    ours && lines.get(3) == Some(&port.to_string().as_str()) && lines.get(7) == Some(&"ready")
 }
 
 /// The Postgres binaries: `$RESYNC_PG_BIN`, else the newest `/usr/lib/postgresql/*/bin`.

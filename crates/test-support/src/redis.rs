@@ -7,10 +7,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use tempfile::TempDir;
 
-use crate::net::{retry_while_the_port_is_taken, start_on_a_free_port};
-use crate::process::{DetachedService, ServiceProcess};
+use crate::process::ServiceProcess;
+use crate::server::{ManagedServer, ServerKind};
 use crate::STARTUP_TIMEOUT;
 
 /// Settings for a [`RedisServer`] before it starts.
@@ -59,31 +58,21 @@ impl RedisBuilder {
             std::fs::write(dir.path().join("server.key"), &tls.key_pem)?;
             std::fs::write(dir.path().join("ca.crt"), &tls.ca_pem)?;
         }
-        let mut server = RedisServer {
-            dir,
-            port: 0,
-            builder: self,
-            process: None,
-        };
-        start_on_a_free_port(|port| {
-            server.port = port;
-            server.start_once()
-        })?;
-        Ok(server)
+        ManagedServer::start_on_a_free_port(dir, Redis { builder: self })
     }
 }
 
 /// A `redis-server` on 127.0.0.1 with no persistence, in a temporary directory. Stopped and
 /// deleted on drop.
+pub type RedisServer = ManagedServer<Redis>;
+
+/// The Redis kind of [`ManagedServer`]: the builder's options.
 #[derive(Debug)]
-pub struct RedisServer {
-    dir: TempDir,
-    port: u16,
+pub struct Redis {
     builder: RedisBuilder,
-    process: Option<ServiceProcess>,
 }
 
-impl RedisServer {
+impl ManagedServer<Redis> {
     /// Starts a server with the default settings.
     ///
     /// # Errors
@@ -97,101 +86,36 @@ impl RedisServer {
     pub fn builder() -> RedisBuilder {
         RedisBuilder::default()
     }
+}
+
+impl ServerKind for Redis {
+    const NAME: &'static str = "redis";
 
     /// `redis://127.0.0.1:PORT/` (or `rediss://` with TLS).
-    #[must_use]
-    pub fn url(&self) -> String {
+    fn url(&self, port: u16) -> String {
         let scheme = if self.builder.tls.is_some() {
             "rediss"
         } else {
             "redis"
         };
-        format!("{scheme}://127.0.0.1:{}/", self.port)
+        format!("{scheme}://127.0.0.1:{port}/")
     }
 
-    /// The TCP port on 127.0.0.1.
-    #[must_use]
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// The temporary directory.
-    #[must_use]
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Freezes the server and all its processes (`SIGSTOP` to its process group): it keeps
-    /// its sockets open and answers nothing until [`resume`](Self::resume).
-    ///
-    /// # Errors
-    ///
-    /// When the server is not running or the signal cannot be sent.
-    pub fn pause(&self) -> io::Result<()> {
-        self.running()?.pause()
-    }
-
-    /// Lets a paused server run again (`SIGCONT`).
-    ///
-    /// # Errors
-    ///
-    /// When the server is not running or the signal cannot be sent.
-    pub fn resume(&self) -> io::Result<()> {
-        self.running()?.resume()
-    }
-
-    fn running(&self) -> io::Result<&ServiceProcess> {
-        self.process
-            .as_ref()
-            .ok_or_else(|| io::Error::other("the server is stopped"))
-    }
-
-    /// Whether the server process is running.
-    pub fn is_running(&mut self) -> bool {
-        self.process
-            .as_mut()
-            .is_some_and(ServiceProcess::is_running)
-    }
-
-    /// Stops the server, keeping its port for [`RedisServer::start_again`].
-    ///
-    /// # Errors
-    ///
-    /// When waiting for the process fails.
-    pub fn stop(&mut self) -> io::Result<()> {
-        match self.process.take() {
-            Some(mut process) => process.stop(),
-            None => Ok(()),
-        }
-    }
-
-    /// Starts the stopped server again on the same port. While another socket holds the
-    /// port, the start is retried for up to [`STARTUP_TIMEOUT`].
-    ///
-    /// # Errors
-    ///
-    /// When it does not answer within [`STARTUP_TIMEOUT`], or the port stays taken that long.
-    pub fn start_again(&mut self) -> io::Result<()> {
-        self.stop()?;
-        retry_while_the_port_is_taken(STARTUP_TIMEOUT, || self.start_once())
-    }
-
-    /// One start on `self.port`; an error of kind `AddrInUse` when the port was taken.
-    fn start_once(&mut self) -> io::Result<()> {
-        let port = self.port.to_string();
+    fn start_once(&self, dir: &Path, port: u16) -> io::Result<ServiceProcess> {
+        let port_text = port.to_string();
         let mut command = Command::new("redis-server");
         command
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .args(["--protected-mode", "no", "--daemonize", "no", "--dir"])
-            .arg(self.dir.path());
+            .arg(dir);
         match &self.builder.tls {
             None => {
-                command.args(["--port", &port]);
+                command.args(["--port", &port_text]);
             }
             Some(_) => {
-                let file = |name: &str| self.dir.path().join(name);
+                let file = |name: &str| dir.join(name);
                 command
-                    .args(["--port", "0", "--tls-port", &port])
+                    .args(["--port", "0", "--tls-port", &port_text])
                     .arg("--tls-cert-file")
                     .arg(file("server.crt"))
                     .arg("--tls-key-file")
@@ -202,7 +126,7 @@ impl RedisServer {
             }
         }
         command.args(&self.builder.args);
-        let log = self.dir.path().join("redis.log");
+        let log = dir.join("redis.log");
         let mut process = ServiceProcess::spawn("redis-server", command, &log, Signal::SIGTERM)
             .map_err(|error| {
                 io::Error::new(
@@ -210,7 +134,7 @@ impl RedisServer {
                     format!("{error} (install the Debian package `redis-server`)"),
                 )
             })?;
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         loop {
             process.ensure_running()?;
@@ -224,7 +148,7 @@ impl RedisServer {
             };
             if ready {
                 process.ensure_running()?;
-                break;
+                return Ok(process);
             }
             if Instant::now() >= deadline {
                 return Err(io::Error::new(
@@ -237,28 +161,6 @@ impl RedisServer {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        self.process = Some(process);
-        Ok(())
-    }
-
-    /// Leaves the server running after this value is dropped (for `cargo xtask services up`).
-    #[must_use]
-    pub fn detach(mut self) -> Option<DetachedService> {
-        let url = self.url();
-        let pid = self.process.take()?.detach()?;
-        self.dir.disable_cleanup(true);
-        Some(DetachedService {
-            name: "redis".to_owned(),
-            pid,
-            dir: self.dir.path().to_owned(),
-            url,
-        })
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.stop();
     }
 }
 
