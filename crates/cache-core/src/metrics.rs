@@ -27,11 +27,16 @@ pub struct EvictionCounts {
     ///
     /// Without expiration this is derived: every entry created (an insert of a key moka did
     /// not hold, or a stored load) has left by a size eviction or an explicit removal, or is
-    /// still cached. It is computed when metrics are taken, from the creates counted up to
-    /// the last maintenance pass this cache ran (`run_pending_tasks`, `settled_metrics`,
-    /// `invalidate_all` or the cleanup task) less the writes in flight then, with removals
-    /// in flight counted as explicit: a lower bound, so writes moka has not applied yet are
-    /// never taken for evictions. A plain `metrics()` may lag behind, never run ahead;
+    /// still cached. It is computed when metrics are taken, against moka's entry count (as
+    /// of moka's last maintenance pass, which moka runs itself whenever 64 reads or writes
+    /// are queued), from a lower bound of the creates moka has applied: the creates counted
+    /// so far less every write that may still be pending (in flight, abandoned by a dropped
+    /// future since the last pass this cache ran, or queued inside moka: at most 2 304), or
+    /// the creates known applied by the last pass this cache ran (`run_pending_tasks`,
+    /// `settled_metrics`, `invalidate_all` or the cleanup task), whichever is higher;
+    /// removals in flight or ever abandoned count as explicit. So writes moka has not applied
+    /// yet are never taken for evictions: a plain `metrics()` lags by at most those 2 304
+    /// writes plus the operations in flight or abandoned, never runs ahead, and
     /// `settled_metrics()` with no write running is exact. The figure never decreases (it
     /// feeds a counter).
     pub size: u64,
@@ -202,7 +207,8 @@ pub struct CacheMetrics {
     pub load_time: HistogramSummary,
     /// Get latency in nanoseconds, timed for one get in 64 per thread.
     pub get_latency: HistogramSummary,
-    /// Entries cached, as of the last maintenance pass.
+    /// Entries cached, as of moka's last maintenance pass (moka runs one itself whenever 64
+    /// reads or writes are queued).
     pub entries: u64,
     /// Sum of entry weights in bytes, as of the last maintenance pass.
     pub weighted_bytes: u64,

@@ -6,7 +6,7 @@ use std::hash::Hash;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
 
-use super::causes::{cleanup_loop, Causes};
+use super::causes::{cleanup_loop, Abandoned, Causes};
 use super::{Cache, Inner};
 use crate::advisor::{Advisor, AdvisorConfig};
 use crate::builder::CacheBuilder;
@@ -79,6 +79,7 @@ where
             causes,
             created_settled: AtomicU64::new(0),
             size_reported: AtomicU64::new(0),
+            abandoned: Abandoned::default(),
         });
         if let (Some(runtime), Some(interval)) = (runtime, builder.cleanup_interval) {
             let task = runtime.spawn(cleanup_loop(Arc::downgrade(&inner), interval));

@@ -30,7 +30,7 @@ use crate::error::Error;
 use crate::stats::{thread_slot, thread_slot_tick, Counter, Stats};
 use crate::stored::Stored;
 
-use causes::Causes;
+use causes::{Abandoned, Causes, Tracked};
 
 /// A weigher: bytes of an entry before the per-entry floor is applied.
 pub(crate) type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> u64 + Send + Sync + 'static>;
@@ -66,6 +66,8 @@ struct Inner<K, V> {
     /// Without the listener: the highest size-eviction count reported so far (the figure
     /// feeds a Prometheus counter, so it never goes down).
     size_reported: AtomicU64,
+    /// Without the listener: writes and removals whose callers dropped them mid-way.
+    abandoned: Abandoned,
 }
 
 impl<K, V> Drop for Inner<K, V> {
@@ -160,9 +162,11 @@ where
             .advisor
             .as_ref()
             .and_then(|advisor| advisor.sampled(&key));
-        let in_flight = inner.in_flight(Counter::WritesBegun, Counter::WritesEnded);
+        let in_flight = inner.in_flight(Tracked::Write);
         inner.moka.insert(key, Stored::now(value)).await;
-        drop(in_flight);
+        if let Some(in_flight) = in_flight {
+            in_flight.done();
+        }
         inner.stats.incr(Counter::Inserts);
         if let (Some(advisor), Some(hash)) = (&inner.advisor, sampled) {
             advisor.record(hash, SampleKind::Write(narrow(weight)));
@@ -180,10 +184,12 @@ where
         match inner.causes {
             Causes::Listener => inner.moka.invalidate(key).await,
             Causes::Derived => {
-                let in_flight = inner.in_flight(Counter::RemovalsBegun, Counter::RemovalsEnded);
+                let in_flight = inner.in_flight(Tracked::Removal);
                 let removed = inner.moka.remove(key).await;
                 inner.record_explicit(removed.is_some());
-                drop(in_flight);
+                if let Some(in_flight) = in_flight {
+                    in_flight.done();
+                }
             }
         }
         inner.record_removal(key);
@@ -196,12 +202,14 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let inner = &*self.inner;
-        let in_flight = inner.in_flight(Counter::RemovalsBegun, Counter::RemovalsEnded);
+        let in_flight = inner.in_flight(Tracked::Removal);
         let value = inner.moka.remove(key).await.map(|stored| stored.value);
         if let Causes::Derived = inner.causes {
             inner.record_explicit(value.is_some());
         }
-        drop(in_flight);
+        if let Some(in_flight) = in_flight {
+            in_flight.done();
+        }
         inner.record_removal(key);
         value
     }
@@ -240,7 +248,8 @@ where
         self.inner.settle().await;
     }
 
-    /// Entries cached, as of the last maintenance pass.
+    /// Entries cached, as of moka's last maintenance pass (moka runs one itself whenever 64
+    /// reads or writes are queued).
     pub fn entry_count(&self) -> u64 {
         self.inner.moka.entry_count()
     }

@@ -11,7 +11,7 @@ use std::hash::Hash;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use super::causes::InFlight;
+use super::causes::{InFlight, Tracked};
 use super::{narrow, Cache};
 use crate::advisor::SampleKind;
 use crate::stats::{thread_slot_tick, Counter};
@@ -105,7 +105,7 @@ where
                         inner.stats.incr(Counter::LoadsUncached);
                         return Err(NotCached::Oversized(value));
                     }
-                    let in_flight = inner.in_flight(Counter::WritesBegun, Counter::WritesEnded);
+                    let in_flight = inner.in_flight(Tracked::Write);
                     let _ = stored_by_load.set((weight, in_flight));
                     Ok(Stored::now(value))
                 }
@@ -113,8 +113,14 @@ where
             }
         };
         let result = inner.moka.try_get_with_by_ref(&key, load).await;
-        // Taking the cell ends the in-flight count: moka has stored the value by now.
-        let loaded_weight = stored_by_load.into_inner().map(|(weight, _)| weight);
+        // Taking the cell ends the in-flight count: moka has stored the value by now. (A
+        // caller that drops this future before then leaves the write abandoned.)
+        let loaded_weight = stored_by_load.into_inner().map(|(weight, in_flight)| {
+            if let Some(in_flight) = in_flight {
+                in_flight.done();
+            }
+            weight
+        });
         let loaded_here = loaded_weight.is_some();
         // A hit: a value this call did not load, stored before the call was made.
         let (hit, outcome) = match result {

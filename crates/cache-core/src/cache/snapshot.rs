@@ -2,7 +2,6 @@
 //! counts and the advisor's curve, and the advice drawn from one.
 
 use std::hash::Hash;
-use std::sync::atomic::Ordering;
 
 use resync_perf_core::Recommendation;
 
@@ -20,9 +19,13 @@ where
     /// A snapshot of the statistics (cumulative counters; see [`CacheMetrics`]).
     pub fn metrics(&self) -> CacheMetrics {
         let inner = &*self.inner;
-        // The settled creates, then the entry count, then (inside) the removals: each read
-        // after the one it is compared with errs toward fewer size evictions, never more.
-        let created = inner.created_settled.load(Ordering::Acquire);
+        // The creates moka applied at least, then the entry count, then (inside) the
+        // removals: each read after the one it is compared with errs toward fewer size
+        // evictions, never more.
+        let created = match inner.causes {
+            Causes::Listener => 0,
+            Causes::Derived => inner.created_applied(),
+        };
         let entries = inner.moka.entry_count();
         let totals = inner.stats.totals();
         let size = match inner.causes {
