@@ -52,6 +52,9 @@ pub fn router(service: PerformanceService) -> Router {
             service.clone(),
             crate::auth::require_token,
         ))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            answer_panic,
+        ))
         .with_state(service)
 }
 
@@ -81,6 +84,16 @@ const ROUTES: [Route; 13] = [
 /// The path of every route [`router`] serves (all `GET`).
 pub fn route_paths() -> impl Iterator<Item = &'static str> {
     ROUTES.iter().map(|(path, _)| *path)
+}
+
+/// A handler that panicked answers a JSON 500; the panic's text goes to the log only.
+fn answer_panic(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|text| (*text).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a handler panicked".to_owned());
+    ApiError::internal(&what).into_response()
 }
 
 fn status_code(status: HealthStatus) -> StatusCode {

@@ -381,3 +381,34 @@ async fn a_check_that_hangs_or_panics_is_critical_and_never_holds_up_the_answer(
         "health.check_panicked"
     );
 }
+
+/// A cache whose statistics cannot be read: its snapshot panics.
+#[derive(Debug)]
+struct Broken;
+
+impl resync_perf_api::CacheSource for Broken {
+    fn name(&self) -> &str {
+        "broken"
+    }
+
+    fn metrics(&self) -> resync_cache_core::CacheMetrics {
+        panic!("secret internal detail")
+    }
+}
+
+#[tokio::test]
+async fn a_handler_that_panics_answers_a_json_500_without_internal_text() {
+    let service = PerformanceService::new(ServiceConfig::default());
+    service.register_cache(Broken).unwrap();
+    let server = serve(router(service)).await;
+    let reply = get(server.addr, "/api/performance/cache/metrics").await;
+    assert_eq!(reply.status, 500);
+    let body = reply.json();
+    assert_eq!(body["error"]["code"], "internal");
+    assert!(!reply.text().contains("secret"), "{body}");
+    assert_eq!(
+        get(server.addr, "/livez").await.status,
+        200,
+        "the server goes on"
+    );
+}
