@@ -4,6 +4,7 @@ use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use subtle::ConstantTimeEq;
 
 use crate::api_error::ApiError;
 use crate::service::PerformanceService;
@@ -37,13 +38,10 @@ pub(crate) async fn require_token(
     ApiError::unauthorized().into_response()
 }
 
-/// Compares without an early exit, so the time taken does not reveal how many leading
-/// bytes matched (the length is not secret).
+/// Compares in constant time (`subtle`), so the time taken does not reveal how many leading
+/// bytes matched; only a length mismatch returns early (the length is not secret).
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0_u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.ct_eq(b).into()
 }
 
 #[cfg(test)]
