@@ -15,6 +15,9 @@
 //! [`RedisManager`] (the redis crate's multiplexed connection with honoured connect and
 //! response timeouts, `rediss://`), [`HttpManager`] (hyper 1 HTTP/1 connections to one base
 //! URL, `https://` over rustls) and [`FnManager`] for any resource made by a closure.
+//! With the `bb8-redis` feature, bb8-redis's `RedisConnectionManager` is a [`HealthProbe`]
+//! (`PING`) too, for code that already builds its pools on it; its timeouts are the redis
+//! crate's fixed defaults (connect 1 s, 500 ms per command), where [`RedisManager`] sets them.
 //!
 //! [`PoolManager`] holds named pools, health-checks each in the background with a real round
 //! trip, and turns their [`PoolMetrics`] into health verdicts and sizing advice

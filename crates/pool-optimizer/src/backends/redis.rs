@@ -72,7 +72,8 @@ impl fmt::Debug for RedisManager {
     }
 }
 
-async fn ping(conn: &mut MultiplexedConnection) -> Result<(), RedisError> {
+/// `PING` on `conn`: an error unless the server answers `PONG`.
+pub(crate) async fn ping(conn: &mut MultiplexedConnection) -> Result<(), RedisError> {
     let pong: String = redis::cmd("PING").query_async(conn).await?;
     if pong == "PONG" {
         Ok(())
