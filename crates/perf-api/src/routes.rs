@@ -87,6 +87,7 @@ pub fn route_paths() -> impl Iterator<Item = &'static str> {
 }
 
 /// A handler that panicked answers a JSON 500; the panic's text goes to the log only.
+#[allow(clippy::needless_pass_by_value)] // reason: the signature CatchPanicLayer::custom takes.
 fn answer_panic(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
     let what = panic
         .downcast_ref::<&str>()
