@@ -5,6 +5,8 @@ use std::panic::Location;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use resync_perf_core::stripes::Padded;
+
 use crate::registry::{stripe_of_id, Shard};
 
 /// A registered resource. Dropping it records the resource's lifetime as a release —
@@ -13,7 +15,7 @@ use crate::registry::{stripe_of_id, Shard};
 /// `Send + Sync + 'static`: it may travel with the resource to any task or thread.
 #[must_use = "dropping the guard records the release at once"]
 pub struct ResourceGuard {
-    shard: Arc<Shard>,
+    shard: Arc<Padded<Shard>>,
     id: u64,
     slot: u32,
     kind: &'static str,
@@ -36,7 +38,7 @@ impl fmt::Debug for ResourceGuard {
 
 impl ResourceGuard {
     pub(crate) fn new(
-        shard: Arc<Shard>,
+        shard: Arc<Padded<Shard>>,
         id: u64,
         slot: u32,
         kind: &'static str,

@@ -35,6 +35,7 @@ use std::sync::atomic::{fence, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ord
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use resync_perf_core::stripes::Padded;
 use resync_perf_core::sync::lock;
 
 use crate::kinds::{
@@ -74,8 +75,8 @@ fn nanos_between(since: i64, until: i64) -> u64 {
 /// current borrower (calls on a slot do not overlap), so they are bumped with a plain load and
 /// store on the line the checkout writes anyway, not with a read-modify-write on a shared
 /// stripe; a stats read adds them to the kind's stripes, and a dropped slot folds them in.
+/// Held `Padded`, so that no other slot shares its cache lines.
 #[derive(Debug)]
-#[repr(align(128))]
 pub(crate) struct LeaseCell {
     word: AtomicU64,
     location: AtomicU32,
@@ -165,7 +166,7 @@ pub(crate) struct LeaseRegistry {
 /// The registered cells and the indices of vacant ones.
 #[derive(Debug, Default)]
 struct Cells {
-    cells: Vec<Option<Arc<LeaseCell>>>,
+    cells: Vec<Option<Arc<Padded<LeaseCell>>>>,
     vacant: Vec<u32>,
 }
 
@@ -186,7 +187,7 @@ impl LeaseRegistry {
         self.epoch
     }
 
-    fn insert(&self, cell: Arc<LeaseCell>) -> u32 {
+    fn insert(&self, cell: Arc<Padded<LeaseCell>>) -> u32 {
         let mut cells = lock(&self.cells);
         if let Some(index) = cells.vacant.pop() {
             cells.cells[index as usize] = Some(cell);
@@ -312,7 +313,7 @@ impl LeaseRegistry {
 /// slot unregisters it; a slot dropped while checked out counts as released without close.
 #[must_use = "dropping the slot unregisters it at once"]
 pub struct LeaseSlot {
-    cell: Arc<LeaseCell>,
+    cell: Arc<Padded<LeaseCell>>,
     kind: Arc<KindState>,
     epoch: Instant,
     leases: Arc<LeaseRegistry>,
@@ -342,7 +343,7 @@ impl LeaseRegistry {
     ) -> LeaseSlot {
         let (kind_index, state) = self.kinds.get_or_insert(kind);
         let stripe = self.next_stripe.fetch_add(1, Ordering::Relaxed) % STRIPES;
-        let cell = Arc::new(LeaseCell {
+        let cell = Arc::new(Padded::new(LeaseCell {
             word: AtomicU64::new(0),
             location: AtomicU32::new(UNKNOWN_LOCATION),
             since_nanos: AtomicI64::new(0),
@@ -356,7 +357,7 @@ impl LeaseRegistry {
             label,
             created_at,
             group_leaked,
-        });
+        }));
         let index = self.insert(Arc::clone(&cell));
         LeaseSlot {
             cell,

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use resync_perf_core::stripes::Striped;
+use resync_perf_core::stripes::{Padded, Striped};
 use resync_perf_core::sync::lock;
 
 use crate::kinds::{KindTable, STRIPES};
@@ -94,10 +94,9 @@ impl Slab {
     }
 }
 
-/// One shard: a slab of live entries, on its own cache lines, shared (via `Arc`) by the
-/// guards of its entries so a release needs nothing else.
+/// One shard: a slab of live entries, kept `Padded` on its own cache lines and shared (via
+/// `Arc`) by the guards of its entries so a release needs nothing else.
 #[derive(Debug)]
-#[repr(align(128))]
 pub(crate) struct Shard {
     slab: Mutex<Slab>,
     pub(crate) kinds: Arc<KindTable>,
@@ -125,7 +124,7 @@ impl Shard {
 /// The sharded registry of live resources.
 #[derive(Debug)]
 pub(crate) struct Registry {
-    shards: Box<[Arc<Shard>]>,
+    shards: Box<[Arc<Padded<Shard>>]>,
 }
 
 impl Registry {
@@ -133,17 +132,17 @@ impl Registry {
         Self {
             shards: (0..SHARDS)
                 .map(|_| {
-                    Arc::new(Shard {
+                    Arc::new(Padded::new(Shard {
                         slab: Mutex::new(Slab::default()),
                         kinds: Arc::clone(kinds),
-                    })
+                    }))
                 })
                 .collect(),
         }
     }
 
     /// The shard of `id`.
-    pub(crate) fn shard(&self, id: u64) -> &Arc<Shard> {
+    pub(crate) fn shard(&self, id: u64) -> &Arc<Padded<Shard>> {
         // SHARDS is a power of two; the mask keeps the index in range.
         &self.shards[(id as usize) & (SHARDS - 1)]
     }
