@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
+use crate::cache::Weighing;
 use crate::metrics::{CurvePoint, MissRatioCurve};
 
 mod sim;
@@ -75,6 +76,8 @@ struct Sample {
 pub(crate) struct Advisor {
     threshold: u64,
     sample_rate: f64,
+    /// What the miniatures are built from (again when the cache moves to weighing bytes).
+    config: AdvisorConfig,
     max_memory_bytes: u64,
     pending: Mutex<Vec<Sample>>,
     miniatures: Mutex<Vec<Sim>>,
@@ -104,6 +107,11 @@ pub(crate) struct AdvisorConfig {
     pub(crate) sample_rate: Option<f64>,
     pub(crate) time_to_live: Option<Duration>,
     pub(crate) time_to_idle: Option<Duration>,
+    /// How the real cache's moka weighs entries, which decides how the miniatures size
+    /// their frequency sketch.
+    pub(crate) weighing: Weighing,
+    /// The per-entry floor: the weight of every entry while the cache weighs entries.
+    pub(crate) min_weight: u64,
 }
 
 impl Advisor {
@@ -117,24 +125,13 @@ impl Advisor {
         } else {
             (sample_rate * u64::MAX as f64) as u64
         };
-        let miniature = |factor: f64, ttl: Option<Duration>| {
-            let capacity = (config.max_memory_bytes as f64 * sample_rate * factor).ceil() as u64;
-            Sim::new(capacity, ttl, config.time_to_idle)
-        };
-        let mut miniatures: Vec<Sim> = FACTORS
-            .iter()
-            .map(|factor| miniature(*factor, config.time_to_live))
-            .collect();
-        // What a TTL twice as long would keep, at today's size: backs `cache.ttl_too_short`.
-        if let Some(ttl) = config.time_to_live {
-            miniatures.push(miniature(1.0, Some(ttl.saturating_mul(2))));
-        }
         Self {
             threshold,
             sample_rate,
+            config,
             max_memory_bytes: config.max_memory_bytes,
             pending: Mutex::new(Vec::with_capacity(BATCH)),
-            miniatures: Mutex::new(miniatures),
+            miniatures: Mutex::new(miniatures(&config, sample_rate, config.weighing)),
             origin: Instant::now(),
             expiring: config.time_to_live.is_some() || config.time_to_idle.is_some(),
             sampled_gets: AtomicU64::new(0),
@@ -255,6 +252,15 @@ impl Advisor {
         }
     }
 
+    /// The real cache moved to weighing bytes and dropped its entries (see `cache/store.rs`):
+    /// the miniatures start over, empty, as byte-weighed caches whose frequency sketch is
+    /// sized the way moka sizes a weighed cache's. Their hit counts stay cumulative.
+    pub(crate) fn weigh_bytes(&self) {
+        let fresh = miniatures(&self.config, self.sample_rate, Weighing::Bytes);
+        lock(&self.pending).clear();
+        *lock(&self.miniatures) = fresh;
+    }
+
     /// Discards all simulated state, e.g. after `invalidate_all`.
     pub(crate) fn clear(&self) {
         lock(&self.pending).clear();
@@ -289,6 +295,29 @@ impl Advisor {
             ttl_doubled,
         }
     }
+}
+
+/// The miniature caches: one per factor, and the 1× one with twice the TTL when a TTL is
+/// set. Weighing entries, a miniature sizes its sketch as unweighted moka does, counting the
+/// floor-weight entries it can hold.
+fn miniatures(config: &AdvisorConfig, sample_rate: f64, weighing: Weighing) -> Vec<Sim> {
+    let unit = match weighing {
+        Weighing::Entries => Some(config.min_weight),
+        Weighing::Bytes => None,
+    };
+    let miniature = |factor: f64, ttl: Option<Duration>| {
+        let capacity = (config.max_memory_bytes as f64 * sample_rate * factor).ceil() as u64;
+        Sim::new(capacity, ttl, config.time_to_idle, unit)
+    };
+    let mut miniatures: Vec<Sim> = FACTORS
+        .iter()
+        .map(|factor| miniature(*factor, config.time_to_live))
+        .collect();
+    // What a TTL twice as long would keep, at today's size: backs `cache.ttl_too_short`.
+    if let Some(ttl) = config.time_to_live {
+        miniatures.push(miniature(1.0, Some(ttl.saturating_mul(2))));
+    }
+    miniatures
 }
 
 /// Index of the 1× point in a curve's points.
@@ -414,6 +443,8 @@ mod tests {
             sample_rate: None,
             time_to_live: None,
             time_to_idle: None,
+            weighing: Weighing::Bytes,
+            min_weight: 1,
         });
         let sampled = (0u64..200_000)
             .filter(|key| advisor.sampled(key).is_some())
@@ -432,6 +463,8 @@ mod tests {
             sample_rate: None,
             time_to_live: None,
             time_to_idle: None,
+            weighing: Weighing::Bytes,
+            min_weight: 1,
         });
         assert!(advisor.sample_rate > DEFAULT_SAMPLE_RATE);
     }
@@ -444,6 +477,8 @@ mod tests {
             sample_rate: Some(1.0),
             time_to_live: None,
             time_to_idle: None,
+            weighing: Weighing::Bytes,
+            min_weight: 1,
         });
         let hash = key_hash(&7u64);
         advisor.record(hash, SampleKind::Write(100));
@@ -471,6 +506,8 @@ mod tests {
             sample_rate: Some(1.0),
             time_to_live: None,
             time_to_idle: None,
+            weighing: Weighing::Bytes,
+            min_weight: 1,
         });
         for round in 0..3 {
             for key in 0u64..10 {

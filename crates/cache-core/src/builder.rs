@@ -45,6 +45,9 @@ pub struct CacheBuilder<K, V> {
     pub(crate) weigher: Option<Weigher<K, V>>,
     pub(crate) advisor: bool,
     pub(crate) advisor_sample_rate: Option<f64>,
+    /// A lower bound of every entry's weight, when the weigher's is known (the default
+    /// weigher's fixed part).
+    pub(crate) min_entry_weight: Option<u64>,
     _types: PhantomData<fn(K, V)>,
 }
 
@@ -79,6 +82,7 @@ impl<K, V> Default for CacheBuilder<K, V> {
             weigher: None,
             advisor: true,
             advisor_sample_rate: None,
+            min_entry_weight: None,
             _types: PhantomData,
         }
     }
@@ -248,13 +252,13 @@ where
     /// [`weigher`](Self::weigher) was set.
     pub fn build(mut self) -> Result<Cache<K, V>, Error> {
         if self.weigher.is_none() {
-            self.weigher = Some(Arc::new(|key: &K, value: &V| {
-                (std::mem::size_of::<K>()
-                    + std::mem::size_of::<crate::stored::Stored<V>>()
-                    + key.heap_bytes()
-                    + value.heap_bytes()) as u64
-                    + ENTRY_OVERHEAD_BYTES
+            let inline = (std::mem::size_of::<K>()
+                + std::mem::size_of::<crate::stored::Stored<V>>()) as u64
+                + ENTRY_OVERHEAD_BYTES;
+            self.weigher = Some(Arc::new(move |key: &K, value: &V| {
+                inline + (key.heap_bytes() + value.heap_bytes()) as u64
             }));
+            self.min_entry_weight = Some(inline);
         }
         self.build_checked()
     }

@@ -4,10 +4,13 @@
 //! [`Cache`] wraps `moka::future::Cache` and adds what moka leaves out:
 //!
 //! - **Two bounds at once.** Each entry weighs `max(estimated bytes, max_memory_bytes /
-//!   max_entries)` (rounded up), so keeping the weight under the memory bound also keeps the
-//!   entry count under its bound. Sizes come from [`MemorySize`] plus moka's measured
-//!   per-entry overhead ([`ENTRY_OVERHEAD_BYTES`]), or from a custom weigher. An entry larger
-//!   than the memory bound is refused ([`Error::EntryTooLarge`]).
+//!   max_entries)` (rounded up). While every entry weighs that floor, moka counts entries
+//!   (no weigher: bare moka's admission and hit rate) up to the number of floor-weight
+//!   entries both bounds allow; from the first heavier write, moka weighs bytes, and keeping
+//!   the weight under the memory bound also keeps the entry count under its bound. Sizes
+//!   come from [`MemorySize`] plus moka's measured per-entry overhead
+//!   ([`ENTRY_OVERHEAD_BYTES`]), or from a custom weigher. An entry larger than the memory
+//!   bound is refused ([`Error::EntryTooLarge`]).
 //! - **Statistics** ([`CacheMetrics`]): hits, misses, inserts, updates, invalidations,
 //!   evictions by cause, loads and their time, sampled get latency, counted on striped
 //!   cache lines so recording stays cheap under contention. Counters are cumulative;

@@ -56,7 +56,7 @@ impl<V> Stored<V> {
 
 /// The caller's per-entry expiry, applied to the value inside the stamp.
 pub(crate) struct UserExpiry<K, V> {
-    pub(crate) inner: Box<dyn Expiry<K, V> + Send + Sync + 'static>,
+    pub(crate) inner: Arc<dyn Expiry<K, V> + Send + Sync + 'static>,
 }
 
 impl<K, V> Expiry<K, Stored<V>> for UserExpiry<K, V> {

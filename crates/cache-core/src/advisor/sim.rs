@@ -9,7 +9,9 @@
 //! - **The frequency sketch** ([`FrequencySketch`]): a 4-bit count-min sketch with four
 //!   depths, Caffeine's seeds, a power-of-two table and a halving reset every `10 × capacity`
 //!   increments. It starts disabled and is sized once, when the weighted size first reaches
-//!   half the bound, at `max(128, entry_count · weighted_size / max_capacity)` — moka's rule
+//!   half the bound: standing for a moka cache without a weigher (every entry weighing one
+//!   `unit`), at `max(128, max_capacity / unit)` entries, moka's rule for an unweighted
+//!   cache; otherwise at `max(128, entry_count · weighted_size / max_capacity)`, moka's rule
 //!   for a cache with a weigher.
 //! - **Batching**: a `get` answers from the map at once (an entry written but not yet
 //!   admitted is a hit) and queues a read; an `insert` updates the map at once and queues a
@@ -74,6 +76,9 @@ enum Write {
 #[derive(Debug)]
 pub(crate) struct Sim {
     max_capacity: u64,
+    /// The weight of every entry when the real cache weighs entries (moka without a
+    /// weigher); `None` when it weighs bytes.
+    unit: Option<u64>,
     /// Time to live and to idle in nanoseconds.
     ttl: Option<u64>,
     tti: Option<u64>,
@@ -90,15 +95,20 @@ pub(crate) struct Sim {
 }
 
 impl Sim {
-    /// A simulated cache bounded at `max_capacity` (at least 1) total weight.
+    /// A simulated cache bounded at `max_capacity` (at least 1) total weight. With a
+    /// `unit`, it stands for a moka cache without a weigher whose entries all weigh `unit`
+    /// here: its sketch is sized at the entries it can hold, as moka sizes an unweighted
+    /// cache's; without one, as moka sizes a weighed cache's.
     pub(crate) fn new(
         max_capacity: u64,
         time_to_live: Option<Duration>,
         time_to_idle: Option<Duration>,
+        unit: Option<u64>,
     ) -> Self {
         let nanos = |duration: Duration| u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
         Self {
             max_capacity: max_capacity.max(1),
+            unit: unit.map(|unit| unit.max(1)),
             ttl: time_to_live.map(nanos),
             tti: time_to_idle.map(nanos),
             map: HashMap::default(),
@@ -194,9 +204,14 @@ impl Sim {
         self.apply_reads();
         self.apply_writes();
         if !self.sketch_enabled && self.weighted_size >= self.max_capacity / 2 {
-            let cap = (self.entry_count as f64
-                * (self.weighted_size as f64 / self.max_capacity as f64))
-                as u64;
+            let cap = match self.unit {
+                Some(unit) => self.max_capacity / unit,
+                None => {
+                    (self.entry_count as f64
+                        * (self.weighted_size as f64 / self.max_capacity as f64))
+                        as u64
+                }
+            };
             self.sketch
                 .ensure_capacity(u32::try_from(cap).unwrap_or(u32::MAX).max(128));
             self.sketch_enabled = true;
@@ -463,7 +478,7 @@ mod tests {
 
     /// A full cache of `entries` keys weighing 10 each, every one read `reads` times.
     fn filled(entries: u64, reads: usize) -> Sim {
-        let mut sim = Sim::new(entries * 10, None, None);
+        let mut sim = Sim::new(entries * 10, None, None, None);
         for i in 0..entries {
             sim.insert(key(i), 10, 0);
         }
@@ -480,7 +495,7 @@ mod tests {
 
     #[test]
     fn the_sketch_is_enabled_at_half_full_and_sized_as_moka_sizes_it() {
-        let mut sim = Sim::new(1_000, None, None);
+        let mut sim = Sim::new(1_000, None, None, None);
         for i in 0..49 {
             sim.insert(key(i), 10, 0);
         }
@@ -492,6 +507,23 @@ mod tests {
         // 50 entries · 500 / 1 000 = 25, raised to 128 entries.
         assert_eq!(sim.sketch.table_len(), 128);
         assert_eq!(sim.sketch.sample_size(), 1_280);
+    }
+
+    #[test]
+    fn standing_for_unweighted_moka_the_sketch_is_sized_at_the_entries_it_holds() {
+        // 1 000 entries of weight 10 (moka without a weigher, 1 000 entries).
+        let mut sim = Sim::new(10_000, None, None, Some(10));
+        for i in 0..499 {
+            sim.insert(key(i), 10, 0);
+        }
+        sim.run_pending_tasks(0);
+        assert!(!sim.sketch_enabled);
+        sim.insert(key(499), 10, 0);
+        sim.run_pending_tasks(0);
+        assert!(sim.sketch_enabled);
+        // 1 000 entries, not 500 · 5 000 / 10 000 = 250 (a weighed moka's rule).
+        assert_eq!(sim.sketch.table_len(), 1_024);
+        assert_eq!(sim.sketch.sample_size(), 10_000);
     }
 
     #[test]
@@ -579,7 +611,7 @@ mod tests {
     #[test]
     fn entries_expire_by_time_to_live_and_time_to_idle() {
         let second = 1_000_000_000;
-        let mut ttl = Sim::new(1_000, Some(Duration::from_secs(10)), None);
+        let mut ttl = Sim::new(1_000, Some(Duration::from_secs(10)), None, None);
         ttl.insert(key(1), 10, 0);
         ttl.insert(key(2), 10, 5 * second);
         ttl.run_pending_tasks(5 * second);
@@ -599,7 +631,7 @@ mod tests {
         assert_eq!(ttl.get(key(2), 23 * second), Some(10));
         ttl.check_invariants();
 
-        let mut tti = Sim::new(1_000, None, Some(Duration::from_secs(10)));
+        let mut tti = Sim::new(1_000, None, Some(Duration::from_secs(10)), None);
         tti.insert(key(1), 10, 0);
         tti.insert(key(2), 10, 0);
         tti.run_pending_tasks(0);
@@ -612,7 +644,7 @@ mod tests {
 
     #[test]
     fn a_long_random_workload_keeps_the_structures_consistent() {
-        let mut sim = Sim::new(5_000, Some(Duration::from_nanos(40_000)), None);
+        let mut sim = Sim::new(5_000, Some(Duration::from_nanos(40_000)), None, None);
         let mut state = 0x2545_f491_4f6c_dd1du64;
         for step in 0..200_000u64 {
             state ^= state << 13;
@@ -661,13 +693,22 @@ mod fidelity {
     }
 
     /// Hits of the simulator and of moka on `trace` (get, insert on a miss, maintenance every
-    /// 64 requests), weights from `weigh`.
-    fn replay(trace: &[u64], capacity: u64, weigh: impl Fn(u64) -> u32) -> (u64, u64) {
-        let mut sim = Sim::new(capacity, None, None);
-        let moka: Moka = moka::sync::Cache::builder()
-            .max_capacity(capacity)
-            .weigher(|_key: &u64, weight: &u32| *weight)
-            .build_with_hasher(BuildHasherDefault::default());
+    /// 64 requests), weights from `weigh`. With a `unit`, every weight must be `unit` and
+    /// moka has no weigher (bounded at `capacity / unit` entries).
+    fn replay(
+        trace: &[u64],
+        capacity: u64,
+        unit: Option<u32>,
+        weigh: impl Fn(u64) -> u32,
+    ) -> (u64, u64) {
+        let mut sim = Sim::new(capacity, None, None, unit.map(u64::from));
+        let moka: Moka = match unit {
+            Some(unit) => moka::sync::Cache::builder().max_capacity(capacity / u64::from(unit)),
+            None => moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .weigher(|_key: &u64, weight: &u32| *weight),
+        }
+        .build_with_hasher(BuildHasherDefault::default());
         let (mut sim_hits, mut moka_hits) = (0, 0);
         for (i, &key) in trace.iter().enumerate() {
             if sim.get(key, 0).is_some() {
@@ -698,7 +739,14 @@ mod fidelity {
             scans.extend((0..500).map(|j| crate::advisor::key_hash(&(i, j)) / 40));
         }
         for (trace, name) in [(&zipf, "zipf"), (&scans, "zipf+scans")] {
-            for (entries, variable) in [(128u64, false), (1_024, false), (256, true)] {
+            // (entries, weights vary, moka without a weigher)
+            for (entries, variable, unweighted) in [
+                (128u64, false, false),
+                (1_024, false, false),
+                (256, true, false),
+                (128, false, true),
+                (1_024, false, true),
+            ] {
                 let weigh = |key: u64| {
                     if variable {
                         100 + (key % 900) as u32
@@ -706,12 +754,13 @@ mod fidelity {
                         512
                     }
                 };
-                let (sim, moka) = replay(trace, entries * 512, weigh);
+                let unit = unweighted.then_some(512);
+                let (sim, moka) = replay(trace, entries * 512, unit, weigh);
                 let (sim, moka) = (
                     sim as f64 / trace.len() as f64,
                     moka as f64 / trace.len() as f64,
                 );
-                println!("{name}, {entries} entries, variable weights {variable}: sim {sim:.4} moka {moka:.4}");
+                println!("{name}, {entries} entries, variable weights {variable}, unweighted {unweighted}: sim {sim:.4} moka {moka:.4}");
                 assert!(
                     (sim - moka).abs() < 0.005,
                     "{name}, {entries} entries: sim {sim:.4} moka {moka:.4}"

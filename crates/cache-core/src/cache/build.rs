@@ -1,18 +1,19 @@
-//! Construction: a [`CacheBuilder`]'s settings become a moka cache weighed with the per-entry
-//! floor, the eviction-cause accounting its expiration calls for, the advisor, and (with a
-//! cleanup interval) the background maintenance task.
+//! Construction: a [`CacheBuilder`]'s settings become the moka cache the entries live in
+//! (weighing entries while they can, see `store`), the eviction-cause accounting its
+//! expiration calls for, the advisor, and (with a cleanup interval) the background
+//! maintenance task.
 
 use std::hash::Hash;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
 
-use super::causes::{cleanup_loop, Abandoned, Causes};
+use super::causes::{cleanup_loop, Abandoned};
+use super::store::{MokaConfig, Store, Weighing};
 use super::{Cache, Inner};
 use crate::advisor::{Advisor, AdvisorConfig};
 use crate::builder::CacheBuilder;
 use crate::error::Error;
 use crate::stats::Stats;
-use crate::stored::{Stored, UserExpiry};
 
 impl<K, V> Cache<K, V>
 where
@@ -30,27 +31,31 @@ where
             None => None,
         };
 
-        let moka_weigher = Arc::clone(&weigher);
-        let moka = moka::future::Cache::builder()
-            .name(&builder.name)
-            .max_capacity(builder.max_memory_bytes)
-            .weigher(move |key: &K, stored: &Stored<V>| {
-                let weight = moka_weigher(key, &stored.value).max(min_weight);
-                u32::try_from(weight).unwrap_or(u32::MAX)
-            });
-        let expires = builder.time_to_live.is_some()
-            || builder.time_to_idle.is_some()
-            || builder.expiry.is_some();
-        let (mut moka, causes) = Causes::install(moka, expires, &stats);
-        if let Some(ttl) = builder.time_to_live {
-            moka = moka.time_to_live(ttl);
-        }
-        if let Some(tti) = builder.time_to_idle {
-            moka = moka.time_to_idle(tti);
-        }
-        if let Some(expiry) = builder.expiry {
-            moka = moka.expire_after(UserExpiry { inner: expiry });
-        }
+        // Weighing entries (bare moka's policy) holds while every entry weighs the floor.
+        // When every entry is known to outweigh it (the default weigher's fixed part alone
+        // does), the cache weighs bytes from the start instead of moving there at its
+        // first write.
+        let weighing = match builder.min_entry_weight {
+            Some(lightest) if lightest > min_weight => Weighing::Bytes,
+            _ => Weighing::Entries,
+        };
+        let config = MokaConfig {
+            name: builder.name.clone(),
+            max_memory_bytes: builder.max_memory_bytes,
+            max_floor_entries: builder
+                .max_entries
+                .min(builder.max_memory_bytes / min_weight),
+            weigher: Arc::clone(&weigher),
+            min_weight,
+            expires: builder.time_to_live.is_some()
+                || builder.time_to_idle.is_some()
+                || builder.expiry.is_some(),
+            stats: Arc::clone(&stats),
+            time_to_live: builder.time_to_live,
+            time_to_idle: builder.time_to_idle,
+            expiry: builder.expiry.map(Arc::from),
+        };
+        let (store, causes) = Store::new(config, weighing);
         let advisor = builder.advisor.then(|| {
             Advisor::new(AdvisorConfig {
                 max_memory_bytes: builder.max_memory_bytes,
@@ -58,6 +63,8 @@ where
                 sample_rate: builder.advisor_sample_rate,
                 time_to_live: builder.time_to_live,
                 time_to_idle: builder.time_to_idle,
+                weighing,
+                min_weight,
             })
         });
         // The first stamp calibrates quanta's clock (a busy loop of a millisecond or more):
@@ -65,7 +72,7 @@ where
         let _ = crate::stored::now();
         let inner = Arc::new(Inner {
             name: builder.name,
-            moka: moka.build(),
+            store,
             stats,
             advisor,
             weigher,

@@ -12,7 +12,7 @@
 //! figure keeps up with moka's own maintenance instead of waiting for ours.
 
 use std::hash::Hash;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -56,11 +56,15 @@ pub(super) enum Causes {
 
 impl Causes {
     /// Sets `moka` up to count removals into `stats`: the eviction listener when the cache
-    /// `expires` entries, the write-counting [`WriteCounter`] expiry otherwise.
+    /// `expires` entries, the write-counting [`WriteCounter`] expiry otherwise. Once
+    /// `retired` is set (the cache is being dropped for a byte-weighed one, see `store`), the
+    /// listener counts explicit removals as size evictions: they are the cache's, not the
+    /// caller's.
     pub(super) fn install<K, V>(
         moka: MokaBuilder<K, V>,
         expires: bool,
         stats: &Arc<Stats>,
+        retired: Option<Arc<AtomicBool>>,
     ) -> (MokaBuilder<K, V>, Self)
     where
         K: Hash + Eq + Send + Sync + 'static,
@@ -69,9 +73,11 @@ impl Causes {
         if expires {
             let listener_stats = Arc::clone(stats);
             let moka = moka.eviction_listener(move |_key, _value, cause| {
+                let dropped = || retired.as_ref().is_some_and(|r| r.load(Ordering::Acquire));
                 listener_stats.incr(match cause {
                     RemovalCause::Size => Counter::EvictedSize,
                     RemovalCause::Expired => Counter::EvictedExpired,
+                    RemovalCause::Explicit if dropped() => Counter::EvictedSize,
                     RemovalCause::Explicit => Counter::EvictedExplicit,
                     RemovalCause::Replaced => Counter::EvictedReplaced,
                 });
@@ -91,7 +97,8 @@ where
     K: Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    /// Maintenance: moka's pending writes and evictions, then the advisor's samples.
+    /// Maintenance: moka's pending writes and evictions (and, once the cache weighs bytes,
+    /// dropping what the entry-weighed moka still holds), then the advisor's samples.
     pub(super) async fn settle(&self) {
         // Before the pass: the creates counted by now, less the writes still in flight (a
         // write counts its create inside moka's `insert`, possibly before handing it to moka's
@@ -102,7 +109,7 @@ where
         let created = self.stats.total(Counter::Created);
         let in_flight = self.in_flight_now(Tracked::Write);
         let abandoned = self.abandoned.writes.load(Ordering::Relaxed);
-        self.moka.run_pending_tasks().await;
+        self.store.run_pending_tasks().await;
         self.created_settled
             .fetch_max(created.saturating_sub(in_flight), Ordering::Release);
         self.abandoned
@@ -145,8 +152,8 @@ where
     /// Creates moka has applied, at least, as far as a snapshot can tell without running
     /// maintenance: those recorded by the last pass this cache ran, or the creates counted
     /// by now less every write that may still be pending — in flight on our side, abandoned
-    /// by its caller since our last pass, or inside moka ([`MOKA_PENDING_WRITES`]) —
-    /// whichever is higher. Read before the entry count it is compared with.
+    /// by its caller since our last pass, or inside moka ([`MOKA_PENDING_WRITES`] per moka
+    /// cache) — whichever is higher. Read before the entry count it is compared with.
     pub(super) fn created_applied(&self) -> u64 {
         let settled = self.created_settled.load(Ordering::Acquire);
         let created = self.stats.total(Counter::Created);
@@ -161,7 +168,7 @@ where
         let fresh = created
             .saturating_sub(in_flight)
             .saturating_sub(abandoned)
-            .saturating_sub(MOKA_PENDING_WRITES);
+            .saturating_sub(MOKA_PENDING_WRITES * self.store.caches());
         settled.max(fresh)
     }
 

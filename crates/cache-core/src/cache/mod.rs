@@ -5,6 +5,9 @@
 //! The rest lives beside it, by concept:
 //!
 //! - `build` turns a [`CacheBuilder`] into a cache: moka's configuration and the cleanup task.
+//! - `store` holds the moka cache the entries live in: weighing entries (bare moka's policy)
+//!   while every entry weighs the per-entry floor, weighing bytes from the first that does
+//!   not.
 //! - `read_through` is `get_with` / `try_get_with`: one coalesced moka lookup-or-load, counted
 //!   as a hit or a miss by the value's stamp.
 //! - `causes` is eviction-cause accounting: the listener or the derived counts, the writes
@@ -16,6 +19,7 @@ mod build;
 mod causes;
 mod read_through;
 mod snapshot;
+mod store;
 
 use std::borrow::Borrow;
 use std::fmt;
@@ -31,6 +35,8 @@ use crate::stats::{thread_slot, thread_slot_tick, Counter, Stats};
 use crate::stored::Stored;
 
 use causes::{Abandoned, Causes, Tracked};
+use store::Store;
+pub(crate) use store::Weighing;
 
 /// A weigher: bytes of an entry before the per-entry floor is applied.
 pub(crate) type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> u64 + Send + Sync + 'static>;
@@ -45,7 +51,8 @@ pub struct Cache<K, V> {
 
 struct Inner<K, V> {
     name: String,
-    moka: moka::future::Cache<K, Stored<V>>,
+    /// The moka cache (or, once the cache weighs bytes, two) the entries live in.
+    store: Store<K, V>,
     stats: Arc<Stats>,
     advisor: Option<Advisor>,
     weigher: Weigher<K, V>,
@@ -92,8 +99,8 @@ impl<K, V> fmt::Debug for Cache<K, V> {
             .field("name", &self.inner.name)
             .field("max_entries", &self.inner.max_entries)
             .field("max_memory_bytes", &self.inner.max_memory_bytes)
-            .field("entries", &self.inner.moka.entry_count())
-            .field("weighted_bytes", &self.inner.moka.weighted_size())
+            .field("entries", &self.inner.store.entry_count())
+            .field("weighted_bytes", &self.inner.store.weighted_size())
             .finish_non_exhaustive()
     }
 }
@@ -121,13 +128,14 @@ where
     {
         let inner = &*self.inner;
         let (slot, timed) = thread_slot_tick();
+        let moka = inner.store.active();
         let value = if timed {
             let start = Instant::now();
-            let value = inner.moka.get(key).await;
+            let value = moka.get(key).await;
             inner.stats.record_get_latency(start.elapsed());
             value
         } else {
-            inner.moka.get(key).await
+            moka.get(key).await
         }
         .map(|stored| stored.value);
         inner.record_lookup(slot, key, value.is_some());
@@ -140,7 +148,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.inner.moka.contains_key(key)
+        self.inner.store.active().contains_key(key)
     }
 
     /// Stores `value` under `key`, replacing any previous value.
@@ -158,12 +166,15 @@ where
                 max_memory_bytes: inner.max_memory_bytes,
             });
         }
+        if inner.store.needs_bytes(weight) {
+            inner.weigh_bytes().await;
+        }
         let sampled = inner
             .advisor
             .as_ref()
             .and_then(|advisor| advisor.sampled(&key));
         let in_flight = inner.in_flight(Tracked::Write);
-        inner.moka.insert(key, Stored::now(value)).await;
+        inner.store.active().insert(key, Stored::now(value)).await;
         if let Some(in_flight) = in_flight {
             in_flight.done();
         }
@@ -182,10 +193,10 @@ where
     {
         let inner = &*self.inner;
         match inner.causes {
-            Causes::Listener => inner.moka.invalidate(key).await,
+            Causes::Listener => inner.store.active().invalidate(key).await,
             Causes::Derived => {
                 let in_flight = inner.in_flight(Tracked::Removal);
-                let removed = inner.moka.remove(key).await;
+                let removed = inner.store.active().remove(key).await;
                 inner.record_explicit(removed.is_some());
                 if let Some(in_flight) = in_flight {
                     in_flight.done();
@@ -203,7 +214,12 @@ where
     {
         let inner = &*self.inner;
         let in_flight = inner.in_flight(Tracked::Removal);
-        let value = inner.moka.remove(key).await.map(|stored| stored.value);
+        let value = inner
+            .store
+            .active()
+            .remove(key)
+            .await
+            .map(|stored| stored.value);
         if let Causes::Derived = inner.causes {
             inner.record_explicit(value.is_some());
         }
@@ -223,16 +239,16 @@ where
     pub async fn invalidate_all(&self) {
         let inner = &*self.inner;
         match inner.causes {
-            Causes::Listener => inner.moka.invalidate_all(),
+            Causes::Listener => inner.store.invalidate_all(),
             Causes::Derived => {
                 inner.settle().await;
-                let removed = inner.moka.entry_count();
+                let removed = inner.store.entry_count();
                 // Counted before moka drops them, so that no snapshot sees the entries gone
                 // but not yet counted (which would read as size evictions).
                 inner
                     .stats
                     .add_at(thread_slot(), Counter::EvictedExplicit, removed);
-                inner.moka.invalidate_all();
+                inner.store.invalidate_all();
                 inner.settle().await;
             }
         }
@@ -251,12 +267,12 @@ where
     /// Entries cached, as of moka's last maintenance pass (moka runs one itself whenever 64
     /// reads or writes are queued).
     pub fn entry_count(&self) -> u64 {
-        self.inner.moka.entry_count()
+        self.inner.store.entry_count()
     }
 
     /// Sum of entry weights in bytes, as of the last maintenance pass.
     pub fn weighted_size(&self) -> u64 {
-        self.inner.moka.weighted_size()
+        self.inner.store.weighted_size()
     }
 
     /// The entry bound.
@@ -274,6 +290,15 @@ where
     pub fn weigh(&self, key: &K, value: &V) -> u64 {
         self.inner.weigh(key, value)
     }
+
+    /// Whether moka weighs the entries in bytes (`true`), or counts them (`false`): the
+    /// cache counts entries, with bare moka's admission, while every entry written weighs
+    /// the per-entry floor, and weighs bytes from the first write heavier than that (or
+    /// from the start, when the default weigher's fixed part alone outweighs the floor).
+    /// Both bounds hold either way; see the crate README, *Both bounds at once*.
+    pub fn weighs_bytes(&self) -> bool {
+        self.inner.store.weighing() == Weighing::Bytes
+    }
 }
 
 impl<K, V> Inner<K, V>
@@ -284,6 +309,22 @@ where
     #[inline]
     fn weigh(&self, key: &K, value: &V) -> u64 {
         (self.weigher)(key, value).max(self.min_weight)
+    }
+
+    /// Moves the cache to a moka cache weighed in bytes, once (see `store`): the first
+    /// write heavier than the per-entry floor calls it before writing. Every operation uses
+    /// the new cache as soon as it is built; the advisor's miniatures start over as
+    /// byte-weighed caches too, and the entries of the entry-weighed cache are dropped
+    /// (counted as size evictions; a later maintenance pass finishes if this call is
+    /// dropped midway).
+    #[cold]
+    async fn weigh_bytes(&self) {
+        if self.store.weigh_bytes() {
+            if let Some(advisor) = &self.advisor {
+                advisor.weigh_bytes();
+            }
+            self.store.drop_first().await;
+        }
     }
 
     /// Counts a lookup's hit or miss on `slot` and hands a sampled key to the advisor;

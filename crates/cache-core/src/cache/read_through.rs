@@ -79,7 +79,9 @@ where
 
     /// One coalesced lookup-or-load through moka, counted as a hit when the value it
     /// returns was stored before `called_at`. An oversized value travels to the waiters as
-    /// the shared "error" so moka never stores it.
+    /// the shared "error" so moka never stores it; so does the first value heavier than the
+    /// per-entry floor while the cache weighs entries, which this call then stores once the
+    /// cache weighs bytes (see `store`).
     async fn load<F, E>(&self, called_at: Stamp, key: K, init: F) -> Result<V, Arc<E>>
     where
         K: Clone,
@@ -94,6 +96,9 @@ where
         // `settle`) from then until moka has stored the value, so that a slow load does not
         // count as a write in flight.
         let stored_by_load: OnceLock<(u64, Option<InFlight<'_>>)> = OnceLock::new();
+        // Set, with the weight, when this call's value outweighs the floor of a cache that
+        // weighs entries: moka does not store it, this call does after the move.
+        let heavier_here: OnceLock<u64> = OnceLock::new();
         let load = async {
             let start = Instant::now();
             let result = init.await;
@@ -105,6 +110,10 @@ where
                         inner.stats.incr(Counter::LoadsUncached);
                         return Err(NotCached::Oversized(value));
                     }
+                    if inner.store.needs_bytes(weight) {
+                        let _ = heavier_here.set(weight);
+                        return Err(NotCached::Heavier(value));
+                    }
                     let in_flight = inner.in_flight(Tracked::Write);
                     let _ = stored_by_load.set((weight, in_flight));
                     Ok(Stored::now(value))
@@ -112,7 +121,7 @@ where
                 Err(error) => Err(NotCached::Failed(Arc::new(error))),
             }
         };
-        let result = inner.moka.try_get_with_by_ref(&key, load).await;
+        let result = inner.store.active().try_get_with_by_ref(&key, load).await;
         // Taking the cell ends the in-flight count: moka has stored the value by now. (A
         // caller that drops this future before then leaves the write abandoned.)
         let loaded_weight = stored_by_load.into_inner().map(|(weight, in_flight)| {
@@ -131,7 +140,7 @@ where
             Err(not_cached) => (
                 false,
                 match &*not_cached {
-                    NotCached::Oversized(value) => Ok(value.clone()),
+                    NotCached::Oversized(value) | NotCached::Heavier(value) => Ok(value.clone()),
                     NotCached::Failed(error) => Err(Arc::clone(error)),
                 },
             ),
@@ -148,7 +157,28 @@ where
                 advisor.record(hash, SampleKind::Write(narrow(weight)));
             }
         }
+        if let (Some(&weight), Ok(value)) = (heavier_here.get(), &outcome) {
+            self.store_heavier(key, value.clone(), weight, sampled)
+                .await;
+        }
         outcome
+    }
+
+    /// Stores a value this call loaded that outweighs the floor of a cache weighing entries:
+    /// moves the cache to weighing bytes, then writes it there like an `insert`.
+    #[cold]
+    async fn store_heavier(&self, key: K, value: V, weight: u64, sampled: Option<u64>) {
+        let inner = &*self.inner;
+        inner.weigh_bytes().await;
+        let in_flight = inner.in_flight(Tracked::Write);
+        inner.store.active().insert(key, Stored::now(value)).await;
+        if let Some(in_flight) = in_flight {
+            in_flight.done();
+        }
+        inner.stats.incr(Counter::Inserts);
+        if let (Some(advisor), Some(hash)) = (&inner.advisor, sampled) {
+            advisor.record(hash, SampleKind::Write(narrow(weight)));
+        }
     }
 }
 
@@ -156,6 +186,9 @@ where
 enum NotCached<V, E> {
     /// The value weighs more than the cache may hold; each caller gets a clone.
     Oversized(V),
+    /// The value outweighs the per-entry floor of a cache that weighs entries: the loading
+    /// call stores it once the cache weighs bytes; each caller gets a clone.
+    Heavier(V),
     /// The load failed; each caller gets the same error.
     Failed(Arc<E>),
 }

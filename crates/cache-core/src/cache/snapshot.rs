@@ -26,7 +26,7 @@ where
             Causes::Listener => 0,
             Causes::Derived => inner.created_applied(),
         };
-        let entries = inner.moka.entry_count();
+        let entries = inner.store.entry_count();
         let totals = inner.stats.totals();
         let size = match inner.causes {
             Causes::Listener => totals.get(Counter::EvictedSize),
@@ -55,7 +55,7 @@ where
             load_time: load_time_snapshot.summary(),
             get_latency: get_latency_snapshot.summary(),
             entries,
-            weighted_bytes: inner.moka.weighted_size(),
+            weighted_bytes: inner.store.weighted_size(),
             max_entries: inner.max_entries,
             max_memory_bytes: inner.max_memory_bytes,
             entry_utilization: 0.0,
