@@ -31,11 +31,12 @@ pub struct EvictionCounts {
     /// of moka's last maintenance pass, which moka runs itself whenever 64 reads or writes
     /// are queued), from a lower bound of the creates moka has applied: the creates counted
     /// so far less every write that may still be pending (in flight, abandoned by a dropped
-    /// future since the last pass this cache ran, or queued inside moka: at most 2 304), or
+    /// future since the last pass this cache ran, or queued inside moka: at most 2 304 per
+    /// moka cache, of which a cache that moved to weighing bytes has two), or
     /// the creates known applied by the last pass this cache ran (`run_pending_tasks`,
     /// `settled_metrics`, `invalidate_all` or the cleanup task), whichever is higher;
     /// removals in flight or ever abandoned count as explicit. So writes moka has not applied
-    /// yet are never taken for evictions: a plain `metrics()` lags by at most those 2 304
+    /// yet are never taken for evictions: a plain `metrics()` lags by at most those pending
     /// writes plus the operations in flight or abandoned, never runs ahead, and
     /// `settled_metrics()` with no write running is exact. The figure never decreases (it
     /// feeds a counter).
