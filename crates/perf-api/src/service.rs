@@ -1,11 +1,12 @@
 //! The registry of components the API reports on, and the figures it derives from them.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use resync_cache_core::{CacheHealthThresholds, CacheMetrics};
 
+use resync_perf_core::sync::{read, write};
 use resync_perf_core::{Delta, HealthStatus, HealthVerdict, Recommendation};
 use resync_pool_optimizer::{evaluate_health, HealthThresholds, PoolManager, PoolMetrics};
 use resync_resource_manager::{LeakReport, ResourceTracker};
@@ -72,14 +73,6 @@ impl Default for PerformanceService {
     fn default() -> Self {
         Self::new(ServiceConfig::default())
     }
-}
-
-fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl PerformanceService {

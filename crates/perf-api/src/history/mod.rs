@@ -9,7 +9,7 @@ mod postgres;
 mod sample;
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use resync_cache_core::CacheMetrics;
@@ -80,7 +80,7 @@ impl History {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        resync_perf_core::sync::lock(&self.state)
     }
 
     /// Samples kept at most.

@@ -3,9 +3,10 @@
 //! by a timeout; a full queue drops the sample and counts it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use resync_perf_core::sync::lock;
 use resync_perf_core::{HealthReason, HealthStatus, HealthVerdict};
 use resync_pool_optimizer::{MonitoredPool, PostgresManager};
 use tokio::sync::mpsc;
@@ -106,12 +107,7 @@ impl PostgresHistory {
         let failing = progress.consecutive_failures.load(Ordering::Relaxed);
         let mut verdict = HealthVerdict::default();
         if failing > 0 {
-            let error = progress
-                .last_error
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone()
-                .unwrap_or_default();
+            let error = lock(&progress.last_error).clone().unwrap_or_default();
             verdict.push(HealthReason::new(
                 "history.write_failing",
                 HealthStatus::Degraded,
@@ -152,10 +148,7 @@ impl Progress {
                     tracing::warn!(%error, "history samples cannot be written to Postgres");
                 }
                 self.failed.fetch_add(1, Ordering::Relaxed);
-                *self
-                    .last_error
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = Some(error);
+                *lock(&self.last_error) = Some(error);
             }
         }
     }
