@@ -1,13 +1,14 @@
 //! The performance service and its HTTP API: JSON, Prometheus and OpenAPI over real caches,
-//! pools and resources.
+//! pools, resources and the caching gateway.
 //!
 //! A [`PerformanceService`] holds the registered caches (any
 //! [`Cache<K, V>`](resync_cache_core::Cache), as a [`CacheSource`]), a
 //! [`PoolManager`](resync_pool_optimizer::PoolManager), a
-//! [`ResourceTracker`](resync_resource_manager::ResourceTracker), any other
-//! [`HealthSource`], and a bounded history of samples ([`spawn_sampler`]) from which windowed
-//! figures come (health over `health_window`; before the first sample, since start).
-//! [`router`] serves it all:
+//! [`ResourceTracker`](resync_resource_manager::ResourceTracker), the caching gateway's
+//! [`GatewayStats`] (module [`gateway`]: the recorder the gateway writes every request into,
+//! lock-free), any other [`HealthSource`], and a bounded history of samples
+//! ([`spawn_sampler`]) from which windowed figures come (health over `health_window`; before
+//! the first sample, since start). [`router`] serves it all:
 //!
 //! | route | returns |
 //! |---|---|
@@ -18,6 +19,7 @@
 //! | `GET /api/performance/pools/recommendations` | pool sizing advice with evidence |
 //! | `GET /api/performance/resources/stats` | per resource kind |
 //! | `GET /api/performance/resources/leaks` | leaked resources (`?min_age_secs=`) |
+//! | `GET /api/performance/gateway/metrics` | the gateway: requests by method, status class and cache outcome, hit rate, bytes by source, upstream exchanges by outcome, latency, window (`null` without a gateway) |
 //! | `GET /api/performance/health` | verdict per component with measured reasons; 503 when critical |
 //! | `GET /api/performance/history` | samples (`?since=` RFC 3339 or unix seconds, `?limit=`) |
 //! | `GET /metrics` | Prometheus text (OpenMetrics when asked for) |
@@ -62,6 +64,7 @@
 mod api_error;
 mod auth;
 mod error;
+pub mod gateway;
 mod health;
 mod history;
 mod openapi;
@@ -74,9 +77,14 @@ mod views;
 
 pub use api_error::{method_not_allowed, not_found, ApiError};
 pub use error::Error;
+pub use gateway::{
+    CacheOutcome, GatewayExchange, GatewayHealthThresholds, GatewayMetrics, GatewayStats,
+    MethodLabel, RequestCount, StatusClass, UpstreamCounts, UpstreamOutcome,
+};
 pub use health::{ComponentHealth, HealthReport};
 pub use history::{
-    CacheSample, HistorySample, KindSample, PoolSample, PostgresHistory, HISTORY_TABLE,
+    CacheSample, GatewaySample, HistorySample, KindSample, PoolSample, PostgresHistory,
+    HISTORY_TABLE,
 };
 pub use openapi::document as openapi_document;
 pub use routes::{route_paths, router, ProbeBody, DEFAULT_HISTORY_LIMIT};

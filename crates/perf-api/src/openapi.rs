@@ -4,21 +4,22 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::health::{ComponentHealth, HealthReport};
-use crate::history::{CacheSample, HistorySample, KindSample, PoolSample};
+use crate::history::{CacheSample, GatewaySample, HistorySample, KindSample, PoolSample};
 use crate::routes::ProbeBody;
 use crate::views::{
-    CacheView, CacheWindowView, CachesResponse, ChangeView, ClosedView, CurvePointView, CurveView,
-    ErrorBody, ErrorDetail, EvictionsView, HealthChecksView, HistoryResponse, KindView,
-    LatencySeconds, LeakView, LeaksResponse, PoolConfigView, PoolView, PoolWindowView,
-    PoolsResponse, ReasonView, RecommendationView, RecommendationsResponse, ReportResponse,
-    ResourcesResponse, SettingValueView, SystemView,
+    CacheOutcomesView, CacheView, CacheWindowView, CachesResponse, ChangeView, ClosedView,
+    CurvePointView, CurveView, ErrorBody, ErrorDetail, EvictionsView, GatewayResponse, GatewayView,
+    GatewayWindowView, HealthChecksView, HistoryResponse, KindView, LatencySeconds, LeakView,
+    LeaksResponse, MethodsView, PoolConfigView, PoolView, PoolWindowView, PoolsResponse,
+    ReasonView, RecommendationView, RecommendationsResponse, ReportResponse, ResourcesResponse,
+    SettingValueView, StatusClassesView, SystemView, UpstreamView,
 };
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Resync performance API",
-        description = "Caches, pools, resources and health of a Resync service. Ratios are numbers in 0-1; units are in field names."
+        description = "Caches, pools, resources, the caching gateway and health of a Resync service. Ratios are numbers in 0-1; units are in field names."
     ),
     paths(
         crate::routes::report,
@@ -28,6 +29,7 @@ use crate::views::{
         crate::routes::pool_recommendations,
         crate::routes::resource_stats,
         crate::routes::resource_leaks,
+        crate::routes::gateway_metrics,
         crate::routes::health,
         crate::routes::history,
         crate::routes::prometheus_metrics,
@@ -41,7 +43,9 @@ use crate::views::{
         ClosedView, HealthChecksView, RecommendationsResponse, RecommendationView, ChangeView,
         SettingValueView, ResourcesResponse, KindView, LeaksResponse, LeakView, HealthReport,
         ComponentHealth, ReasonView, HistoryResponse, HistorySample, CacheSample, PoolSample,
-        KindSample, ErrorBody, ErrorDetail, ProbeBody,
+        KindSample, GatewaySample, GatewayResponse, GatewayView, GatewayWindowView,
+        CacheOutcomesView, StatusClassesView, MethodsView, UpstreamView, ErrorBody, ErrorDetail,
+        ProbeBody,
     )),
     modifiers(&BearerToken),
     security(("bearer" = [])),

@@ -19,9 +19,9 @@ use crate::params::Params;
 use crate::prometheus::{Exposition, TextFormat};
 use crate::service::{PerformanceService, Window};
 use crate::views::{
-    CacheView, CachesResponse, ErrorBody, HistoryResponse, KindView, LeakView, LeaksResponse,
-    PoolView, PoolsResponse, RecommendationView, RecommendationsResponse, ReportResponse,
-    ResourcesResponse, SystemView,
+    CacheView, CachesResponse, ErrorBody, GatewayResponse, GatewayView, HistoryResponse, KindView,
+    LeakView, LeaksResponse, PoolView, PoolsResponse, RecommendationView, RecommendationsResponse,
+    ReportResponse, ResourcesResponse, SystemView,
 };
 
 type QueryMap = Result<Query<BTreeMap<String, String>>, QueryRejection>;
@@ -32,7 +32,8 @@ pub const DEFAULT_HISTORY_LIMIT: usize = 1000;
 /// The performance API as an [`axum::Router`] to serve or merge into an application.
 ///
 /// Routes: `GET /api/performance/{report, cache/metrics, cache/recommendations,
-/// pools/metrics, pools/recommendations, resources/stats, resources/leaks, health, history}`,
+/// pools/metrics, pools/recommendations, resources/stats, resources/leaks, gateway/metrics,
+/// health, history}`,
 /// `GET /metrics` (Prometheus text, or OpenMetrics when asked for), `GET /openapi.json`,
 /// `GET /livez` and `GET /readyz`. Another method on a route answers a JSON 405.
 ///
@@ -61,7 +62,7 @@ pub fn router(service: PerformanceService) -> Router {
 type Route = (&'static str, fn() -> MethodRouter<PerformanceService>);
 
 /// Every route of [`router`], in one table (the OpenAPI test checks the document against it).
-const ROUTES: [Route; 13] = [
+const ROUTES: [Route; 14] = [
     ("/api/performance/report", || get(report)),
     ("/api/performance/cache/metrics", || get(cache_metrics)),
     ("/api/performance/cache/recommendations", || {
@@ -73,6 +74,7 @@ const ROUTES: [Route; 13] = [
     }),
     ("/api/performance/resources/stats", || get(resource_stats)),
     ("/api/performance/resources/leaks", || get(resource_leaks)),
+    ("/api/performance/gateway/metrics", || get(gateway_metrics)),
     ("/api/performance/health", || get(health)),
     ("/api/performance/history", || get(history)),
     ("/metrics", || get(prometheus_metrics)),
@@ -134,6 +136,12 @@ fn pool_views(
         .collect()
 }
 
+fn gateway_view(window: &Window, now: &crate::history::Snapshot) -> Option<GatewayView> {
+    let total = now.gateway.as_ref()?;
+    let recent = window.gateway.as_ref()?;
+    Some(GatewayView::of(total, recent, window.seconds))
+}
+
 fn advice(recommendations: Vec<resync_perf_core::Recommendation>) -> Vec<RecommendationView> {
     recommendations.into_iter().map(Into::into).collect()
 }
@@ -174,6 +182,7 @@ pub(crate) async fn report(
         pool_recommendations: advice(service.pool_advice(&window)),
         resources: now.kinds.iter().map(KindView::from).collect(),
         leaks,
+        gateway: gateway_view(&window, &now),
         health: service.health_of(window).await,
     }))
 }
@@ -303,6 +312,24 @@ pub(crate) async fn resource_leaks(
     }))
 }
 
+/// The caching gateway's figures.
+#[utoipa::path(get, path = "/api/performance/gateway/metrics", tag = "performance",
+    responses(
+        (status = 200, description = "Requests by method, status class and cache outcome, hit rate, bytes by source, upstream exchanges by outcome, latency, window; gateway null when the service has none", body = GatewayResponse),
+        (status = 400, description = "A bad query parameter", body = ErrorBody),
+        (status = 401, description = "The bearer token is missing or wrong", body = ErrorBody),
+    ))]
+pub(crate) async fn gateway_metrics(
+    State(service): State<PerformanceService>,
+    query: QueryMap,
+) -> Result<Json<GatewayResponse>, ApiError> {
+    Params::parse(query, &[])?;
+    let (now, window) = service.window();
+    Ok(Json(GatewayResponse {
+        gateway: gateway_view(&window, &now),
+    }))
+}
+
 /// The health verdict.
 #[utoipa::path(get, path = "/api/performance/health", tag = "performance",
     responses(
@@ -373,6 +400,7 @@ pub(crate) async fn prometheus_metrics(
             caches: &now.caches,
             pools: &now.pools,
             kinds: &now.kinds,
+            gateway: now.gateway.as_ref(),
             health: &health,
         },
         format,

@@ -13,6 +13,7 @@ use resync_resource_manager::{LeakReport, ResourceTracker};
 use tokio::task::JoinSet;
 
 use crate::error::Error;
+use crate::gateway::{GatewayHealthThresholds, GatewayMetrics, GatewayStats};
 use crate::health::{ComponentHealth, HealthReport};
 use crate::history::{History, HistorySample, PostgresHistory, Snapshot};
 use crate::source::{BoxFuture, CacheSource, HealthSource};
@@ -30,6 +31,8 @@ pub struct ServiceConfig {
     pub cache_thresholds: CacheHealthThresholds,
     /// Pool health thresholds (`HEALTH_POOL_*`).
     pub pool_thresholds: HealthThresholds,
+    /// Gateway health thresholds (`HEALTH_GATEWAY_*`).
+    pub gateway_thresholds: GatewayHealthThresholds,
     /// Longest one component's health evaluation may take before it counts as critical.
     pub check_timeout: Duration,
 }
@@ -42,6 +45,7 @@ impl Default for ServiceConfig {
             health_window: Duration::from_secs(60),
             cache_thresholds: CacheHealthThresholds::default(),
             pool_thresholds: HealthThresholds::default(),
+            gateway_thresholds: GatewayHealthThresholds::default(),
             check_timeout: Duration::from_secs(2),
         }
     }
@@ -63,6 +67,7 @@ struct Inner {
     caches: RwLock<Vec<Arc<dyn CacheSource>>>,
     pools: RwLock<Option<Arc<PoolManager>>>,
     tracker: RwLock<Option<ResourceTracker>>,
+    gateway: RwLock<Option<GatewayStats>>,
     sources: RwLock<Vec<Arc<dyn HealthSource>>>,
     history: History,
     persisted: RwLock<Option<PostgresHistory>>,
@@ -92,6 +97,7 @@ impl PerformanceService {
                 caches: RwLock::default(),
                 pools: RwLock::default(),
                 tracker: RwLock::default(),
+                gateway: RwLock::default(),
                 sources: RwLock::default(),
                 persisted: RwLock::default(),
                 settings: RwLock::new(serde_json::Value::Object(serde_json::Map::new())),
@@ -156,6 +162,20 @@ impl PerformanceService {
         read(&self.inner.tracker).clone()
     }
 
+    /// Reports on the caching gateway that records into `stats` (component `gateway`: the
+    /// `/metrics` families `resync_gateway_*`, the report's and
+    /// `/api/performance/gateway/metrics`'s view, the history, health by the upstream error
+    /// rate). Setting another replaces it.
+    pub fn set_gateway(&self, stats: GatewayStats) {
+        *write(&self.inner.gateway) = Some(stats);
+    }
+
+    /// The gateway's recorder, if one is set.
+    #[must_use]
+    pub fn gateway(&self) -> Option<GatewayStats> {
+        read(&self.inner.gateway).clone()
+    }
+
     /// Adds another component that judges its own health.
     ///
     /// # Errors
@@ -204,12 +224,14 @@ impl PerformanceService {
         let caches: Vec<Arc<dyn CacheSource>> = read(&self.inner.caches).clone();
         let pools = self.pool_manager();
         let tracker = self.tracker();
+        let gateway = self.gateway();
         Snapshot {
             at: Instant::now(),
             wall: SystemTime::now(),
             caches: caches.iter().map(|cache| cache.metrics()).collect(),
             pools: pools.map(|manager| manager.metrics()).unwrap_or_default(),
             kinds: tracker.map(|tracker| tracker.stats()).unwrap_or_default(),
+            gateway: gateway.map(|gateway| gateway.metrics()),
         }
     }
 
@@ -296,6 +318,13 @@ impl PerformanceService {
             checks.push((
                 "resources".to_owned(),
                 Box::pin(async move { resync_resource_manager::leak_health(&kinds) }),
+            ));
+        }
+        if let Some(gateway) = window.gateway {
+            let thresholds = config.gateway_thresholds;
+            checks.push((
+                "gateway".to_owned(),
+                Box::pin(async move { gateway.health(&thresholds) }),
             ));
         }
         let sources: Vec<Arc<dyn HealthSource>> = read(&self.inner.sources).clone();
@@ -416,6 +445,18 @@ impl PerformanceService {
                 config.pool_thresholds.max_error_rate,
             ),
             (
+                "gateway_max_error_rate".to_owned(),
+                config.gateway_thresholds.max_error_rate_degraded,
+            ),
+            (
+                "gateway_critical_error_rate".to_owned(),
+                config.gateway_thresholds.max_error_rate_critical,
+            ),
+            (
+                "gateway_min_requests".to_owned(),
+                config.gateway_thresholds.min_requests as f64,
+            ),
+            (
                 "health_window_seconds".to_owned(),
                 config.health_window.as_secs_f64(),
             ),
@@ -454,6 +495,8 @@ pub(crate) struct Window {
     pub(crate) kinds: Vec<resync_resource_manager::ResourceStats>,
     /// The pools' figures at the window's start (empty when the window is since start).
     pub(crate) base_pools: Vec<PoolMetrics>,
+    /// The gateway's figures in the window, when one is set.
+    pub(crate) gateway: Option<GatewayMetrics>,
 }
 
 impl Window {
@@ -476,6 +519,13 @@ impl Window {
                 None => pool.clone(),
             })
             .collect();
+        let gateway =
+            now.gateway.as_ref().map(
+                |gateway| match base.and_then(|base| base.gateway.as_ref()) {
+                    Some(older) => gateway.delta(older),
+                    None => gateway.clone(),
+                },
+            );
         let seconds = base.map_or(since_start, |base| now.at.duration_since(base.at));
         Self {
             seconds,
@@ -483,6 +533,7 @@ impl Window {
             pools,
             kinds: now.kinds.clone(),
             base_pools: base.map(|base| base.pools.clone()).unwrap_or_default(),
+            gateway,
         }
     }
 }

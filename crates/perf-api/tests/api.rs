@@ -15,7 +15,7 @@ use resync_resource_manager::{KindConfig, LeakThreshold, ResourceTracker};
 
 use common::{get, request, serve, wait_for};
 
-const ENDPOINTS: [&str; 9] = [
+const ENDPOINTS: [&str; 10] = [
     "/api/performance/report",
     "/api/performance/cache/metrics",
     "/api/performance/cache/recommendations",
@@ -23,6 +23,7 @@ const ENDPOINTS: [&str; 9] = [
     "/api/performance/pools/recommendations",
     "/api/performance/resources/stats",
     "/api/performance/resources/leaks",
+    "/api/performance/gateway/metrics",
     "/api/performance/health",
     "/api/performance/history",
 ];
@@ -178,6 +179,7 @@ async fn every_endpoint_answers_with_real_figures() {
         "pool_recommendations",
         "resources",
         "leaks",
+        "gateway",
         "health",
     ] {
         assert!(report.get(key).is_some(), "{key} in the report");

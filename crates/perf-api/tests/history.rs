@@ -9,7 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use resync_cache_core::Cache;
-use resync_perf_api::{router, PerformanceService, PostgresHistory, ServiceConfig, HISTORY_TABLE};
+use resync_perf_api::{
+    router, CacheOutcome, GatewayExchange, GatewayStats, PerformanceService, PostgresHistory,
+    ServiceConfig, HISTORY_TABLE,
+};
 use resync_pool_optimizer::{MonitoredPool, PoolConfig, PoolManager, PostgresManager};
 use resync_resource_manager::ResourceTracker;
 
@@ -104,6 +107,18 @@ async fn samples_are_written_to_postgres_and_old_rows_deleted() {
     let name = format!("persisted-{}", std::process::id());
     let cache: Cache<u64, u64> = Cache::builder().name(name.clone()).build().unwrap();
     service.register_cache(cache).unwrap();
+    let gateway = GatewayStats::new();
+    service.set_gateway(gateway.clone());
+    for _ in 0..7 {
+        gateway.record(&GatewayExchange {
+            method: &axum::http::Method::GET,
+            status: 200,
+            cache: CacheOutcome::Hit,
+            latency: Duration::from_micros(50),
+            upstream: None,
+            body_bytes: 10,
+        });
+    }
     let sink = PostgresHistory::start(
         pool.clone(),
         Duration::from_secs(3600),
@@ -129,6 +144,21 @@ async fn samples_are_written_to_postgres_and_old_rows_deleted() {
         .unwrap()
         .get(0);
     assert_eq!(rows, 3);
+    // The gateway's figures are persisted with the rest of each sample.
+    let hits: Vec<i64> = conn
+        .query(
+            &format!(
+                "SELECT (sample->'gateway'->>'hits')::bigint FROM {HISTORY_TABLE} \
+                 WHERE sample->'caches'->0->>'name' = $1"
+            ),
+            &[&name],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(hits, [7, 7, 7]);
     // A row two hours old, past the one-hour span: the next prune deletes it.
     conn.execute(
         &format!(

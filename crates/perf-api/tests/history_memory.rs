@@ -1,6 +1,6 @@
-//! The in-memory history at its default length, with 3 caches and 3 pools, measured with a
-//! counting allocator: the bytes the ring holds once full (target ≤ 16 MiB). Run with
-//! `--nocapture` to see the figure quoted in the crate README.
+//! The in-memory history at its default length, with 3 caches, 3 pools and the gateway,
+//! measured with a counting allocator: the bytes the ring holds once full (target ≤ 16 MiB).
+//! Run with `--nocapture` to see the figure quoted in the crate README.
 
 // A global allocator is the one way to count every byte; the unsafe is the std `System`
 // allocator's own contract, forwarded unchanged.
@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::Arc;
 
 use resync_cache_core::Cache;
-use resync_perf_api::{PerformanceService, ServiceConfig};
+use resync_perf_api::{
+    CacheOutcome, GatewayExchange, GatewayStats, PerformanceService, ServiceConfig, UpstreamOutcome,
+};
 use resync_pool_optimizer::{FnManager, MonitoredPool, PoolConfig, PoolManager};
 use resync_resource_manager::ResourceTracker;
 
@@ -73,6 +75,21 @@ async fn a_full_ring_at_the_default_length_stays_under_16_mib() {
     }
     service.set_pool_manager(pools);
     service.set_tracker(tracker);
+    let gateway = GatewayStats::new();
+    for latency in 0..1_000_u64 {
+        gateway.record(&GatewayExchange {
+            method: &axum::http::Method::GET,
+            status: 200,
+            cache: CacheOutcome::Miss,
+            latency: std::time::Duration::from_micros(latency * 37),
+            upstream: Some((
+                std::time::Duration::from_micros(latency * 31),
+                UpstreamOutcome::Answered(200),
+            )),
+            body_bytes: 512,
+        });
+    }
+    service.set_gateway(gateway);
 
     // Warm up (interned names, the window bases), then fill the ring.
     for _ in 0..10 {
@@ -87,7 +104,7 @@ async fn a_full_ring_at_the_default_length_stays_under_16_mib() {
     let bytes = (after - before) as f64;
     let per_sample = bytes / length as f64;
     println!(
-        "history ring at {length} samples, 3 caches + 3 pools + {} kinds: {:.2} MiB ({per_sample:.0} B per sample)",
+        "history ring at {length} samples, 3 caches + 3 pools + {} kinds + the gateway: {:.2} MiB ({per_sample:.0} B per sample)",
         service.history(None, 1)[0].resources.len(),
         bytes / MIB,
     );

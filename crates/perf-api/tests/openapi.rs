@@ -11,7 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use resync_cache_core::Cache;
-use resync_perf_api::{openapi_document, route_paths, router, PerformanceService, ServiceConfig};
+use resync_perf_api::{
+    openapi_document, route_paths, router, CacheOutcome, GatewayExchange, GatewayStats,
+    PerformanceService, ServiceConfig, UpstreamOutcome,
+};
 use resync_pool_optimizer::{FnManager, MonitoredPool, PoolConfig, PoolManager};
 use resync_resource_manager::{KindConfig, LeakThreshold, ResourceTracker};
 use serde_json::{json, Value};
@@ -72,6 +75,8 @@ async fn the_document_covers_every_route_and_real_responses_match_it() {
     service.register_cache(cache.clone()).unwrap();
     service.set_pool_manager(Arc::clone(&pools));
     service.set_tracker(tracker.clone());
+    let gateway = GatewayStats::new();
+    service.set_gateway(gateway.clone());
     // Enough traffic for the advisor's curve and real advice, and a leak for the leaks list.
     service.sample().await;
     for key in 0..3_000_u64 {
@@ -81,6 +86,20 @@ async fn the_document_covers_every_route_and_real_responses_match_it() {
     }
     for _ in 0..50 {
         drop(pool.get().await.unwrap());
+    }
+    for (cache, upstream) in [
+        (CacheOutcome::Miss, Some(UpstreamOutcome::Answered(200))),
+        (CacheOutcome::Hit, None),
+        (CacheOutcome::Bypass, Some(UpstreamOutcome::TimedOut)),
+    ] {
+        gateway.record(&GatewayExchange {
+            method: &axum::http::Method::GET,
+            status: 200,
+            cache,
+            latency: Duration::from_millis(3),
+            upstream: upstream.map(|outcome| (Duration::from_millis(2), outcome)),
+            body_bytes: 64,
+        });
     }
     tracker.configure_kind(
         "export_job",
@@ -127,6 +146,15 @@ async fn the_document_covers_every_route_and_real_responses_match_it() {
         .json();
     wrong["caches"][0]["hits"] = json!("many");
     let schema = response_schema(&document, "/api/performance/cache/metrics", 200).unwrap();
+    assert!(!jsonschema::validator_for(&schema).unwrap().is_valid(&wrong));
+    // The gateway's view was validated with its figures, not as null.
+    let gateway = get(server.addr, "/api/performance/gateway/metrics")
+        .await
+        .json();
+    assert_eq!(gateway["gateway"]["requests"], 3, "{gateway}");
+    let mut wrong = gateway;
+    wrong["gateway"]["by_status_class"]["2xx"] = json!("many");
+    let schema = response_schema(&document, "/api/performance/gateway/metrics", 200).unwrap();
     assert!(!jsonschema::validator_for(&schema).unwrap().is_valid(&wrong));
 
     // The leak makes health critical: its 503 body is documented too.

@@ -4,6 +4,9 @@
 //! Memory: the ring holds at most `capacity` [`HistorySample`]s of scalars only (names are
 //! shared `Arc<str>`s); the full snapshots, with their histograms, are kept only as far back
 //! as the window needs, and never more than `window / interval + 2` of them.
+//!
+//! The samples are also what [`PostgresHistory`] writes, one JSON row each: whatever a
+//! sample carries (the gateway's figures included) is persisted with it.
 
 mod postgres;
 mod sample;
@@ -17,8 +20,10 @@ use resync_perf_core::HealthStatus;
 use resync_pool_optimizer::PoolMetrics;
 use resync_resource_manager::ResourceStats;
 
+use crate::gateway::GatewayMetrics;
+
 pub use postgres::{PostgresHistory, HISTORY_TABLE};
-pub use sample::{CacheSample, HistorySample, KindSample, PoolSample};
+pub use sample::{CacheSample, GatewaySample, HistorySample, KindSample, PoolSample};
 
 /// Every component's cumulative figures at one instant.
 #[derive(Debug, Clone)]
@@ -28,6 +33,8 @@ pub(crate) struct Snapshot {
     pub(crate) caches: Vec<CacheMetrics>,
     pub(crate) pools: Vec<PoolMetrics>,
     pub(crate) kinds: Vec<ResourceStats>,
+    /// The gateway's figures, when one is set.
+    pub(crate) gateway: Option<GatewayMetrics>,
 }
 
 impl Snapshot {
@@ -119,6 +126,10 @@ impl History {
             .iter()
             .map(|kind| KindSample::of(state.intern(&kind.kind), kind))
             .collect();
+        let gateway = snapshot.gateway.as_ref().map(|gateway| {
+            let older = previous.as_ref().and_then(|p| p.gateway.as_ref());
+            Box::new(GatewaySample::of(gateway, older))
+        });
         let unix = snapshot
             .wall
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -133,6 +144,7 @@ impl History {
             caches,
             pools,
             resources,
+            gateway,
         };
         if state.samples.len() == self.capacity {
             state.samples.pop_front();
@@ -192,6 +204,7 @@ mod tests {
             caches: Vec::new(),
             pools: Vec::new(),
             kinds: Vec::new(),
+            gateway: None,
         }
     }
 

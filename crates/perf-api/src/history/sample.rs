@@ -1,5 +1,5 @@
-//! One compact history sample: scalars per cache, pool and resource kind, and the quantiles
-//! of the interval it closes (full histograms are never kept in history).
+//! One compact history sample: scalars per cache, pool, resource kind and the gateway, and
+//! the quantiles of the interval it closes (full histograms are never kept in history).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +10,8 @@ use resync_pool_optimizer::PoolMetrics;
 use resync_resource_manager::ResourceStats;
 use serde::Serialize;
 use utoipa::ToSchema;
+
+use crate::gateway::{CacheOutcome, GatewayMetrics, StatusClass};
 
 /// The state of everything at one instant, with the figures of the interval since the
 /// previous sample.
@@ -30,6 +32,8 @@ pub struct HistorySample {
     pub pools: Box<[PoolSample]>,
     /// One entry per resource kind.
     pub resources: Box<[KindSample]>,
+    /// The gateway, `null` when none is set (boxed: a sample without one pays a pointer).
+    pub gateway: Option<Box<GatewaySample>>,
 }
 
 /// A cache at one instant.
@@ -106,6 +110,49 @@ pub struct KindSample {
     pub released: u64,
 }
 
+/// The gateway at one instant: cumulative counters (a window's request rate, hit rate and
+/// upstream error rate are the difference of two samples over their `unix_seconds`), and the
+/// interval's ratios and latency quantiles.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct GatewaySample {
+    /// Cumulative requests served.
+    pub requests: u64,
+    /// Cumulative requests answered from a fresh cached response.
+    pub hits: u64,
+    /// Cumulative requests answered from a stale cached response.
+    pub stale: u64,
+    /// Cumulative requests that missed the cache (the rest of `requests` bypassed it).
+    pub misses: u64,
+    /// Cumulative requests answered with a 5xx status.
+    pub responses_5xx: u64,
+    /// Cumulative upstream exchanges attempted.
+    pub upstream_requests: u64,
+    /// Cumulative upstream errors (5xx answers, unreachable, failed, timed out, pool
+    /// exhausted).
+    pub upstream_errors: u64,
+    /// Cumulative body bytes sent from the cache.
+    pub bytes_from_cache: u64,
+    /// Cumulative body bytes sent otherwise.
+    pub bytes_from_upstream: u64,
+    /// `(hits + stale) / (hits + stale + misses)` over the interval (0–1), `null` without a
+    /// cacheable request in it.
+    pub interval_hit_rate: Option<f32>,
+    /// Upstream errors / exchanges over the interval (0–1), `null` without an exchange.
+    pub interval_upstream_error_rate: Option<f32>,
+    /// Median request latency over the interval, in seconds.
+    pub interval_request_p50_seconds: Option<f32>,
+    /// 95th percentile request latency over the interval, in seconds.
+    pub interval_request_p95_seconds: Option<f32>,
+    /// 99th percentile request latency over the interval, in seconds.
+    pub interval_request_p99_seconds: Option<f32>,
+    /// Median upstream latency over the interval, in seconds.
+    pub interval_upstream_p50_seconds: Option<f32>,
+    /// 95th percentile upstream latency over the interval, in seconds.
+    pub interval_upstream_p95_seconds: Option<f32>,
+    /// 99th percentile upstream latency over the interval, in seconds.
+    pub interval_upstream_p99_seconds: Option<f32>,
+}
+
 impl CacheSample {
     pub(crate) fn of(name: Arc<str>, now: &CacheMetrics, previous: Option<&CacheMetrics>) -> Self {
         let interval = previous.map_or_else(|| now.clone(), |older| now.delta(older));
@@ -142,6 +189,32 @@ impl PoolSample {
             interval_acquire_p50_seconds: quantile_seconds(wait, HistogramSnapshot::p50),
             interval_acquire_p95_seconds: quantile_seconds(wait, HistogramSnapshot::p95),
             interval_acquire_p99_seconds: quantile_seconds(wait, HistogramSnapshot::p99),
+        }
+    }
+}
+
+impl GatewaySample {
+    pub(crate) fn of(now: &GatewayMetrics, previous: Option<&GatewayMetrics>) -> Self {
+        let interval = previous.map_or_else(|| now.clone(), |older| now.delta(older));
+        let (requests, upstream) = (&interval.request_latency, &interval.upstream_latency);
+        Self {
+            requests: now.total_requests(),
+            hits: now.requests_with_cache(CacheOutcome::Hit),
+            stale: now.requests_with_cache(CacheOutcome::Stale),
+            misses: now.requests_with_cache(CacheOutcome::Miss),
+            responses_5xx: now.requests_with_status(StatusClass::ServerError),
+            upstream_requests: now.upstream.total(),
+            upstream_errors: now.upstream.errors(),
+            bytes_from_cache: now.bytes_from_cache,
+            bytes_from_upstream: now.bytes_from_upstream,
+            interval_hit_rate: interval.hit_rate().map(narrow),
+            interval_upstream_error_rate: interval.upstream.error_rate().map(narrow),
+            interval_request_p50_seconds: quantile_seconds(requests, HistogramSnapshot::p50),
+            interval_request_p95_seconds: quantile_seconds(requests, HistogramSnapshot::p95),
+            interval_request_p99_seconds: quantile_seconds(requests, HistogramSnapshot::p99),
+            interval_upstream_p50_seconds: quantile_seconds(upstream, HistogramSnapshot::p50),
+            interval_upstream_p95_seconds: quantile_seconds(upstream, HistogramSnapshot::p95),
+            interval_upstream_p99_seconds: quantile_seconds(upstream, HistogramSnapshot::p99),
         }
     }
 }

@@ -1,11 +1,13 @@
-//! The families of each component: caches, pools, resource kinds, the process.
+//! The families of each component: caches, pools, resource kinds, the gateway, the process.
 
 use resync_cache_core::CacheMetrics;
 use resync_perf_core::HistogramSnapshot;
 use resync_pool_optimizer::PoolMetrics;
 use resync_resource_manager::ResourceStats;
 
-use super::family::{per_item, per_label, Family, Figure};
+use crate::gateway::GatewayMetrics;
+
+use super::family::{per_item, per_label, Family, Figure, Labels};
 use super::process::ProcessStats;
 
 pub(super) fn cache_families(caches: &[CacheMetrics]) -> Vec<Family> {
@@ -206,6 +208,57 @@ pub(super) fn resource_families(kinds: &[ResourceStats]) -> Vec<Family> {
             "Resources of the kind dropped without a deliberate close.",
         )
         .series(each(|k| k.released_without_close)),
+    ]
+}
+
+/// The gateway's families; none without a gateway (a family without series is left out).
+pub(super) fn gateway_families(gateway: Option<&GatewayMetrics>) -> Vec<Family> {
+    let Some(gateway) = gateway else {
+        return Vec::new();
+    };
+    let requests = gateway.request_counts().map(|row| {
+        let labels: Labels = vec![
+            ("method", row.method.as_str().to_owned()),
+            ("status_class", row.status_class.as_str().to_owned()),
+            ("cache", row.cache.as_str().to_owned()),
+        ];
+        (labels, row.count)
+    });
+    let upstream = gateway
+        .upstream
+        .by_label()
+        .map(|(outcome, count)| (vec![("outcome", outcome.to_owned())], count));
+    let bytes = [
+        ("cache", gateway.bytes_from_cache),
+        ("upstream", gateway.bytes_from_upstream),
+    ]
+    .map(|(source, bytes)| (vec![("source", source.to_owned())], bytes));
+    vec![
+        Family::counter(
+            "resync_gateway_requests_total",
+            "Requests the gateway served, by method (OTHER for any but the seven usual ones), class of the status sent and cache outcome (hit, miss, stale, bypass).",
+        )
+        .series(requests),
+        Family::counter(
+            "resync_gateway_upstream_requests_total",
+            "Upstream exchanges the gateway attempted, by outcome: answered_2xx to answered_5xx, unreachable, failed, timed_out, exhausted (the HTTP pool).",
+        )
+        .series(upstream),
+        Family::counter(
+            "resync_gateway_bytes_total",
+            "Response body bytes sent to clients, by source: cache (hits and stale answers) or upstream (everything else).",
+        )
+        .series(bytes),
+        Family::histogram(
+            "resync_gateway_request_duration_seconds",
+            "Time from a request's first byte in to its response head out.",
+        )
+        .single(Some(&gateway.request_latency)),
+        Family::histogram(
+            "resync_gateway_upstream_duration_seconds",
+            "Time the upstream exchanges took, failed ones included.",
+        )
+        .single(Some(&gateway.upstream_latency)),
     ]
 }
 

@@ -8,7 +8,9 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Unit;
 use resync_perf_core::HistogramSnapshot;
 
-use super::families::{cache_families, pool_families, process_families, resource_families};
+use super::families::{
+    cache_families, gateway_families, pool_families, process_families, resource_families,
+};
 use super::process::ProcessStats;
 use super::{Exposition, LE_NANOS, NANOS_PER_SECOND};
 
@@ -205,6 +207,7 @@ impl Families {
         families.extend(cache_families(exposition.caches));
         families.extend(pool_families(exposition.pools));
         families.extend(resource_families(exposition.kinds));
+        families.extend(gateway_families(exposition.gateway));
         families.push(
             Family::gauge(
                 "resync_health_status",

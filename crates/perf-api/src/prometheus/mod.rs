@@ -1,11 +1,11 @@
-//! The `/metrics` exposition: every cache, pool, resource kind and health verdict, plus
-//! build and process figures, as Prometheus text (0.0.4) or OpenMetrics text (1.0), encoded
+//! The `/metrics` exposition: every cache, pool, resource kind, the gateway and every health
+//! verdict, plus build and process figures, as Prometheus text (0.0.4) or OpenMetrics text (1.0), encoded
 //! by prometheus-client from snapshots the caller takes.
 //!
 //! The names are a contract (`docs/ARCHITECTURE.md`, *Metric names*); they are written below as
 //! the Prometheus text format exposes them. Counters are cumulative since their component
 //! was built; gauges are current values. Labels: `cache`, `pool`, `kind` and `component`
-//! carry the component's name.
+//! carry the component's name (there is one gateway, so its families have no name label).
 //!
 //! | metric | type | labels |
 //! |---|---|---|
@@ -30,6 +30,10 @@
 //! | `resync_resources_active`, `resync_resources_leaked` | gauge | `kind` |
 //! | `resync_resources_leaks_total` | counter | `kind` |
 //! | `resync_resources_created_total`, `resync_resources_released_total`, `resync_resources_released_without_close_total` | counter | `kind` |
+//! | `resync_gateway_requests_total` | counter | `method` = `GET` \| `HEAD` \| `POST` \| `PUT` \| `PATCH` \| `DELETE` \| `OPTIONS` \| `OTHER`, `status_class` = `1xx` … `5xx`, `cache` = `hit` \| `miss` \| `stale` \| `bypass` |
+//! | `resync_gateway_upstream_requests_total` | counter | `outcome` = `answered_2xx` \| `answered_3xx` \| `answered_4xx` \| `answered_5xx` \| `unreachable` \| `failed` \| `timed_out` \| `exhausted` |
+//! | `resync_gateway_bytes_total` | counter | `source` = `cache` \| `upstream` |
+//! | `resync_gateway_request_duration_seconds`, `resync_gateway_upstream_duration_seconds` | histogram | — |
 //! | `resync_health_status` | gauge | `component` (`overall` for the whole) |
 //! | `resync_build_info` | gauge (info) = 1 | `version` |
 //! | `process_resident_memory_bytes`, `process_virtual_memory_bytes`, `process_open_fds`, `process_max_fds`, `process_start_time_seconds` | gauge | — |
@@ -56,6 +60,12 @@
 //!   `get()`s (time to the failure), and direct checkouts as 0 s; the hold histogram counts
 //!   returned connections; the connect histogram successful connects; the load histogram
 //!   every load, failed or not.
+//! - The gateway families are there only when a gateway is set
+//!   ([`PerformanceService::set_gateway`](crate::PerformanceService::set_gateway)), and then
+//!   with every label combination (160 request series, zeros included), so a rate never
+//!   misses a series' first increment. Statuses outside 100–599 count in the nearest class;
+//!   `resync_gateway_bytes_total{source="upstream"}` counts every body not served from the
+//!   cache, the gateway's own error bodies included.
 //! - Process figures come from `/proc/self` ([`ProcessStats`]); each is left out when it
 //!   cannot be read. A family with no series (no pool registered, say) is left out whole.
 
@@ -66,6 +76,8 @@ use resync_cache_core::CacheMetrics;
 use resync_perf_core::HealthStatus;
 use resync_pool_optimizer::PoolMetrics;
 use resync_resource_manager::ResourceStats;
+
+use crate::gateway::GatewayMetrics;
 
 mod families;
 mod family;
@@ -113,6 +125,8 @@ pub(crate) struct Exposition<'a> {
     pub(crate) caches: &'a [CacheMetrics],
     pub(crate) pools: &'a [PoolMetrics],
     pub(crate) kinds: &'a [ResourceStats],
+    /// The gateway's figures, when one is set.
+    pub(crate) gateway: Option<&'a GatewayMetrics>,
     /// component name -> status, e.g. ("cache:responses", Healthy), plus ("overall", ...)
     pub(crate) health: &'a [(String, HealthStatus)],
 }

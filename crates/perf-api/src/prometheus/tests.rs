@@ -8,6 +8,10 @@ use resync_resource_manager::ResourceTracker;
 
 use resync_perf_core::HistogramSnapshot;
 
+use crate::gateway::{
+    CacheOutcome, GatewayExchange, GatewayStats, MethodLabel, StatusClass, UpstreamOutcome,
+};
+
 use super::family::Value;
 use super::*;
 
@@ -270,7 +274,7 @@ fn close(actual: f64, expected: f64) -> bool {
 }
 
 /// Every family of the contract, as exposed in Prometheus text, with its type.
-const FAMILIES: [(&str, &str); 37] = [
+const FAMILIES: [(&str, &str); 42] = [
     ("resync_cache_requests_total", "counter"),
     ("resync_cache_evictions_total", "counter"),
     ("resync_cache_inserts_total", "counter"),
@@ -300,6 +304,11 @@ const FAMILIES: [(&str, &str); 37] = [
     ("resync_resources_created_total", "counter"),
     ("resync_resources_released_total", "counter"),
     ("resync_resources_released_without_close_total", "counter"),
+    ("resync_gateway_requests_total", "counter"),
+    ("resync_gateway_upstream_requests_total", "counter"),
+    ("resync_gateway_bytes_total", "counter"),
+    ("resync_gateway_request_duration_seconds", "histogram"),
+    ("resync_gateway_upstream_duration_seconds", "histogram"),
     ("resync_health_status", "gauge"),
     ("resync_build_info", "gauge"),
     ("process_resident_memory_bytes", "gauge"),
@@ -326,6 +335,7 @@ struct Scenario {
     caches: Vec<CacheMetrics>,
     pools: Vec<PoolMetrics>,
     kinds: Vec<ResourceStats>,
+    gateway: GatewayMetrics,
     health: Vec<(String, HealthStatus)>,
 }
 
@@ -335,6 +345,7 @@ impl Scenario {
             caches: &self.caches,
             pools: &self.pools,
             kinds: &self.kinds,
+            gateway: Some(&self.gateway),
             health: &self.health,
         }
     }
@@ -411,10 +422,65 @@ async fn scenario() -> Scenario {
         "the pool's kind and export_job: {kinds:?}"
     );
 
+    // The gateway: a miss, two hits, a stale answer, a timed-out PUT and a DELETE.
+    let gateway = GatewayStats::new();
+    let put = axum::http::Method::PUT;
+    let delete = axum::http::Method::DELETE;
+    let millis = std::time::Duration::from_millis;
+    let exchanges = [
+        (
+            &axum::http::Method::GET,
+            200,
+            CacheOutcome::Miss,
+            Some((millis(30), UpstreamOutcome::Answered(200))),
+            1_000,
+        ),
+        (
+            &axum::http::Method::GET,
+            200,
+            CacheOutcome::Hit,
+            None,
+            1_000,
+        ),
+        (&axum::http::Method::HEAD, 200, CacheOutcome::Hit, None, 0),
+        (
+            &axum::http::Method::GET,
+            200,
+            CacheOutcome::Stale,
+            Some((millis(5), UpstreamOutcome::Unreachable)),
+            900,
+        ),
+        (
+            &put,
+            504,
+            CacheOutcome::Bypass,
+            Some((millis(3_000), UpstreamOutcome::TimedOut)),
+            60,
+        ),
+        (
+            &delete,
+            204,
+            CacheOutcome::Bypass,
+            Some((millis(20), UpstreamOutcome::Answered(204))),
+            0,
+        ),
+    ];
+    for (method, status, cache, upstream, body_bytes) in exchanges {
+        gateway.record(&GatewayExchange {
+            method,
+            status,
+            cache,
+            latency: millis(2),
+            upstream,
+            body_bytes,
+        });
+    }
+
     Scenario {
         caches: vec![responses, weird],
         pools: vec![pool_metrics],
         kinds,
+        gateway: gateway.metrics(),
         health: vec![
             ("cache:responses".to_owned(), HealthStatus::Healthy),
             ("pool:strings".to_owned(), HealthStatus::Degraded),
@@ -434,9 +500,9 @@ async fn real_snapshots_render_in_both_formats_with_their_figures() {
 
     // The same series and values in both formats, and well-formed histograms.
     assert_eq!(exposed.keyed(), open.keyed());
-    // Two caches' load times, three pool histograms.
-    assert_eq!(exposed.check_histograms(), 5);
-    assert_eq!(open.check_histograms(), 5);
+    // Two caches' load times, three pool histograms, two gateway histograms.
+    assert_eq!(exposed.check_histograms(), 7);
+    assert_eq!(open.check_histograms(), 7);
     assert!(openmetrics.ends_with("# EOF\n"));
 
     // Exactly the families of the contract, with their types.
@@ -451,6 +517,9 @@ async fn real_snapshots_render_in_both_formats_with_their_figures() {
         "# TYPE resync_pool_acquire_seconds histogram",
         "# UNIT resync_pool_acquire_seconds seconds",
         "# UNIT resync_cache_bytes bytes",
+        "# TYPE resync_gateway_bytes counter",
+        "# UNIT resync_gateway_bytes bytes",
+        "# UNIT resync_gateway_request_duration_seconds seconds",
         "# TYPE resync_build info",
         "# TYPE process_cpu_seconds counter",
     ] {
@@ -535,6 +604,33 @@ async fn real_snapshots_render_in_both_formats_with_their_figures() {
         ];
         expected.extend(rows);
     }
+    let gateway = &scenario.gateway;
+    for row in gateway.request_counts() {
+        let labels = vec![
+            ("method", row.method.as_str()),
+            ("status_class", row.status_class.as_str()),
+            ("cache", row.cache.as_str()),
+        ];
+        expected.push(("resync_gateway_requests_total", labels, f(row.count)));
+    }
+    for (outcome, count) in gateway.upstream.by_label() {
+        expected.push((
+            "resync_gateway_upstream_requests_total",
+            vec![("outcome", outcome)],
+            f(count),
+        ));
+    }
+    let (requests, upstream) = (&gateway.request_latency, &gateway.upstream_latency);
+    #[rustfmt::skip]
+    let rows = [
+        ("resync_gateway_bytes_total", vec![("source", "cache")], f(gateway.bytes_from_cache)),
+        ("resync_gateway_bytes_total", vec![("source", "upstream")], f(gateway.bytes_from_upstream)),
+        ("resync_gateway_request_duration_seconds_count", vec![], f(requests.count())),
+        ("resync_gateway_request_duration_seconds_sum", vec![], seconds(requests)),
+        ("resync_gateway_upstream_duration_seconds_count", vec![], f(upstream.count())),
+        ("resync_gateway_upstream_duration_seconds_sum", vec![], seconds(upstream)),
+    ];
+    expected.extend(rows);
     let status = |component| vec![("component", component)];
     #[rustfmt::skip]
     let rows = [
@@ -586,6 +682,47 @@ async fn real_snapshots_render_in_both_formats_with_their_figures() {
     for (metric, labels, value) in fixed {
         assert_eq!(exposed.value(metric, labels), value, "{metric}{labels:?}");
     }
+    let requests = "resync_gateway_requests_total";
+    let upstream = "resync_gateway_upstream_requests_total";
+    let by = |method, class, cache| {
+        [
+            ("method", method),
+            ("status_class", class),
+            ("cache", cache),
+        ]
+    };
+    #[rustfmt::skip]
+    let fixed: [FixedRow<'_>; 15] = [
+        (requests, &by("GET", "2xx", "miss"), 1.0),
+        (requests, &by("GET", "2xx", "hit"), 1.0),
+        (requests, &by("HEAD", "2xx", "hit"), 1.0),
+        (requests, &by("GET", "2xx", "stale"), 1.0),
+        (requests, &by("PUT", "5xx", "bypass"), 1.0),
+        (requests, &by("DELETE", "2xx", "bypass"), 1.0),
+        (requests, &by("OTHER", "1xx", "bypass"), 0.0),
+        (upstream, &[("outcome", "answered_2xx")], 2.0),
+        (upstream, &[("outcome", "unreachable")], 1.0),
+        (upstream, &[("outcome", "timed_out")], 1.0),
+        (upstream, &[("outcome", "answered_5xx")], 0.0),
+        ("resync_gateway_bytes_total", &[("source", "cache")], 1_900.0),
+        ("resync_gateway_bytes_total", &[("source", "upstream")], 1_060.0),
+        ("resync_gateway_request_duration_seconds_count", &[], 6.0),
+        ("resync_gateway_upstream_duration_seconds_count", &[], 4.0),
+    ];
+    for (metric, labels, value) in fixed {
+        assert_eq!(exposed.value(metric, labels), value, "{metric}{labels:?}");
+    }
+    // Every label combination is a series: 8 methods x 5 classes x 4 cache outcomes.
+    let series = exposed
+        .samples
+        .iter()
+        .filter(|s| s.name == requests)
+        .count();
+    assert_eq!(series, MethodLabel::ALL.len() * StatusClass::ALL.len() * 4);
+    // The 3 s timeout lands in the 5 s bucket, not below 2.5 s.
+    let bucket = "resync_gateway_upstream_duration_seconds_bucket";
+    assert_eq!(exposed.value(bucket, &[("le", "2.5")]), 3.0);
+    assert_eq!(exposed.value(bucket, &[("le", "5")]), 4.0);
 }
 
 #[tokio::test]
@@ -639,6 +776,7 @@ async fn histogram_buckets_are_cumulative_seconds_at_fixed_bounds() {
         caches: &[],
         pools: &pools,
         kinds: &[],
+        gateway: None,
         health: &[],
     };
     let text = render_with(
@@ -670,6 +808,7 @@ fn an_empty_exposition_has_only_the_build_info() {
         caches: &[],
         pools: &[],
         kinds: &[],
+        gateway: None,
         health: &[],
     };
     let version = env!("CARGO_PKG_VERSION");
@@ -708,6 +847,7 @@ fn render_reads_this_process() {
         caches: &[],
         pools: &[],
         kinds: &[],
+        gateway: None,
         health: &[],
     };
     let exposed = parse(

@@ -3,6 +3,7 @@
 
 mod advice;
 mod cache;
+mod gateway;
 mod pool;
 mod resources;
 
@@ -14,6 +15,10 @@ use utoipa::ToSchema;
 
 pub use advice::{ChangeView, ReasonView, RecommendationView, SettingValueView};
 pub use cache::{CacheView, CacheWindowView, CurvePointView, CurveView, EvictionsView};
+pub use gateway::{
+    CacheOutcomesView, GatewayResponse, GatewayView, GatewayWindowView, MethodsView,
+    StatusClassesView, UpstreamView,
+};
 pub use pool::{ClosedView, HealthChecksView, PoolConfigView, PoolView, PoolWindowView};
 pub use resources::{KindView, LeakView};
 
@@ -140,6 +145,8 @@ pub struct ReportResponse {
     pub resources: Vec<KindView>,
     /// Leaked resources.
     pub leaks: Vec<LeakView>,
+    /// The caching gateway, `null` when the service has none.
+    pub gateway: Option<GatewayView>,
     /// The health verdict.
     pub health: HealthReport,
 }
