@@ -41,15 +41,23 @@ pub(crate) fn interrupted() -> bool {
 /// Runs `command` in its own process group and waits for it; on a signal to xtask, stops
 /// that group (SIGTERM, then SIGKILL after 10 s) and fails, so callers unwind and stop their
 /// servers.
-pub(crate) fn run(mut command: Command) -> Result<ExitStatus> {
+pub(crate) fn run(command: Command) -> Result<ExitStatus> {
+    run_bounded(command, None)
+}
+
+/// [`run`], and when `limit` is given the group is stopped the same way once the command has
+/// run that long, failing with a timeout.
+pub(crate) fn run_bounded(mut command: Command, limit: Option<Duration>) -> Result<ExitStatus> {
     use std::os::unix::process::CommandExt;
+    let started = Instant::now();
     let mut child = command.process_group(0).spawn()?;
     let group = Pid::from_raw(i32::try_from(child.id()).context("pid out of range")?);
     loop {
         if let Some(status) = child.try_wait()? {
             return Ok(status);
         }
-        if INTERRUPTED.load(Ordering::SeqCst) {
+        let timed_out = limit.is_some_and(|limit| started.elapsed() >= limit);
+        if timed_out || INTERRUPTED.load(Ordering::SeqCst) {
             let _ = killpg(group, Signal::SIGTERM);
             let deadline = Instant::now() + Duration::from_secs(10);
             while child.try_wait()?.is_none() && Instant::now() < deadline {
@@ -57,6 +65,9 @@ pub(crate) fn run(mut command: Command) -> Result<ExitStatus> {
             }
             let _ = killpg(group, Signal::SIGKILL);
             let _ = child.wait();
+            if timed_out {
+                bail!("still running after {:?}: stopped", started.elapsed());
+            }
             bail!("interrupted");
         }
         std::thread::sleep(Duration::from_millis(50));

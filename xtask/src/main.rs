@@ -6,9 +6,11 @@
 //! * `promtool` — only that last check (against the servers of `services up` when their
 //!   variables are set, else fresh ones).
 //! * `test` — only the tests, with the servers.
-//! * `bench` — the Criterion benches, with the servers (pool benches need Postgres).
+//! * `bench` — the Criterion benches, with the servers (pool benches need Postgres);
+//!   `bench gateway` — resync's caching gateway beside nginx's `proxy_cache` under wrk.
 //! * `services up|down|status` — throwaway servers for running tests by hand.
 
+mod bench_gateway;
 mod ci;
 mod interrupt;
 mod packages;
@@ -41,8 +43,15 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// The Criterion benches (with real services).
+    /// The Criterion benches (with real services); `bench gateway`: resync's caching gateway
+    /// beside nginx's proxy_cache under wrk.
+    #[command(
+        args_conflicts_with_subcommands = true,
+        subcommand_precedence_over_arg = true
+    )]
     Bench {
+        #[command(subcommand)]
+        which: Option<BenchWhich>,
         /// Extra arguments passed to `cargo bench`.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
@@ -57,6 +66,14 @@ enum Task {
     },
 }
 
+/// Benches other than the Criterion ones.
+#[derive(Debug, Subcommand)]
+enum BenchWhich {
+    /// resync's caching gateway (GET /tws/…) and nginx's proxy_cache in front of the same
+    /// test upstream, in paired interleaved wrk rounds (installs nginx-light and wrk).
+    Gateway(bench_gateway::Options),
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let root = project_root();
@@ -64,7 +81,11 @@ fn main() -> Result<()> {
     match cli.command {
         Task::Ci => ci::run(&root),
         Task::Test { args } => ci::test(&root, &args),
-        Task::Bench { args } => ci::bench(&root, &args),
+        Task::Bench {
+            which: Some(BenchWhich::Gateway(options)),
+            ..
+        } => bench_gateway::run(&root, &options),
+        Task::Bench { which: None, args } => ci::bench(&root, &args),
         Task::Promtool => promtool::run(&root),
         Task::Services { action } => services::run(&root, &action),
     }
@@ -129,4 +150,54 @@ fn run_step(what: &str, command: Command) -> Result<()> {
         bail!("{what} failed ({status})");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Task, clap::Error> {
+        Cli::try_parse_from(std::iter::once("xtask").chain(args.iter().copied()))
+            .map(|cli| cli.command)
+    }
+
+    #[test]
+    fn bench_passes_its_arguments_to_cargo_bench() {
+        for (args, expected) in [
+            (&["bench"][..], &[][..]),
+            (
+                &["bench", "-p", "resync-cache-core", "--bench", "get"],
+                &["-p", "resync-cache-core", "--bench", "get"],
+            ),
+            (
+                &["bench", "--bench", "get", "--", "--save-baseline", "x"],
+                &["--bench", "get", "--", "--save-baseline", "x"],
+            ),
+            // clap drops a leading `--` (as it did before `bench gateway`).
+            (
+                &["bench", "--", "--save-baseline", "x"],
+                &["--save-baseline", "x"],
+            ),
+            (&["bench", "hit_path"], &["hit_path"]),
+        ] {
+            match parse(args) {
+                Ok(Task::Bench { which: None, args }) => assert_eq!(args, expected),
+                other => panic!("{args:?} parsed as {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn bench_gateway_takes_its_own_options() {
+        assert!(matches!(
+            parse(&["bench", "gateway", "--secs", "2", "--rounds", "1", "--json", "out.json"]),
+            Ok(Task::Bench {
+                which: Some(BenchWhich::Gateway(_)),
+                ..
+            })
+        ));
+        assert!(parse(&["bench", "gateway", "--secs", "0"]).is_err());
+        assert!(parse(&["bench", "gateway", "--secs", "46"]).is_err());
+        assert!(parse(&["bench", "gateway", "--bench", "x"]).is_err());
+    }
 }

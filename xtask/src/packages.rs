@@ -1,4 +1,4 @@
-//! The system packages the tests need, installed on demand on Debian.
+//! The system packages the tests and benches need, installed on demand on Debian.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,6 +23,15 @@ pub(crate) fn ensure_installed() -> Result<()> {
 pub(crate) fn ensure_promtool() -> Result<PathBuf> {
     ensure(&[("prometheus", "promtool")])?;
     find_program("promtool").context("promtool is still not found after installing prometheus")
+}
+
+/// `nginx` (Debian package `nginx-light`) and `wrk` for `bench gateway`, installed when
+/// missing as [`ensure_installed`] does; returns where they are.
+pub(crate) fn ensure_nginx_and_wrk() -> Result<(PathBuf, PathBuf)> {
+    ensure(&[("nginx-light", "nginx"), ("wrk", "wrk")])?;
+    let nginx = find_program("nginx").context("nginx is still not found after installing it")?;
+    let wrk = find_program("wrk").context("wrk is still not found after installing it")?;
+    Ok((nginx, wrk))
 }
 
 /// Installs the missing `packages` (Debian package, program that tells it is present).

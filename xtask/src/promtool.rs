@@ -176,7 +176,7 @@ fn server_binary(root: &Path) -> PathBuf {
 
 /// Cargo's target directory: `CARGO_TARGET_DIR` (relative to the workspace root, where the
 /// build runs) when set, else `<root>/target`.
-fn target_dir(root: &Path, from_env: Option<&OsStr>) -> PathBuf {
+pub(crate) fn target_dir(root: &Path, from_env: Option<&OsStr>) -> PathBuf {
     match from_env {
         Some(dir) if !dir.is_empty() => root.join(dir),
         _ => root.join("target"),
