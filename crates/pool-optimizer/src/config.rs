@@ -50,6 +50,9 @@ pub struct PoolConfig {
     pub leak_threshold: Duration,
     /// A connection used within this window is handed out without a validity round trip
     /// (HikariCP's rule; 500 ms by default); older idle connections are validated first.
+    /// Every checkout runs the manager's synchronous `has_broken` check either way;
+    /// [`Duration::MAX`] makes that the only check ([`PoolConfig::http`]), zero makes every
+    /// checkout a round trip.
     pub validation_skip_window: Duration,
 }
 
@@ -93,13 +96,21 @@ impl PoolConfig {
     /// The original's HTTP pool defaults (`HTTP_POOL_*`: 10..100, connect 10 s, idle 300 s,
     /// lifetime 1800 s, health check every 60 s).
     ///
-    /// `validation_skip_window` is zero: an HTTP connection's validation is a local check
-    /// that it can take a request (no round trip), and a connection returned while a
-    /// response body was still streaming must not be handed out unchecked.
+    /// `validation_skip_window` is [`Duration::MAX`]: a checkout never makes a validity round
+    /// trip. The checkout's synchronous check — the manager's `has_broken`, which for
+    /// [`HttpManager`](crate::HttpManager) is whether hyper has closed the connection or an
+    /// exchange on it failed — is the whole validation: no allocation, no await. A connection
+    /// comes back to the pool once its response body has been read (hold the guard, an
+    /// [`OwnedPoolConnection`](crate::OwnedPoolConnection) if the body outlives the handler),
+    /// so a returned connection is ready; one returned early is caught by
+    /// [`HttpConnection::send`](crate::HttpConnection::send)'s bounded wait for readiness.
+    /// A connection the upstream closed while idle is rejected at checkout once hyper has
+    /// seen the close; one closed as the request goes out fails with
+    /// [`Error::is_stale_connection`].
     #[must_use]
     pub fn http() -> Self {
         Self {
-            validation_skip_window: Duration::ZERO,
+            validation_skip_window: Duration::MAX,
             ..Self::with_defaults("HTTP_POOL", "http_connection", 10, 100, 10, 300)
         }
     }

@@ -39,6 +39,12 @@ pub enum Error {
     /// A connect attempt did not finish within the pool's connect timeout.
     #[error("connect timed out after {0:?}")]
     ConnectTimeout(Duration),
+    /// An HTTP exchange got no response within the manager's response timeout
+    /// ([`HttpManager::with_response_timeout`](crate::HttpManager::with_response_timeout)):
+    /// the connection was made and the request sent, unlike [`Error::ConnectTimeout`] and
+    /// [`Error::Unavailable`].
+    #[error("no response within {0:?}")]
+    ResponseTimeout(Duration),
     /// A connection was found broken (closed by the peer, or reported by a caller).
     #[error("connection is broken")]
     Broken,
@@ -76,6 +82,42 @@ impl Error {
     /// Wraps any backend error.
     pub fn backend<E: std::error::Error + Send + Sync + 'static>(error: E) -> Self {
         Self::Backend(Arc::new(error))
+    }
+
+    /// Whether a request failed on a stale connection, so that it provably was not processed
+    /// by the upstream and may be sent again on a fresh connection
+    /// ([`MonitoredPool::get_fresh_owned`](crate::MonitoredPool::get_fresh_owned)).
+    ///
+    /// True only for [`HttpConnection`](crate::HttpConnection) exchanges that failed before
+    /// the request could reach the upstream's application: the connection was closed before
+    /// the request was handed over, hyper gave the request back unsent or canceled it, or a
+    /// kept-alive connection (one that had carried a response before) was closed or reset by
+    /// the peer (end of stream, `EPIPE`, `ECONNRESET`) before any byte of the response — the
+    /// race of an upstream closing an idle keep-alive connection as the request goes out.
+    /// False for everything else, timeouts included: a request that timed out may have been
+    /// processed, and so may one a new connection's peer closed without answering.
+    ///
+    /// HTTP/1 cannot tell that race from an upstream that read the request on a kept-alive
+    /// connection and then closed it without answering, so only idempotent requests (`GET`,
+    /// `HEAD`) should be sent again, once; that rule is the caller's.
+    #[must_use]
+    pub fn is_stale_connection(&self) -> bool {
+        matches!(self, Self::Backend(error) if error.is::<StaleConnection>())
+    }
+}
+
+/// The source of an [`Error::Backend`] for which [`Error::is_stale_connection`] is true.
+#[derive(Debug, thiserror::Error)]
+#[error("stale connection, the request was not processed: {source}")]
+pub(crate) struct StaleConnection {
+    source: Box<dyn std::error::Error + Send + Sync + 'static>,
+}
+
+impl StaleConnection {
+    pub(crate) fn new(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self {
+            source: Box::new(source),
+        }
     }
 }
 

@@ -9,8 +9,10 @@
 //! pending.
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::panic::Location;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -18,7 +20,7 @@ use pin_project_lite::pin_project;
 
 use crate::clock::{span, Nanos};
 use crate::error::{Error, SharedError};
-use crate::guard::PoolConnection;
+use crate::guard::{OwnedPoolConnection, PoolConnection};
 use crate::pool::PoolShared;
 use crate::stats::{ConnectFailed, Waiting};
 use crate::wrapper::MonitoredManager;
@@ -26,9 +28,45 @@ use crate::wrapper::MonitoredManager;
 /// What bb8 hands out for a pool over `M`.
 pub(crate) type Checkout<'a, M> = bb8::PooledConnection<'a, MonitoredManager<M>>;
 
+/// The guard a checkout of lifetime `'c` becomes: [`PoolConnection`] for `get()` (bb8's
+/// borrowing get), [`OwnedPoolConnection`] for `get_owned()` (bb8's owned get).
+pub(crate) trait FromCheckout<'a, 'c, M>
+where
+    M: bb8::ManageConnection,
+    M::Error: std::error::Error + Send + Sync + 'static,
+{
+    fn from_checkout(conn: Checkout<'c, M>, shared: &'a PoolShared<M>, acquired_at: Nanos) -> Self;
+}
+
+impl<'a, M> FromCheckout<'a, 'a, M> for PoolConnection<'a, M>
+where
+    M: bb8::ManageConnection,
+    M::Error: std::error::Error + Send + Sync + 'static,
+{
+    #[inline]
+    fn from_checkout(conn: Checkout<'a, M>, shared: &'a PoolShared<M>, acquired_at: Nanos) -> Self {
+        PoolConnection::new(conn, &shared.stats, acquired_at)
+    }
+}
+
+impl<'a, M> FromCheckout<'a, 'static, M> for OwnedPoolConnection<M>
+where
+    M: bb8::ManageConnection,
+    M::Error: std::error::Error + Send + Sync + 'static,
+{
+    fn from_checkout(
+        conn: Checkout<'static, M>,
+        shared: &'a PoolShared<M>,
+        acquired_at: Nanos,
+    ) -> Self {
+        OwnedPoolConnection::pooled(conn, Arc::clone(&shared.stats), acquired_at)
+    }
+}
+
 pin_project! {
-    /// A checkout in progress: bb8's get future `F` plus what measuring it needs.
-    pub(crate) struct Get<'a, M, F>
+    /// A checkout in progress: bb8's get future `F` (yielding a checkout of lifetime `'c`)
+    /// plus what measuring it needs; it completes with the guard `G`.
+    pub(crate) struct Get<'a, 'c, M, F, G>
     where
         M: bb8::ManageConnection,
         M::Error: std::error::Error,
@@ -50,10 +88,11 @@ pin_project! {
         getting: Option<F>,
         #[pin]
         connect_failed: Option<ConnectFailed<'a>>,
+        guard: PhantomData<fn(Checkout<'c, M>) -> G>,
     }
 }
 
-impl<'a, M, F> Get<'a, M, F>
+impl<'a, 'c, M, F, G> Get<'a, 'c, M, F, G>
 where
     M: bb8::ManageConnection,
     M::Error: std::error::Error + Send + Sync + 'static,
@@ -70,17 +109,19 @@ where
             waiting: None,
             getting: Some(getting),
             connect_failed: None,
+            guard: PhantomData,
         }
     }
 }
 
-impl<'a, M, F> Future for Get<'a, M, F>
+impl<'a, 'c, M, F, G> Future for Get<'a, 'c, M, F, G>
 where
     M: bb8::ManageConnection,
     M::Error: std::error::Error + Send + Sync + 'static,
-    F: Future<Output = Result<Checkout<'a, M>, bb8::RunError<SharedError>>>,
+    F: Future<Output = Result<Checkout<'c, M>, bb8::RunError<SharedError>>>,
+    G: FromCheckout<'a, 'c, M>,
 {
-    type Output = Result<PoolConnection<'a, M>, Error>;
+    type Output = Result<G, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
@@ -107,7 +148,7 @@ where
                 // The connection's slot, registered at connect: a few stores, with the
                 // caller's line and the checkout instant the validation already read.
                 conn.meta.lease.checkout_nanos(this.location, acquired_at);
-                return Poll::Ready(Ok(PoolConnection::new(conn, stats, acquired_at)));
+                return Poll::Ready(Ok(G::from_checkout(conn, shared, acquired_at)));
             }
             Poll::Ready(Err(_timed_out)) => {
                 let waited = match this.waiting.take() {

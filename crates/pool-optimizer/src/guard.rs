@@ -1,13 +1,15 @@
-//! [`PoolConnection`]: the checked-out connection, measured until it is returned.
+//! [`PoolConnection`] and [`OwnedPoolConnection`]: the checked-out connection, measured until
+//! it is returned.
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::{span, Nanos};
 
 use crate::stats::PoolStats;
-use crate::wrapper::MonitoredManager;
+use crate::wrapper::{Meta, MonitoredManager, Tracked};
 
 /// A connection checked out of a [`MonitoredPool`](crate::MonitoredPool).
 ///
@@ -89,15 +91,196 @@ where
     M::Error: std::error::Error + Send + Sync + 'static,
 {
     fn drop(&mut self) {
-        // One clock read: the hold time's end and the last-use stamp. The stamp is set
-        // before bb8 takes the connection back (and calls `has_broken`), so the next checkout
-        // within the validation skip window needs no round trip.
-        let now = self.stats.clock.now();
-        self.conn.meta.last_used = now;
-        self.stats.checked_in(span(self.acquired_at, now));
-        // Returning a connection to the pool is a proper close of the checkout (counted as
-        // closed, not "released without close"), stamped with the same clock read.
-        self.conn.meta.lease.checkin_nanos(now);
+        check_in(self.stats, &mut self.conn.meta, self.acquired_at);
+    }
+}
+
+/// The end of a checkout, before the connection goes back (bb8 then calls `has_broken`).
+#[inline]
+fn check_in(stats: &PoolStats, meta: &mut Meta, acquired_at: Nanos) {
+    // One clock read: the hold time's end and the last-use stamp. The stamp is set before
+    // bb8 takes the connection back (and calls `has_broken`), so the next checkout within the
+    // validation skip window needs no round trip.
+    let now = stats.clock.now();
+    meta.last_used = now;
+    stats.checked_in(span(acquired_at, now));
+    // Returning a connection to the pool is a proper close of the checkout (counted as
+    // closed, not "released without close"), stamped with the same clock read.
+    meta.lease.checkin_nanos(now);
+}
+
+/// A connection checked out of a [`MonitoredPool`](crate::MonitoredPool) that does not
+/// borrow the pool: it can move into a spawned task or a response body and outlive the code
+/// that took it (it keeps the pool's internals alive until then).
+///
+/// Made by [`MonitoredPool::get_owned`](crate::MonitoredPool::get_owned) (a checkout like
+/// `get()`) or [`MonitoredPool::get_fresh_owned`](crate::MonitoredPool::get_fresh_owned) (a
+/// connection made for it). Accounted exactly like a [`PoolConnection`]: in use until
+/// dropped, its hold time recorded on drop, tracked with the line that took it (a leak past
+/// the threshold names that line), [`report_error`](Self::report_error) counted and the
+/// connection discarded.
+pub struct OwnedPoolConnection<M>
+where
+    M: bb8::ManageConnection,
+    M::Error: std::error::Error + Send + Sync + 'static,
+{
+    conn: Owned<M>,
+    stats: Arc<PoolStats>,
+    acquired_at: Nanos,
+}
+
+/// Where an owned checkout's connection came from, and goes back to.
+enum Owned<M>
+where
+    M: bb8::ManageConnection,
+    M::Error: std::error::Error + Send + Sync + 'static,
+{
+    /// Checked out of the pool by bb8's owned get: bb8 takes it back on drop.
+    Pooled(bb8::PooledConnection<'static, MonitoredManager<M>>),
+    /// Made for this checkout outside bb8's count (bb8's `dedicated_connection`): offered to
+    /// the pool on drop (`Pool::add`: kept if not broken and the pool has room, else closed).
+    /// `None` only during that drop.
+    Fresh {
+        conn: Option<Tracked<M::Connection>>,
+        pool: bb8::Pool<MonitoredManager<M>>,
+    },
+}
+
+impl<M> OwnedPoolConnection<M>
+where
+    M: bb8::ManageConnection,
+    M::Error: std::error::Error + Send + Sync + 'static,
+{
+    pub(crate) fn pooled(
+        conn: bb8::PooledConnection<'static, MonitoredManager<M>>,
+        stats: Arc<PoolStats>,
+        acquired_at: Nanos,
+    ) -> Self {
+        Self {
+            conn: Owned::Pooled(conn),
+            stats,
+            acquired_at,
+        }
+    }
+
+    pub(crate) fn fresh(
+        conn: Tracked<M::Connection>,
+        pool: bb8::Pool<MonitoredManager<M>>,
+        stats: Arc<PoolStats>,
+        acquired_at: Nanos,
+    ) -> Self {
+        Self {
+            conn: Owned::Fresh {
+                conn: Some(conn),
+                pool,
+            },
+            stats,
+            acquired_at,
+        }
+    }
+
+    fn tracked(&self) -> &Tracked<M::Connection> {
+        match &self.conn {
+            Owned::Pooled(conn) => conn,
+            // Taken only by `drop`.
+            Owned::Fresh { conn, .. } => conn.as_ref().expect("present until dropped"),
+        }
+    }
+
+    fn tracked_mut(&mut self) -> &mut Tracked<M::Connection> {
+        match &mut self.conn {
+            Owned::Pooled(conn) => conn,
+            // Taken only by `drop`.
+            Owned::Fresh { conn, .. } => conn.as_mut().expect("present until dropped"),
+        }
+    }
+
+    /// Reports that the connection itself failed, as
+    /// [`PoolConnection::report_error`]: counted as a pool error, and the connection is
+    /// discarded when returned. Not for the caller's own failures.
+    pub fn report_error(&mut self) {
+        let meta = &mut self.tracked_mut().meta;
+        if !meta.reported {
+            meta.reported = true;
+            PoolStats::count(&self.stats.caller_errors);
+        }
+    }
+
+    /// Whether [`report_error`](Self::report_error) was called on this checkout.
+    #[must_use]
+    pub fn is_reported_broken(&self) -> bool {
+        self.tracked().meta.reported
+    }
+
+    /// Whether this connection was made for this checkout
+    /// ([`MonitoredPool::get_fresh_owned`](crate::MonitoredPool::get_fresh_owned)) rather
+    /// than taken from the pool.
+    #[must_use]
+    pub fn is_fresh(&self) -> bool {
+        matches!(self.conn, Owned::Fresh { .. })
+    }
+}
+
+impl<M> Deref for OwnedPoolConnection<M>
+where
+    M: bb8::ManageConnection,
+    M::Error: std::error::Error + Send + Sync + 'static,
+{
+    type Target = M::Connection;
+
+    fn deref(&self) -> &Self::Target {
+        &self.tracked().conn
+    }
+}
+
+impl<M> DerefMut for OwnedPoolConnection<M>
+where
+    M: bb8::ManageConnection,
+    M::Error: std::error::Error + Send + Sync + 'static,
+{
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tracked_mut().conn
+    }
+}
+
+impl<M> Drop for OwnedPoolConnection<M>
+where
+    M: bb8::ManageConnection,
+    M::Error: std::error::Error + Send + Sync + 'static,
+{
+    fn drop(&mut self) {
+        let (stats, acquired_at) = (&*self.stats, self.acquired_at);
+        match &mut self.conn {
+            // bb8's guard takes it back when the field is dropped, after this.
+            Owned::Pooled(conn) => check_in(stats, &mut conn.meta, acquired_at),
+            Owned::Fresh { conn, pool } => {
+                if let Some(mut conn) = conn.take() {
+                    check_in(stats, &mut conn.meta, acquired_at);
+                    // bb8 asks the wrapper's `has_broken` first (which counts a broken or
+                    // expired connection as on any return), then takes it if it has room.
+                    // Refused, the connection is closed here.
+                    drop(pool.add(conn));
+                }
+            }
+        }
+    }
+}
+
+impl<M> fmt::Debug for OwnedPoolConnection<M>
+where
+    M: bb8::ManageConnection,
+    M::Error: std::error::Error + Send + Sync + 'static,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedPoolConnection")
+            .field("pool", &self.stats.name)
+            .field("fresh", &self.is_fresh())
+            .field(
+                "held_for",
+                &Duration::from_nanos(span(self.acquired_at, self.stats.clock.now())),
+            )
+            .field("reported_broken", &self.is_reported_broken())
+            .finish_non_exhaustive()
     }
 }
 

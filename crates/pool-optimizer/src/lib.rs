@@ -3,18 +3,23 @@
 //!
 //! A [`MonitoredPool`] is one bb8 pool under a wrapper manager that times out and counts
 //! every connect, skips the checkout round trip for connections used within the last 500 ms
-//! (HikariCP's rule), and counts broken connections. Its `get()` measures acquire latency,
-//! hold time and peak use, tracks every checkout with a
+//! (HikariCP's rule; an HTTP pool never makes one), and counts broken connections. Its
+//! `get()` measures acquire latency, hold time and peak use, tracks every checkout with a
 //! [`ResourceTracker`](resync_resource_manager::ResourceTracker) (so a connection held past
 //! the leak threshold is a counted leak naming the line that took it), and tells
 //! [`Error::Exhausted`] (every connection open and in use until the timeout) from
 //! [`Error::Unavailable`] (no connection can be made: returned at once when a connect fails
 //! and no connection is open, with the connect error; a merely busy pool keeps waiting).
+//! `get_owned()` is the same checkout with a `'static` guard ([`OwnedPoolConnection`]) that
+//! can outlive the caller (a response body streaming after its handler returned), and
+//! `get_fresh_owned()` opens a new connection for a request to send again after a stale
+//! keep-alive connection failed it ([`Error::is_stale_connection`]).
 //!
 //! Backends: [`PostgresManager`] (tokio-postgres, `sslmode=require` over rustls),
 //! [`RedisManager`] (the redis crate's multiplexed connection with honoured connect and
 //! response timeouts, `rediss://`), [`HttpManager`] (hyper 1 HTTP/1 connections to one base
-//! URL, `https://` over rustls) and [`FnManager`] for any resource made by a closure.
+//! URL, `https://` over rustls, streaming request bodies, an optional response timeout) and
+//! [`FnManager`] for any resource made by a closure.
 //! With the `bb8-redis` feature, bb8-redis's `RedisConnectionManager` is a [`HealthProbe`]
 //! (`PING`) too, for code that already builds its pools on it; its timeouts are the redis
 //! crate's fixed defaults (connect 1 s, 500 ms per command), where [`RedisManager`] sets them.
@@ -70,13 +75,13 @@ pub use advisor::{
     MIN_ACQUIRES, MIN_CONNECTS, NEAR_TIMEOUT,
 };
 pub use backends::generic::FnManager;
-pub use backends::http::{HttpBody, HttpConnection, HttpManager};
+pub use backends::http::{empty_body, full_body, BoxError, HttpBody, HttpConnection, HttpManager};
 pub use backends::postgres::PostgresManager;
 pub use backends::redis::RedisManager;
 pub use config::{ConfigProblem, PoolConfig};
 pub use erlang::{erlang_c, erlang_c_size};
 pub use error::{Error, SharedError};
-pub use guard::PoolConnection;
+pub use guard::{OwnedPoolConnection, PoolConnection};
 pub use health::{evaluate_health, HealthCheckRecord, HealthThresholds, PoolHealth};
 pub use manager::{PoolManager, PoolReport};
 pub use metrics::{PoolMetrics, TARGET_UTILIZATION};

@@ -72,7 +72,8 @@ pub struct PoolMetrics {
     /// Checkout validations that failed (the connection was discarded; bb8 counts it in
     /// `closed_invalid`).
     pub validation_failures: u64,
-    /// Connections created (bb8's statistics).
+    /// Connections created: bb8's (its statistics) and the fresh ones of
+    /// `MonitoredPool::get_fresh_owned`.
     pub created: u64,
     /// Connections closed on return because they were broken (reported by a caller, or by the
     /// backend).
@@ -150,7 +151,7 @@ impl PoolMetrics {
             // Every checkout passed exactly one validation: skipped, or a round trip.
             validations_skipped: acquires.saturating_sub(validations_passed),
             validation_failures: load(&stats.validation_failures),
-            created: bb8.connections_created,
+            created: bb8.connections_created + load(&stats.fresh_connections),
             // The wrapper retires connections at `max_lifetime` by telling bb8 they are broken
             // (on return) or invalid (at checkout), so bb8's counts of those mix reasons: the
             // pool's own counts, each made where the decision is, are used instead (and never

@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use resync_resource_manager::{KindConfig, LeakThreshold, LeaseGroup, ResourceTracker};
 
-use crate::clock::{nanos, Nanos, PoolClock};
+use crate::clock::{nanos, span, Nanos, PoolClock};
 use crate::config::PoolConfig;
 use crate::error::{Error, SharedError};
 use crate::get::Get;
-use crate::guard::PoolConnection;
+use crate::guard::{OwnedPoolConnection, PoolConnection};
 use crate::metrics::PoolMetrics;
-use crate::stats::PoolStats;
+use crate::stats::{PoolStats, Waiting};
 use crate::wrapper::MonitoredManager;
 
 /// An instrumented connection pool over any bb8 manager `M`.
@@ -193,7 +193,85 @@ where
     #[track_caller]
     pub fn get(&self) -> impl Future<Output = Result<PoolConnection<'_, M>, Error>> + Send + '_ {
         let shared = &*self.inner;
-        Get::new(shared, Location::caller(), shared.pool.get())
+        Get::<M, _, PoolConnection<'_, M>>::new(shared, Location::caller(), shared.pool.get())
+    }
+
+    /// Checks out a connection as [`get`](Self::get) does — the same wait, errors and
+    /// accounting, tracked with the caller's source line — but returns a guard that does not
+    /// borrow the pool: it can move into a spawned task or travel with a response body, and
+    /// the connection stays checked out (in use, its hold time running, leak-tracked) until
+    /// the guard is dropped. The guard keeps the pool's internals alive until then.
+    ///
+    /// Costs one reference-count increment and a slightly larger future over `get()` (bb8's
+    /// owned checkout); prefer `get()` where the borrow is no obstacle.
+    #[track_caller]
+    pub fn get_owned(
+        &self,
+    ) -> impl Future<Output = Result<OwnedPoolConnection<M>, Error>> + Send + '_ {
+        let shared = &*self.inner;
+        Get::<M, _, OwnedPoolConnection<M>>::new(
+            shared,
+            Location::caller(),
+            shared.pool.get_owned(),
+        )
+    }
+
+    /// Opens a new connection for the caller instead of checking out an idle one: for a
+    /// request to send again after it failed on a stale connection
+    /// ([`Error::is_stale_connection`]), where another idle connection could be just as
+    /// stale.
+    ///
+    /// The connect is the pool's own (bb8's `dedicated_connection` through the wrapper
+    /// manager): bounded by the connect timeout and counted in the connect figures
+    /// (attempts, failures, timeouts, latency; a connection made counts in `created`). The
+    /// checkout is accounted as a waited one (its acquire latency is the connect's
+    /// duration) and tracked like any other: in use until the guard is dropped, its hold
+    /// time, the caller's source line for leaks, `report_error`.
+    ///
+    /// The connection is made outside bb8's count, so each one held is a connection the pool
+    /// has open beyond its own, and the total may pass `max_size` (a retry normally follows
+    /// the discard of the stale connection, which freed a slot). Dropped, the guard offers it
+    /// to the pool, which keeps it if it is not broken and there is room, and closes it
+    /// otherwise.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unavailable`] with the connect error (or [`Error::ConnectTimeout`]); it
+    /// never waits for a free connection, so it never fails with [`Error::Exhausted`].
+    #[track_caller]
+    pub fn get_fresh_owned(
+        &self,
+    ) -> impl Future<Output = Result<OwnedPoolConnection<M>, Error>> + Send + '_ {
+        let location = Location::caller();
+        let shared = &*self.inner;
+        async move {
+            let stats = &*shared.stats;
+            let started = stats.clock.now();
+            let waiting = Waiting::start(stats);
+            let made = shared.pool.dedicated_connection().await;
+            let now = stats.clock.now();
+            drop(waiting);
+            let waited = Duration::from_nanos(span(started, now));
+            match made {
+                Ok(mut conn) => {
+                    PoolStats::count(&stats.fresh_connections);
+                    stats.checked_out_waited(waited);
+                    conn.meta.checked_out_at = now;
+                    conn.meta.lease.checkout_nanos(location, now);
+                    Ok(OwnedPoolConnection::fresh(
+                        conn,
+                        shared.pool.clone(),
+                        Arc::clone(&shared.stats),
+                        now,
+                    ))
+                }
+                Err(error) => {
+                    // Counted and kept as the last connect error by the wrapper manager.
+                    stats.failed_wait(waited);
+                    Err(shared.unavailable(error))
+                }
+            }
+        }
     }
 
     /// A snapshot of the pool's figures (cumulative counters, histograms, current state).

@@ -55,6 +55,8 @@ pub(crate) struct PoolStats {
     /// Connections closed past `max_lifetime` by the wrapper: found by a checkout (bb8
     /// counts them as invalid) or on return (bb8 counts them as broken).
     pub(crate) expired: AtomicU64,
+    /// Connections made for `get_fresh_owned` (bb8 counts only the ones it makes).
+    pub(crate) fresh_connections: AtomicU64,
     pub(crate) connect_latency: Histogram,
     /// Only touched when a connect fails.
     last_connect_error: Mutex<Option<SharedError>>,
@@ -132,6 +134,7 @@ impl PoolStats {
             validation_failures: AtomicU64::new(0),
             closed_broken: AtomicU64::new(0),
             expired: AtomicU64::new(0),
+            fresh_connections: AtomicU64::new(0),
             connect_latency: Histogram::new(),
             last_connect_error: Mutex::new(None),
             connect_failed: Striped::new(shard_count(), Notify::new),
