@@ -4,13 +4,33 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::http_server::{server_tls, TestHttpServer};
 use common::wait::wait_for_status;
 use resync_perf_core::HealthStatus;
 use resync_pool_optimizer::{Error, HttpManager, MonitoredPool, PoolConfig, PoolManager};
 use resync_resource_manager::ResourceTracker;
+use test_support::{Reply, TestCa, TestUpstream};
 
 const BOUND: Duration = Duration::from_secs(60);
+
+/// The upstream the tests talk to: `/close` answers with `Connection: close`, `/endless` with
+/// a body that sends one chunk and never ends, anything else with the JSON object naming the
+/// request.
+async fn upstream(ca: Option<&TestCa>) -> TestUpstream {
+    let upstream = match ca {
+        None => TestUpstream::start().await,
+        Some(ca) => TestUpstream::start_tls(ca).await,
+    }
+    .expect("the upstream starts");
+    upstream.set_reply("/close", Reply::new().close_connection(true));
+    upstream.set_reply("/endless", Reply::new().endless());
+    upstream
+}
+
+/// The path the upstream says it answered, from its JSON body.
+fn answered_path(body: &str) -> String {
+    let json: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
+    json["path"].as_str().expect("a path").to_owned()
+}
 
 fn pool(base_url: &str, ca_file: Option<&std::path::Path>) -> MonitoredPool<HttpManager> {
     let manager = HttpManager::new(base_url, ca_file)
@@ -49,11 +69,16 @@ async fn get_body(pool: &MonitoredPool<HttpManager>, path: &str) -> Result<Strin
 
 #[tokio::test]
 async fn keep_alive_round_trips_with_the_host_header() {
-    let server = TestHttpServer::start(None).await;
-    let pool = pool(&format!("http://{}/api", server.addr()), None);
+    let server = upstream(None).await;
+    let pool = pool(&format!("{}/api", server.url()), None);
     for i in 0..5 {
         let body = get_body(&pool, &format!("/items/{i}")).await.expect("get");
-        assert_eq!(body, format!("path=/api/items/{i} host={}", server.addr()));
+        assert_eq!(answered_path(&body), format!("/api/items/{i}"));
+        let request = server.last_request().expect("logged");
+        assert_eq!(
+            request.header("host"),
+            Some(server.addr().to_string().as_str())
+        );
     }
     let metrics = pool.metrics();
     assert_eq!(metrics.acquires, 5);
@@ -69,15 +94,15 @@ async fn keep_alive_round_trips_with_the_host_header() {
 
 #[tokio::test]
 async fn a_connection_the_server_closes_is_replaced() {
-    let server = TestHttpServer::start(None).await;
-    let pool = pool(&format!("http://{}", server.addr()), None);
+    let server = upstream(None).await;
+    let pool = pool(&server.url(), None);
     get_body(&pool, "/close")
         .await
         .expect("the closing response arrives");
     let body = get_body(&pool, "/after")
         .await
         .expect("a new connection serves the next request");
-    assert!(body.starts_with("path=/after"));
+    assert_eq!(answered_path(&body), "/after");
     let metrics = pool.metrics();
     assert!(metrics.created >= 2, "{metrics:?}");
     assert!(metrics.closed_broken + metrics.closed_invalid + metrics.caller_errors >= 1);
@@ -85,8 +110,8 @@ async fn a_connection_the_server_closes_is_replaced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_server_is_unavailable_then_healthy_on_the_same_pool() {
-    let mut server = TestHttpServer::start(None).await;
-    let pool = pool(&format!("http://{}", server.addr()), None);
+    let mut server = upstream(None).await;
+    let pool = pool(&server.url(), None);
     let manager = PoolManager::default();
     manager.add(pool.clone()).expect("added");
     get_body(&pool, "/warm").await.expect("warm");
@@ -101,24 +126,30 @@ async fn a_restarted_server_is_unavailable_then_healthy_on_the_same_pool() {
     }
     wait_for_status(&manager, "tws", HealthStatus::Critical, "after the stop").await;
 
-    server.start_again().await;
+    server
+        .restart()
+        .await
+        .expect("listens again on the same port");
     wait_for_status(&manager, "tws", HealthStatus::Healthy, "after the restart").await;
     let body = get_body(&pool, "/back")
         .await
         .expect("the same pool reconnects");
-    assert!(body.starts_with("path=/back"));
+    assert_eq!(answered_path(&body), "/back");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_upstream_is_verified_against_the_ca_file() {
-    let pki = common::TestPki::new();
-    let server = TestHttpServer::start(Some(server_tls(&pki.cert_pem, &pki.key_pem))).await;
-    let url = format!("https://localhost:{}", server.addr().port());
-    let pool = pool(&url, Some(&pki.ca_file));
+    let ca = TestCa::new().expect("a test CA");
+    let server = upstream(Some(&ca)).await;
+    let url = server.url();
+    assert_eq!(url, format!("https://localhost:{}", server.addr().port()));
+    let pool = pool(&url, Some(ca.ca_file()));
     let body = get_body(&pool, "/secure").await.expect("https get");
+    assert_eq!(answered_path(&body), "/secure");
+    let host = format!("localhost:{}", server.addr().port());
     assert_eq!(
-        body,
-        format!("path=/secure host=localhost:{}", server.addr().port())
+        server.last_request().expect("logged").header("host"),
+        Some(host.as_str())
     );
 
     // Without the test CA the certificate is not trusted (or, with no system roots at all,
@@ -149,8 +180,8 @@ async fn https_upstream_is_verified_against_the_ca_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_returned_mid_response_fails_its_next_request_in_bounded_time() {
-    let server = TestHttpServer::start(None).await;
-    let manager = HttpManager::new(&format!("http://{}", server.addr()), None)
+    let server = upstream(None).await;
+    let manager = HttpManager::new(&server.url(), None)
         .expect("manager")
         .with_ready_timeout(Duration::from_millis(300));
     let config = PoolConfig {
@@ -176,7 +207,7 @@ async fn a_connection_returned_mid_response_fails_its_next_request_in_bounded_ti
         .await
         .expect("bounded")
         .expect("a fresh connection serves the request");
-    assert!(body.starts_with("path=/after"), "{body}");
+    assert_eq!(answered_path(&body), "/after");
     let metrics = pool.metrics();
     assert_eq!(metrics.caller_errors, 1, "{metrics:?}");
     assert_eq!(metrics.validations_run, 0);

@@ -1,11 +1,10 @@
 //! TLS to Postgres (`ssl = on`, `sslmode=require`) and Redis (`rediss://`) with a test CA.
 
-mod common;
-
 use std::time::Duration;
 
 use resync_pool_optimizer::{Error, MonitoredPool, PoolConfig, PostgresManager, RedisManager};
 use resync_resource_manager::ResourceTracker;
+use test_support::TestCa;
 
 const BOUND: Duration = Duration::from_secs(60);
 
@@ -20,8 +19,8 @@ fn config(defaults: &PoolConfig) -> PoolConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_with_sslmode_require_verifies_against_the_ca_file() {
-    let pki = common::TestPki::new();
-    let (cert, key) = (pki.cert_pem.clone(), pki.key_pem.clone());
+    let ca = TestCa::new().expect("a test CA");
+    let (cert, key) = (ca.cert_pem().to_owned(), ca.key_pem().to_owned());
     let server = tokio::task::spawn_blocking(move || {
         test_support::PostgresServer::builder()
             .tls(&cert, &key)
@@ -32,7 +31,7 @@ async fn postgres_with_sslmode_require_verifies_against_the_ca_file() {
     .expect("private postgres with ssl starts");
     let url = format!("{}?sslmode=require", server.url());
 
-    let manager = PostgresManager::new(&url, Some(&pki.ca_file)).expect("manager");
+    let manager = PostgresManager::new(&url, Some(ca.ca_file())).expect("manager");
     let pool = MonitoredPool::new(
         "pg-tls",
         config(&PoolConfig::database()),
@@ -80,11 +79,11 @@ async fn postgres_with_sslmode_require_verifies_against_the_ca_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rediss_with_a_ca_file_round_trips() {
-    let pki = common::TestPki::new();
+    let test_ca = TestCa::new().expect("a test CA");
     let (cert, key, ca) = (
-        pki.cert_pem.clone(),
-        pki.key_pem.clone(),
-        pki.ca_pem.clone(),
+        test_ca.cert_pem().to_owned(),
+        test_ca.key_pem().to_owned(),
+        test_ca.ca_pem().to_owned(),
     );
     let server = tokio::task::spawn_blocking(move || {
         test_support::RedisServer::builder()
@@ -95,8 +94,12 @@ async fn rediss_with_a_ca_file_round_trips() {
     .expect("joins")
     .expect("private redis with tls starts");
     assert!(server.url().starts_with("rediss://"));
-    let manager = RedisManager::new(&server.url(), Duration::from_secs(10), Some(&pki.ca_file))
-        .expect("manager");
+    let manager = RedisManager::new(
+        &server.url(),
+        Duration::from_secs(10),
+        Some(test_ca.ca_file()),
+    )
+    .expect("manager");
     let pool = MonitoredPool::new(
         "redis-tls",
         config(&PoolConfig::redis()),

@@ -1,6 +1,6 @@
 //! Throwaway Postgres, Redis and network fixtures for Resync's tests.
 //!
-//! Two ways to reach a real server:
+//! Two ways to reach a real Postgres or Redis server:
 //!
 //! * **Shared servers**, started once per CI run by `cargo xtask services up` (or by
 //!   `cargo xtask ci`) and found through [`DATABASE_URL_ENV`] and [`REDIS_URL_ENV`]. Use
@@ -20,6 +20,22 @@
 //! redis.stop().expect("stops");
 //! ```
 //!
+//! For HTTP, [`TestUpstream`] is a real hyper server on loopback (plain, or HTTPS with a
+//! [`TestCa`]) whose answers a test sets per path prefix ([`Reply`]) or a load tool sets per
+//! request through the query string, and which counts and logs what it received; the
+//! `test-upstream` binary serves it on its own for load benchmarks.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! use test_support::{Reply, TestUpstream};
+//!
+//! let upstream = TestUpstream::start().await.expect("upstream starts");
+//! upstream.set_reply("/cached", Reply::new().max_age(60).body_bytes(1024));
+//! println!("upstream at {}", upstream.url());
+//! # }
+//! ```
+//!
 //! This crate is not published; it is a dev-dependency of the workspace's crates and a
 //! dependency of `xtask`.
 
@@ -28,12 +44,16 @@ mod postgres;
 mod process;
 mod redis;
 mod server;
+mod tls;
+pub mod upstream;
 
 pub use net::{free_port, wait_for_tcp, RefusedPort};
 pub use postgres::{Postgres, PostgresBuilder, PostgresServer};
 pub use process::{DetachedService, ServiceProcess};
 pub use redis::{Redis, RedisBuilder, RedisServer};
 pub use server::{ManagedServer, ServerKind};
+pub use tls::TestCa;
+pub use upstream::{RecordedRequest, Reply, TestUpstream, TestUpstreamBuilder};
 
 /// Environment variable naming the shared Postgres server's URL.
 pub const DATABASE_URL_ENV: &str = "RESYNC_TEST_DATABASE_URL";
