@@ -1,11 +1,14 @@
 //! Composition: every component built from the settings as a value, and the router over them.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use resync_cache_core::{Cache, CacheHealthThresholds};
-use resync_perf_api::{router, PerformanceService, PostgresHistory, ServiceConfig};
+use resync_cache_core::CacheHealthThresholds;
+use resync_perf_api::{
+    router, GatewayHealthThresholds, GatewayStats, PerformanceService, PostgresHistory,
+    ServiceConfig,
+};
 use resync_pool_optimizer::{
     HealthThresholds, HttpManager, MonitoredPool, PoolConfig, PoolManager, PostgresManager,
     RedisManager,
@@ -13,6 +16,9 @@ use resync_pool_optimizer::{
 use resync_resource_manager::ResourceTracker;
 use tokio::task::JoinHandle;
 
+use crate::gateway::{
+    response_cache_builder, CachePolicy, Gateway, GatewayConfig, ResponseCache, Upstream,
+};
 use crate::settings::Settings;
 
 /// The longest pause between two leak scans, whatever `LEAK_THRESHOLD_SECS` is.
@@ -54,7 +60,9 @@ pub struct App {
     /// Every pool, health-checked in the background.
     pub pools: Arc<PoolManager>,
     /// The gateway's response cache (`ASYNC_CACHE_*`).
-    pub responses: Cache<String, Bytes>,
+    pub responses: ResponseCache,
+    /// The caching gateway (`/tws/*`), when `TWS_BASE_URL` is set.
+    pub gateway: Option<Gateway>,
     /// The Postgres pool, when `DATABASE_URL` is set.
     pub database: Option<MonitoredPool<PostgresManager>>,
     /// The Redis pool, when `REDIS_URL` is set.
@@ -144,6 +152,11 @@ impl Settings {
                 min_requests: self.health_cache_min_requests,
             },
             pool_thresholds: self.pool_thresholds(),
+            gateway_thresholds: GatewayHealthThresholds {
+                max_error_rate_degraded: self.health_gateway_max_error_rate,
+                max_error_rate_critical: self.health_gateway_critical_error_rate,
+                min_requests: self.health_gateway_min_requests,
+            },
             ..ServiceConfig::default()
         }
     }
@@ -153,6 +166,20 @@ impl Settings {
             max_utilization: self.health_pool_max_utilization,
             max_acquire_wait: Duration::from_millis(self.health_pool_max_wait_ms),
             max_error_rate: self.health_pool_max_error_rate,
+        }
+    }
+
+    /// The gateway's caching rules and body caps.
+    #[must_use]
+    pub fn gateway_config(&self) -> GatewayConfig {
+        GatewayConfig {
+            policy: CachePolicy {
+                ttl: self.cache_ttl(),
+                stale_if_error: Duration::from_secs(self.gateway_stale_if_error_secs),
+                max_body_bytes: self.gateway_max_cached_body_bytes,
+                cache_not_found: self.gateway_cache_not_found,
+            },
+            max_request_body_bytes: self.gateway_max_request_body_bytes,
         }
     }
 
@@ -208,8 +235,11 @@ impl App {
             .transpose()?;
         let upstream = (!settings.tws_base_url.is_empty())
             .then(|| -> Result<_, BuildError> {
-                let manager =
-                    HttpManager::new(&settings.tws_base_url, None).map_err(pool_error("http"))?;
+                let ca_file =
+                    (!settings.tws_ca_file.is_empty()).then(|| Path::new(&settings.tws_ca_file));
+                let manager = HttpManager::new(&settings.tws_base_url, ca_file)
+                    .map_err(pool_error("http"))?
+                    .with_response_timeout(Duration::from_secs(settings.tws_read_timeout));
                 let config = PoolConfig {
                     // The health probe is an upstream request: bounded like one.
                     health_check_timeout: Some(Duration::from_secs(settings.tws_read_timeout)),
@@ -222,14 +252,26 @@ impl App {
             })
             .transpose()?;
 
-        let responses: Cache<String, Bytes> = Cache::builder()
+        // Each entry lives for its own freshness (at most ASYNC_CACHE_TTL) plus the
+        // stale-if-error window (the per-entry expiry); the cache-wide TTL is their sum,
+        // the longest any entry stays.
+        let responses: ResponseCache = response_cache_builder()
             .name(RESPONSE_CACHE)
+            .ttl(settings.cache_ttl() + Duration::from_secs(settings.gateway_stale_if_error_secs))
             .max_entries(settings.async_cache_max_entries)
             .max_memory_bytes(settings.async_cache_max_memory_mb * 1024 * 1024)
-            .ttl(settings.cache_ttl())
             .cleanup_interval(Duration::from_secs(settings.async_cache_cleanup_interval))
             .stat_shards(usize::try_from(settings.async_cache_num_shards).unwrap_or(1))
             .build()?;
+
+        let gateway = upstream.as_ref().map(|pool| {
+            Gateway::new(
+                responses.clone(),
+                Upstream::new(pool.clone(), Duration::from_secs(settings.tws_read_timeout)),
+                settings.gateway_config(),
+                GatewayStats::new(),
+            )
+        });
 
         let service = PerformanceService::new(settings.service_config())
             .with_api_token(&settings.perf_api_token);
@@ -237,6 +279,9 @@ impl App {
         service.register_cache(responses.clone())?;
         service.set_pool_manager(Arc::clone(&pools));
         service.set_tracker(tracker.clone());
+        if let Some(gateway) = &gateway {
+            service.set_gateway(gateway.stats().clone());
+        }
         if let Some(database) = &database {
             let span = Duration::from_secs(settings.perf_sample_interval)
                 .saturating_mul(u32::try_from(settings.perf_history_len).unwrap_or(u32::MAX));
@@ -259,6 +304,7 @@ impl App {
             tracker,
             pools,
             responses,
+            gateway,
             database,
             redis,
             upstream,
@@ -266,9 +312,15 @@ impl App {
         })
     }
 
-    /// The HTTP router of the whole application; unknown paths get a JSON 404.
+    /// The HTTP router of the whole application: the performance API, the gateway (with
+    /// `TWS_BASE_URL` set), and a JSON 404 for unknown paths.
     pub fn router(&self) -> axum::Router {
-        router(self.service.clone()).fallback(resync_perf_api::not_found)
+        let api = router(self.service.clone());
+        let api = match &self.gateway {
+            Some(gateway) => api.merge(gateway.router()),
+            None => api,
+        };
+        api.fallback(resync_perf_api::not_found)
     }
 
     /// Stops the background tasks, closes every pool (their idle connections close as the

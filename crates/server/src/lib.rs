@@ -14,6 +14,7 @@
 //! ```
 
 pub mod app;
+pub mod gateway;
 pub mod serve;
 pub mod settings;
 pub mod telemetry;

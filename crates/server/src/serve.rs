@@ -60,7 +60,11 @@ pub async fn serve(
         tracing::info!("shutdown requested: no new connections, draining");
         let _ = drain_tx.send(());
     };
-    let server = axum::serve(listener, app.router()).with_graceful_shutdown(signalled);
+    // The peer address feeds the gateway's `X-Forwarded-For`.
+    let service = app
+        .router()
+        .into_make_service_with_connect_info::<SocketAddr>();
+    let server = axum::serve(listener, service).with_graceful_shutdown(signalled);
     let mut server = tokio::spawn(async move { server.await });
     let joined = |finished: Result<std::io::Result<()>, tokio::task::JoinError>| match finished {
         Ok(result) => result.map_err(ServeError::Serve),

@@ -13,12 +13,15 @@ use std::collections::BTreeSet;
 use resync_server::settings::Settings;
 use serde_json::Value;
 
-use common::{wait_for, Running, SilentUpstream};
+use common::{http_exchange, wait_for, Running};
+use test_support::{Reply, TestCa, TestUpstream};
 
 const TOKEN: &str = "effects-token";
 
 /// What the running binary showed.
 struct Observed {
+    /// `(probe, status, X-Cache)` of requests sent through the gateway.
+    gateway: Vec<(&'static str, u16, String)>,
     report: Value,
     history: Value,
     unauthorized: u16,
@@ -48,12 +51,44 @@ impl Observed {
             .unwrap_or_else(|| panic!("kind {kind} in the report"))
     }
 
+    /// The status and `X-Cache` of a gateway probe.
+    fn probe(&self, name: &str) -> (u16, &str) {
+        self.gateway
+            .iter()
+            .find(|(probe, _, _)| *probe == name)
+            .map(|(_, status, cache)| (*status, cache.as_str()))
+            .unwrap_or_else(|| panic!("probe {name}"))
+    }
+
     fn threshold(&self, name: &str) -> f64 {
         self.report["health"]["thresholds"][name].as_f64().unwrap()
     }
 }
 
 type Check = fn(&Observed, &str) -> bool;
+
+/// Requests through the gateway whose answers show the `GATEWAY_*` keys' effects; each
+/// cacheable one is sent twice and the second answer kept.
+fn probe_gateway(addr: std::net::SocketAddr) -> Vec<(&'static str, u16, String)> {
+    let twice = |path: &str| {
+        let _ = http_exchange(addr, "GET", path, &[]);
+        http_exchange(addr, "GET", path, &[])
+    };
+    let mut probes = Vec::new();
+    for (name, path) in [
+        ("small", "/tws/g/small?bytes=1000"),
+        ("big", "/tws/g/big?bytes=3000"),
+        ("missing", "/tws/g/missing?status=404"),
+    ] {
+        let (status, cache) = twice(path);
+        probes.push((name, status, cache));
+    }
+    for (name, size) in [("upload 4000", 4000), ("upload 6000", 6000)] {
+        let (status, cache) = http_exchange(addr, "POST", "/tws/g/upload", &vec![b'x'; size]);
+        probes.push((name, status, cache));
+    }
+    probes
+}
 
 fn number(value: &Value) -> f64 {
     value.as_f64().unwrap_or(f64::NAN)
@@ -64,7 +99,12 @@ fn close(a: f64, b: &str) -> bool {
 }
 
 /// Key, the value it is set to, and where its effect shows.
-fn table(database: &str, redis: &str, upstream: &str) -> Vec<(&'static str, String, Check)> {
+fn table(
+    database: &str,
+    redis: &str,
+    upstream: &str,
+    ca_file: &str,
+) -> Vec<(&'static str, String, Check)> {
     let rows: Vec<(&'static str, String, Check)> = vec![
         ("DATABASE_URL", database.to_owned(), |o, _| {
             o.pool("db")["name"] == "db"
@@ -128,7 +168,12 @@ fn table(database: &str, redis: &str, upstream: &str) -> Vec<(&'static str, Stri
             ) && number(&o.pool("redis")["health_checks"]["checks"]) >= 2.0
         }),
         ("TWS_BASE_URL", upstream.to_owned(), |o, _| {
-            o.pool("http")["connections"].as_u64().unwrap() >= 1
+            o.pool("http")["connections"].as_u64().unwrap() >= 1 && o.probe("small").0 == 200
+        }),
+        // The upstream speaks TLS with a certificate of a private CA: only with the CA
+        // file does a connection (and a gateway request) succeed.
+        ("TWS_CA_FILE", ca_file.to_owned(), |o, _| {
+            o.pool("http")["connections"].as_u64().unwrap() >= 1 && o.probe("small").0 == 200
         }),
         ("HTTP_POOL_MIN_SIZE", "1".into(), |o, v| {
             close(number(&o.pool("http")["min_size"]), v)
@@ -163,8 +208,23 @@ fn table(database: &str, redis: &str, upstream: &str) -> Vec<(&'static str, Stri
             ) && checks["last_ok"] == false
                 && checks["last_error"].as_str().unwrap_or("").contains("1s")
         }),
+        // The cache keeps an entry for its freshness (at most ASYNC_CACHE_TTL) plus the
+        // stale window (GATEWAY_STALE_IF_ERROR_SECS, 7 below): 68 s at most.
         ("ASYNC_CACHE_TTL", "61".into(), |o, v| {
-            close(number(&o.cache()["ttl_seconds"]), v)
+            close(number(&o.cache()["ttl_seconds"]) - 7.0, v)
+        }),
+        ("GATEWAY_STALE_IF_ERROR_SECS", "7".into(), |o, v| {
+            close(number(&o.cache()["ttl_seconds"]) - 61.0, v)
+        }),
+        // A 3000-byte body passes a 2000-byte cap: never stored.
+        ("GATEWAY_MAX_CACHED_BODY_BYTES", "2000".into(), |o, _| {
+            o.probe("big") == (200, "BYPASS") && o.probe("small") == (200, "HIT")
+        }),
+        ("GATEWAY_MAX_REQUEST_BODY_BYTES", "5000".into(), |o, _| {
+            o.probe("upload 6000") == (413, "BYPASS") && o.probe("upload 4000").0 == 200
+        }),
+        ("GATEWAY_CACHE_NOT_FOUND", "true".into(), |o, _| {
+            o.probe("missing") == (404, "HIT")
         }),
         ("ASYNC_CACHE_CLEANUP_INTERVAL", "11".into(), |o, v| {
             close(number(&o.cache()["cleanup_interval_seconds"]), v)
@@ -227,17 +287,35 @@ fn table(database: &str, redis: &str, upstream: &str) -> Vec<(&'static str, Stri
         ("HEALTH_POOL_MAX_ERROR_RATE", "0.1".into(), |o, v| {
             close(o.threshold("pool_max_error_rate"), v)
         }),
+        ("HEALTH_GATEWAY_MAX_ERROR_RATE", "0.15".into(), |o, v| {
+            close(o.threshold("gateway_max_error_rate"), v)
+        }),
+        (
+            "HEALTH_GATEWAY_CRITICAL_ERROR_RATE",
+            "0.35".into(),
+            |o, v| close(o.threshold("gateway_critical_error_rate"), v),
+        ),
+        ("HEALTH_GATEWAY_MIN_REQUESTS", "30".into(), |o, v| {
+            close(o.threshold("gateway_min_requests"), v)
+        }),
     ];
     rows
 }
 
 #[test]
 fn every_key_takes_effect_in_the_running_binary() {
-    let upstream = SilentUpstream::start();
+    // A TLS upstream of a private CA whose `/` (the health probe's path) never answers,
+    // so each probe times out after TWS_READ_TIMEOUT; `/g/…` answers.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let ca = TestCa::new().unwrap();
+    let upstream = runtime.block_on(TestUpstream::start_tls(&ca)).unwrap();
+    upstream.set_reply("/", Reply::new().hang());
+    upstream.set_reply("/g/", Reply::new());
     let rows = table(
         &test_support::shared_database_url(),
         &test_support::shared_redis_url(),
-        &format!("http://{}", upstream.addr),
+        &upstream.url(),
+        &ca.ca_file().display().to_string(),
     );
     let covered: BTreeSet<&str> = rows.iter().map(|(key, _, _)| *key).collect();
     let keys: BTreeSet<String> = Settings::keys().into_iter().collect();
@@ -268,6 +346,7 @@ fn every_key_takes_effect_in_the_running_binary() {
         let (_, history) = server.get("/api/performance/history", Some(TOKEN));
         let (unauthorized, _) = server.get("/api/performance/report", None);
         Observed {
+            gateway: probe_gateway(server.addr),
             report,
             history,
             unauthorized,

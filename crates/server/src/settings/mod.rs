@@ -86,8 +86,23 @@ pub struct Settings {
     /// Upper bound of cached bytes, in MiB.
     pub async_cache_max_memory_mb: u64,
 
-    /// How long the gateway waits for an upstream response.
+    /// The bound on one whole upstream exchange (checkout, head and body): 504 past it.
     pub tws_read_timeout: u64,
+    /// PEM file of extra CA certificates trusted for an `https://` upstream; empty trusts
+    /// the system roots only.
+    #[serde(deserialize_with = "load::string_from_scalar")]
+    pub tws_ca_file: String,
+
+    /// Response bodies larger than this many bytes stream through and are never cached.
+    pub gateway_max_cached_body_bytes: u64,
+    /// Request bodies larger than this many bytes are refused with 413.
+    pub gateway_max_request_body_bytes: u64,
+    /// Seconds past its freshness an entry may still be served (`X-Cache: STALE`) when the
+    /// upstream fails (RFC 5861 `stale-if-error`); 0 turns it off. Entries stay in memory
+    /// this much longer.
+    pub gateway_stale_if_error_secs: u64,
+    /// Whether 404 answers are cached like 2xx ones.
+    pub gateway_cache_not_found: bool,
     /// A resource held longer than this is reported as a leak.
     pub leak_threshold_secs: u64,
     /// Seconds between history snapshots.
@@ -116,6 +131,15 @@ pub struct Settings {
     pub health_pool_max_wait_ms: u64,
     /// A pool whose error rate exceeds this is degraded.
     pub health_pool_max_error_rate: f64,
+    /// The gateway is degraded when its upstream error rate over the health window exceeds
+    /// this.
+    pub health_gateway_max_error_rate: f64,
+    /// The gateway is critical when its upstream error rate over the health window exceeds
+    /// this.
+    pub health_gateway_critical_error_rate: f64,
+    /// Upstream exchanges the gateway needs in the health window before its error rate is
+    /// judged.
+    pub health_gateway_min_requests: u64,
 }
 
 impl Default for Settings {
@@ -148,6 +172,11 @@ impl Default for Settings {
             async_cache_max_entries: 100_000,
             async_cache_max_memory_mb: 100,
             tws_read_timeout: 30,
+            tws_ca_file: String::new(),
+            gateway_max_cached_body_bytes: 1_048_576,
+            gateway_max_request_body_bytes: 10_485_760,
+            gateway_stale_if_error_secs: 60,
+            gateway_cache_not_found: false,
             leak_threshold_secs: 300,
             perf_sample_interval: 10,
             perf_history_len: 8640,
@@ -161,6 +190,9 @@ impl Default for Settings {
             health_pool_max_utilization: 0.9,
             health_pool_max_wait_ms: 100,
             health_pool_max_error_rate: 0.05,
+            health_gateway_max_error_rate: 0.05,
+            health_gateway_critical_error_rate: 0.25,
+            health_gateway_min_requests: 20,
         }
     }
 }

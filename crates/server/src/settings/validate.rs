@@ -191,6 +191,7 @@ impl Settings {
         self.check_pools(&mut check);
         self.check_cache(&mut check);
         self.check_timeouts(&mut check);
+        self.check_gateway(&mut check);
         self.check_perf_api(&mut check);
         self.check_health_thresholds(&mut check);
         check.finish()
@@ -278,6 +279,35 @@ impl Settings {
         check.at_least_one("LEAK_THRESHOLD_SECS", self.leak_threshold_secs);
     }
 
+    /// The gateway's body caps (≥ 1 byte; the cached-body cap at most the cache's memory
+    /// bound) and its CA file (readable when set).
+    fn check_gateway(&self, check: &mut Checker) {
+        check.at_least_one(
+            "GATEWAY_MAX_CACHED_BODY_BYTES",
+            self.gateway_max_cached_body_bytes,
+        );
+        check.require(
+            self.gateway_max_cached_body_bytes
+                <= self.async_cache_max_memory_mb.saturating_mul(1024 * 1024),
+            "GATEWAY_MAX_CACHED_BODY_BYTES",
+            self.gateway_max_cached_body_bytes,
+            &format!(
+                "at most the cache's memory bound, ASYNC_CACHE_MAX_MEMORY_MB ({} MiB)",
+                self.async_cache_max_memory_mb
+            ),
+        );
+        check.at_least_one(
+            "GATEWAY_MAX_REQUEST_BODY_BYTES",
+            self.gateway_max_request_body_bytes,
+        );
+        check.require(
+            self.tws_ca_file.is_empty() || std::path::Path::new(&self.tws_ca_file).is_file(),
+            "TWS_CA_FILE",
+            format!("{:?}", self.tws_ca_file),
+            "empty, or the path of a readable PEM file",
+        );
+    }
+
     /// The performance API: its sampling, history and health window, and the address it is
     /// served on.
     fn check_perf_api(&self, check: &mut Checker) {
@@ -322,6 +352,27 @@ impl Settings {
             "HEALTH_POOL_MAX_ERROR_RATE",
             self.health_pool_max_error_rate,
         );
+        check.ratio(
+            "HEALTH_GATEWAY_MAX_ERROR_RATE",
+            self.health_gateway_max_error_rate,
+        );
+        check.ratio(
+            "HEALTH_GATEWAY_CRITICAL_ERROR_RATE",
+            self.health_gateway_critical_error_rate,
+        );
+        check.require(
+            self.health_gateway_critical_error_rate >= self.health_gateway_max_error_rate,
+            "HEALTH_GATEWAY_CRITICAL_ERROR_RATE",
+            self.health_gateway_critical_error_rate,
+            &format!(
+                "at least HEALTH_GATEWAY_MAX_ERROR_RATE ({})",
+                self.health_gateway_max_error_rate
+            ),
+        );
+        check.at_least_one(
+            "HEALTH_GATEWAY_MIN_REQUESTS",
+            self.health_gateway_min_requests,
+        );
     }
 }
 
@@ -332,11 +383,12 @@ mod tests {
     /// One group of rules, as `validate` runs it.
     type Group = fn(&Settings, &mut Checker);
 
-    const GROUPS: [(&str, Group); 6] = [
+    const GROUPS: [(&str, Group); 7] = [
         ("urls", Settings::check_urls),
         ("pools", Settings::check_pools),
         ("cache", Settings::check_cache),
         ("timeouts", Settings::check_timeouts),
+        ("gateway", Settings::check_gateway),
         ("perf_api", Settings::check_perf_api),
         ("health_thresholds", Settings::check_health_thresholds),
     ];
@@ -452,6 +504,53 @@ mod tests {
         assert_eq!(
             keys(&settings, Settings::check_timeouts),
             ["TWS_READ_TIMEOUT", "LEAK_THRESHOLD_SECS"]
+        );
+    }
+
+    #[test]
+    fn gateway_caps_are_positive_the_cached_body_fits_the_cache_and_the_ca_file_exists() {
+        let settings = Settings {
+            gateway_max_cached_body_bytes: 0,
+            gateway_max_request_body_bytes: 0,
+            tws_ca_file: "/nonexistent/ca.pem".to_owned(),
+            ..Settings::default()
+        };
+        assert_eq!(
+            keys(&settings, Settings::check_gateway),
+            [
+                "GATEWAY_MAX_CACHED_BODY_BYTES",
+                "GATEWAY_MAX_REQUEST_BODY_BYTES",
+                "TWS_CA_FILE"
+            ]
+        );
+        let larger_than_the_cache = Settings {
+            async_cache_max_memory_mb: 1,
+            gateway_max_cached_body_bytes: 1024 * 1024 + 1,
+            ..Settings::default()
+        };
+        let found = problems(&larger_than_the_cache, Settings::check_gateway);
+        assert_eq!(found.len(), 1);
+        assert!(
+            found[0].to_string().contains("ASYNC_CACHE_MAX_MEMORY_MB"),
+            "{}",
+            found[0]
+        );
+    }
+
+    #[test]
+    fn gateway_error_rates_are_ratios_with_critical_above_degraded() {
+        let settings = Settings {
+            health_gateway_max_error_rate: 0.5,
+            health_gateway_critical_error_rate: 0.2,
+            health_gateway_min_requests: 0,
+            ..Settings::default()
+        };
+        assert_eq!(
+            keys(&settings, Settings::check_health_thresholds),
+            [
+                "HEALTH_GATEWAY_CRITICAL_ERROR_RATE",
+                "HEALTH_GATEWAY_MIN_REQUESTS"
+            ]
         );
     }
 

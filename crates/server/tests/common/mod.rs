@@ -191,6 +191,39 @@ pub fn http_get(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, serd
     (status, json)
 }
 
+/// Sends `method path` with `body` on a new connection and returns the status and the
+/// `X-Cache` header ("" when absent).
+pub fn http_exchange(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(BOUND)).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(body).unwrap();
+    let mut response = Vec::new();
+    // The server may answer (413) and close before reading the whole body: a reset then
+    // ends the read, after the answer has arrived.
+    let _ = stream.read_to_end(&mut response);
+    let response = String::from_utf8_lossy(&response);
+    let status = response
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let head = response.split("\r\n\r\n").next().unwrap_or("");
+    let cache = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("x-cache")
+                .then(|| value.trim().to_owned())
+        })
+        .unwrap_or_default();
+    (status, cache)
+}
+
 /// Polls `check` until it returns `Some`, giving up after [`BOUND`].
 pub fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + BOUND;
@@ -200,32 +233,5 @@ pub fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
         }
         assert!(Instant::now() < deadline, "gave up waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// A TCP listener on loopback that accepts connections and never answers (an upstream that
-/// hangs), until dropped.
-pub struct SilentUpstream {
-    pub addr: SocketAddr,
-    _listener: std::thread::JoinHandle<()>,
-}
-
-impl SilentUpstream {
-    pub fn start() -> Self {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let thread = std::thread::spawn(move || {
-            let mut held = Vec::new();
-            for stream in listener.incoming() {
-                match stream {
-                    Ok(stream) => held.push(stream),
-                    Err(_) => break,
-                }
-            }
-        });
-        Self {
-            addr,
-            _listener: thread,
-        }
     }
 }
