@@ -26,7 +26,12 @@ impl CacheKey {
     /// The key of a `GET` (or, with `head`, a `HEAD`) of `target` by a caller with these
     /// request headers, in the path's current generation.
     #[must_use]
-    pub fn new(generation: u64, head: bool, target: &str, headers: &HeaderMap) -> Self {
+    pub fn new(
+        generation: u64,
+        head: bool,
+        target: impl Into<Box<str>>,
+        headers: &HeaderMap,
+    ) -> Self {
         Self {
             generation,
             head,

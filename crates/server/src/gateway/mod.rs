@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::{self, HeaderMap, HeaderValue};
+use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
@@ -41,6 +42,9 @@ pub use response::{header_map_bytes, CachedResponse, Served, X_CACHE};
 pub use upstream::{Failed, Failure, Upstream};
 
 use upstream::{Answer, AnswerBody};
+
+/// The `tracing` target of the access log (one debug event per request).
+pub const ACCESS_LOG: &str = "resync::gateway::access";
 
 /// The response cache's value: shared, so a hit clones a pointer.
 pub type Entry = Arc<CachedResponse>;
@@ -110,6 +114,14 @@ enum NotStored {
     Pass(Mutex<Option<Response>>),
     /// The exchange failed.
     Failed(Failure),
+}
+
+/// What the cache said about a `GET` or `HEAD`.
+enum Lookup {
+    /// A fresh entry of the request's variant, answered.
+    Hit((Response, Outcome)),
+    /// Nothing to serve: the key to load, and a stale entry of the request's variant if any.
+    Miss { key: CacheKey, stale: Option<Entry> },
 }
 
 /// What answering a request recorded about it.
@@ -186,15 +198,20 @@ fn failure_response(failure: Failure) -> Response {
     response
 }
 
-/// The upstream target: the path after `/tws` (at least `/`) and the query, byte for byte.
-fn upstream_target(request: &Request) -> String {
+/// The upstream target: the path after `/tws` (at least `/`) and the query, byte for byte,
+/// in one allocation of exactly its length.
+fn upstream_target(request: &Request) -> Box<str> {
     let path = request.uri().path();
     let rest = path.strip_prefix("/tws").unwrap_or(path);
     let rest = if rest.is_empty() { "/" } else { rest };
-    match request.uri().query() {
-        Some(query) => format!("{rest}?{query}"),
-        None => rest.to_owned(),
+    let query = request.uri().query();
+    let mut target = String::with_capacity(rest.len() + query.map_or(0, |query| query.len() + 1));
+    target.push_str(rest);
+    if let Some(query) = query {
+        target.push('?');
+        target.push_str(query);
     }
+    target.into_boxed_str()
 }
 
 fn status_outcome(status: StatusCode) -> UpstreamOutcome {
@@ -235,14 +252,23 @@ async fn handle(State(gateway): State<Gateway>, request: Request) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
     let target = upstream_target(&request);
+    // Kept for the access log only when it is on.
+    let logged_uri =
+        tracing::enabled!(target: ACCESS_LOG, tracing::Level::DEBUG).then(|| request.uri().clone());
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0.ip());
+    // The hit path stays in this small future; the rest is boxed, so the future axum moves
+    // for every request is not sized by the upstream exchange's state.
     let (response, outcome) = if matches!(method, Method::GET | Method::HEAD) {
-        gateway.read(request, &target, peer).await
+        let (parts, _body) = request.into_parts();
+        match gateway.lookup(&parts, target).await {
+            Lookup::Hit(answer) => answer,
+            Lookup::Miss { key, stale } => Box::pin(gateway.miss(parts, key, stale, peer)).await,
+        }
     } else {
-        gateway.write(request, &target, peer).await
+        Box::pin(gateway.write(request, &target, peer)).await
     };
     let status = response.status();
     gateway.inner.stats.record(&GatewayExchange {
@@ -259,9 +285,9 @@ async fn handle(State(gateway): State<Gateway>, request: Request) -> Response {
         body_bytes: outcome.body_bytes,
     });
     tracing::debug!(
-        target: "resync::gateway::access",
+        target: ACCESS_LOG,
         %method,
-        target = %target,
+        uri = ?logged_uri,
         status = status.as_u16(),
         cache = ?outcome.served,
         latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
@@ -271,30 +297,45 @@ async fn handle(State(gateway): State<Gateway>, request: Request) -> Response {
 }
 
 impl Gateway {
-    /// A `GET` or `HEAD`: the cache, then one upstream request per key.
-    async fn read(
-        &self,
-        request: Request,
-        target: &str,
-        peer: Option<std::net::IpAddr>,
-    ) -> (Response, Outcome) {
+    /// A `GET` or `HEAD` looked up in the cache: a fresh entry of the request's variant is a
+    /// hit; a stale one is handed on (for `stale-if-error`) and removed, like another variant.
+    async fn lookup(&self, parts: &Parts, target: Box<str>) -> Lookup {
         let inner = &*self.inner;
-        let method = request.method().clone();
-        let (parts, _body) = request.into_parts();
-        let generation = inner.generations.current(key::path_of(target));
-        let key = CacheKey::new(generation, method == Method::HEAD, target, &parts.headers);
+        let generation = inner.generations.current(key::path_of(&target));
+        let key = CacheKey::new(
+            generation,
+            parts.method == Method::HEAD,
+            target,
+            &parts.headers,
+        );
         let mut stale = None;
         if let Some(entry) = inner.cache.get(&key).await {
             let now = Instant::now();
             if entry.matches(&parts.headers) {
                 if entry.is_fresh(now) {
-                    return served_from(&entry, Served::Hit, None, now);
+                    return Lookup::Hit(served_from(&entry, Served::Hit, None, now));
                 }
                 stale = Some(entry);
             }
             // Stale, or another variant: fetch anew (the fetch replaces it).
             inner.cache.invalidate(&key).await;
         }
+        Lookup::Miss { key, stale }
+    }
+
+    /// A `GET` or `HEAD` the cache could not answer: one upstream request per key.
+    async fn miss(
+        &self,
+        parts: Parts,
+        key: CacheKey,
+        stale: Option<Entry>,
+        peer: Option<std::net::IpAddr>,
+    ) -> (Response, Outcome) {
+        let inner = &*self.inner;
+        let method = parts.method.clone();
+        // The key moves into the load; the target is needed beside it.
+        let target_owned = key.target().to_owned();
+        let target = target_owned.as_str();
         let (upstream_headers, traceparent) =
             headers::upstream_request_headers(parts.headers.clone(), peer);
         // Set by this caller's load only: the exchange it made, and whether it loaded.

@@ -3,6 +3,7 @@
 //! holds in memory.
 
 use std::mem::size_of;
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -162,10 +163,42 @@ impl CachedResponse {
         *response.status_mut() = self.status;
         let headers = response.headers_mut();
         headers.clone_from(&self.headers);
-        headers.insert(header::AGE, HeaderValue::from(self.age(now)));
+        headers.insert(header::AGE, age_value(self.age(now)));
         headers.insert(X_CACHE, served.header_value());
         response
     }
+}
+
+/// Ages below this are answered from a table of static header values.
+const AGE_TABLE: u64 = 4096;
+
+/// The `Age` header value for `seconds`: from a table of static values for ages below
+/// [`AGE_TABLE`] (no allocation and no shared reference count on the hit path), formatted
+/// otherwise.
+fn age_value(seconds: u64) -> HeaderValue {
+    static TABLE: LazyLock<Vec<HeaderValue>> = LazyLock::new(|| {
+        // One string of every age, kept for the life of the process (about 16 KiB), so each
+        // value is a static slice of it.
+        let text: &'static str = Box::leak(
+            (0..AGE_TABLE)
+                .map(|age| age.to_string())
+                .collect::<String>()
+                .into_boxed_str(),
+        );
+        let mut values = Vec::with_capacity(AGE_TABLE as usize);
+        let mut start = 0;
+        for age in 0..AGE_TABLE {
+            let end = start + age.to_string().len();
+            values.push(HeaderValue::from_static(&text[start..end]));
+            start = end;
+        }
+        values
+    });
+    usize::try_from(seconds)
+        .ok()
+        .and_then(|index| TABLE.get(index))
+        .cloned()
+        .unwrap_or_else(|| HeaderValue::from(seconds))
 }
 
 /// Bytes a `HeaderMap` owns on the heap: its entry and index tables (from its capacity) and
@@ -281,6 +314,13 @@ mod tests {
         assert_eq!(response.headers()[X_CACHE], "HIT");
         assert_eq!(response.headers()[header::AGE], "3");
         assert_eq!(response.headers().get_all(header::AGE).iter().count(), 1);
+    }
+
+    #[test]
+    fn age_values_are_the_decimal_seconds_inside_and_outside_the_table() {
+        for age in [0, 1, 9, 10, 99, 100, 4095, 4096, 86_400, u64::MAX] {
+            assert_eq!(age_value(age), age.to_string().as_str(), "{age}");
+        }
     }
 
     #[test]
