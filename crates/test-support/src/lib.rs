@@ -1,4 +1,4 @@
-//! Throwaway Postgres, Redis and network fixtures for Resync's tests.
+//! Throwaway Postgres, Redis (single and cluster) and network fixtures for Resync's tests.
 //!
 //! Two ways to reach a real Postgres or Redis server:
 //!
@@ -18,6 +18,18 @@
 //! let mut redis = test_support::RedisServer::start().expect("redis-server starts");
 //! println!("private redis at {}", redis.url());
 //! redis.stop().expect("stops");
+//! ```
+//!
+//! For code that may be given a Redis Cluster, [`RedisCluster`] starts three private
+//! `redis-server` masters with `cluster-enabled yes`, on free loopback ports (and cluster bus
+//! ports) in temporary directories of their own, joins them into one cluster with all 16384
+//! slots shared between them, and waits until every node reports `cluster_state:ok`. Its
+//! nodes may be stopped and started again, or paused, one at a time; [`RedisCluster::key_slot`]
+//! and [`RedisCluster::node_for_slot`] say which master a key lands on.
+//!
+//! ```no_run
+//! let cluster = test_support::RedisCluster::start().expect("the cluster forms");
+//! println!("cluster nodes at {:?}", cluster.urls());
 //! ```
 //!
 //! For HTTP, [`TestUpstream`] is a real hyper server on loopback (plain, or HTTPS with a
@@ -43,6 +55,7 @@ mod net;
 mod postgres;
 mod process;
 mod redis;
+mod redis_cluster;
 mod server;
 mod tls;
 pub mod upstream;
@@ -51,6 +64,7 @@ pub use net::{free_port, wait_for_tcp, RefusedPort};
 pub use postgres::{Postgres, PostgresBuilder, PostgresServer};
 pub use process::{DetachedService, ServiceProcess};
 pub use redis::{Redis, RedisBuilder, RedisServer};
+pub use redis_cluster::{RedisCluster, RedisClusterBuilder, RedisClusterNode};
 pub use server::{ManagedServer, ServerKind};
 pub use tls::TestCa;
 pub use upstream::{RecordedRequest, Reply, TestUpstream, TestUpstreamBuilder};

@@ -72,6 +72,14 @@ pub struct Redis {
     builder: RedisBuilder,
 }
 
+impl Redis {
+    /// The kind for a server with the `builder`'s settings (the cluster's nodes start one per
+    /// start, each with its cluster bus port).
+    pub(crate) fn new(builder: RedisBuilder) -> Self {
+        Self { builder }
+    }
+}
+
 impl ManagedServer<Redis> {
     /// Starts a server with the default settings.
     ///

@@ -70,6 +70,11 @@ impl<K: ServerKind> ManagedServer<K> {
         self.port
     }
 
+    /// Its kind, with whatever that kind keeps about the server.
+    pub(crate) fn kind(&self) -> &K {
+        &self.kind
+    }
+
     /// The temporary directory (data, socket and log live below it).
     #[must_use]
     pub fn dir(&self) -> &Path {
