@@ -139,10 +139,23 @@ async fn an_exhausted_pool_is_a_503_with_retry_after() {
         let gateway = std::sync::Arc::clone(&gateway);
         tokio::spawn(async move { gateway.get("/tws/hold").await })
     };
-    upstream
-        .wait_for_requests(1, BOUND)
-        .await
-        .expect("the held request reached the upstream");
+    // Wait for the held request itself (the pool's start-up health probe is a request to
+    // the upstream too, so a total count would not do).
+    let deadline = Instant::now() + BOUND;
+    loop {
+        let seen = upstream.requests();
+        if upstream.requests_for("/hold") > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the held request never reached the upstream"
+        );
+        upstream
+            .wait_for_requests(seen + 1, BOUND)
+            .await
+            .expect("a request reached the upstream");
+    }
     let answer = gateway.get("/tws/other").await;
     assert_eq!(answer.status, 503);
     assert_eq!(answer.header("retry-after"), "1");
