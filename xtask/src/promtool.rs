@@ -110,11 +110,15 @@ fn check_with(binary: &Path, promtool: &Path, database_url: &str, redis_url: &st
             command.env_remove(key);
         }
     }
+    // An upstream that refuses every connection: the gateway and the `http` pool exist, so
+    // their families (`resync_gateway_*`, `pool="http"`) are checked too.
+    let refused = test_support::RefusedPort::reserve().context("reserving a refused port")?;
+    let upstream = format!("http://127.0.0.1:{}", refused.port());
     command.envs([
         ("RESYNC_BIND_ADDR", addr.to_string().as_str()),
         ("RESYNC_DATABASE_URL", database_url),
         ("RESYNC_REDIS_URL", redis_url),
-        ("RESYNC_TWS_BASE_URL", ""),
+        ("RESYNC_TWS_BASE_URL", upstream.as_str()),
         ("RESYNC_PERF_SAMPLE_INTERVAL", "1"),
         ("RESYNC_DB_POOL_HEALTH_CHECK_INTERVAL", "1"),
         ("RESYNC_REDIS_POOL_HEALTH_CHECK_INTERVAL", "1"),
