@@ -4,12 +4,25 @@
 //! an entry inserted), so a panic inside one — a poisoned lock — carries no meaning: the
 //! next user takes the data as it is instead of panicking in turn.
 
-use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{
+    Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError,
+};
 
 /// Locks `mutex`, recovering the data if a panicking thread poisoned it.
 #[inline]
 pub fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Locks `mutex` if no other thread holds it, recovering the data if a panicking thread
+/// poisoned it; `None` when it is held (the caller does not wait).
+#[inline]
+pub fn try_lock<T: ?Sized>(mutex: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
+    match mutex.try_lock() {
+        Ok(guard) => Some(guard),
+        Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    }
 }
 
 /// Read-locks `lock`, recovering the data if a panicking thread poisoned it.
@@ -44,5 +57,23 @@ mod tests {
         *lock(&mutex) += 1;
         *write(&rw) += 1;
         assert_eq!((*lock(&mutex), *read(&rw)), (2, 3));
+    }
+
+    #[test]
+    fn try_lock_does_not_wait_for_a_held_lock() {
+        let mutex = Mutex::new(0);
+        let held = lock(&mutex);
+        assert!(try_lock(&mutex).is_none());
+        drop(held);
+        assert_eq!(try_lock(&mutex).map(|guard| *guard), Some(0));
+        std::thread::scope(|scope| {
+            let poisoner = scope.spawn(|| {
+                let _held = lock(&mutex);
+                panic!("poison it");
+            });
+            assert!(poisoner.join().is_err());
+        });
+        *try_lock(&mutex).expect("poisoned, not held") += 1;
+        assert_eq!(*lock(&mutex), 1);
     }
 }
