@@ -1,13 +1,16 @@
 //! Lock-free statistics striped over cache lines.
 //!
-//! Each thread picks one shard (a thread-local index handed out round-robin) and records into
-//! it with relaxed atomic adds, so threads do not fight over one cache line. Reading sums all
-//! shards. Get latency is timed for one get in [`LATENCY_SAMPLE_EVERY`] per thread.
+//! The counters and the load-time histograms are perf-core [`Striped`] values: each thread
+//! records into the stripe its [`stripe_index`] falls on (handed out round robin, one per
+//! thread) with relaxed atomic adds, so threads do not fight over one cache line. Reading
+//! sums all stripes. Get latency is timed for one get in [`LATENCY_SAMPLE_EVERY`] per
+//! thread.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use resync_perf_core::stripes::{stripe_index, Striped};
 use resync_perf_core::{Histogram, HistogramSnapshot};
 
 /// One get in this many (per thread) is timed for the latency histogram.
@@ -43,12 +46,9 @@ pub(crate) enum Counter {
 
 const COUNTERS: usize = 16;
 
-/// One shard, alone on its (pair of) cache lines so neighbours never false-share.
-#[derive(Debug, Default)]
-#[repr(align(128))]
-struct Shard {
-    values: [AtomicU64; COUNTERS],
-}
+/// One stripe's counters (perf-core's `Padded` keeps each stripe on its own pair of cache
+/// lines, so neighbours never false-share).
+type Shard = [AtomicU64; COUNTERS];
 
 /// Cumulative totals summed over all shards.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -66,62 +66,51 @@ impl Totals {
 /// read-through workload that one shared histogram's sum line would bounce between cores.
 const MAX_LOAD_STRIPES: usize = 8;
 
-/// One load-time histogram, aligned so that neighbouring stripes' sums never false-share.
-#[derive(Debug, Default)]
-#[repr(align(128))]
-struct LoadStripe(Histogram);
-
 /// Striped counters plus the (striped) load-time and sampled get-latency histograms.
 #[derive(Debug)]
 pub(crate) struct Stats {
-    shards: Box<[Shard]>,
-    mask: usize,
-    load_time: Box<[LoadStripe]>,
-    load_mask: usize,
+    shards: Striped<Shard>,
+    load_time: Striped<Histogram>,
     get_latency: Histogram,
 }
 
-/// Hands each thread a distinct starting shard; only a thread's first recording touches it.
-static NEXT_THREAD: AtomicU32 = AtomicU32::new(0);
-
 thread_local! {
-    /// (shard seed, get tick) of the current thread.
-    static THREAD_SLOT: Cell<(u32, u32)> = Cell::new((NEXT_THREAD.fetch_add(1, Ordering::Relaxed), 0));
+    /// The current thread's get tick: which of its gets is timed.
+    static GET_TICK: Cell<u32> = const { Cell::new(0) };
 }
 
-/// The current thread's shard seed and whether this get is one to time.
+/// The current thread's stripe index and whether this get is one to time.
 #[inline]
 pub(crate) fn thread_slot_tick() -> (usize, bool) {
-    THREAD_SLOT.with(|slot| {
-        let (seed, tick) = slot.get();
-        slot.set((seed, tick.wrapping_add(1)));
-        (seed as usize, tick % LATENCY_SAMPLE_EVERY == 0)
-    })
+    let tick = GET_TICK.with(|tick| {
+        let value = tick.get();
+        tick.set(value.wrapping_add(1));
+        value
+    });
+    (stripe_index(), tick % LATENCY_SAMPLE_EVERY == 0)
 }
 
-/// The current thread's shard seed.
+/// The current thread's stripe index.
 #[inline]
 pub(crate) fn thread_slot() -> usize {
-    THREAD_SLOT.with(|slot| slot.get().0 as usize)
+    stripe_index()
 }
 
 impl Stats {
     /// `shards` is rounded up to a power of two.
     pub(crate) fn new(shards: usize) -> Self {
-        let count = shards.max(1).next_power_of_two();
-        let load_stripes = count.min(MAX_LOAD_STRIPES);
+        let shards = Striped::new(shards, Shard::default);
+        let load_stripes = shards.stripe_count().min(MAX_LOAD_STRIPES);
         Self {
-            shards: (0..count).map(|_| Shard::default()).collect(),
-            mask: count - 1,
-            load_time: (0..load_stripes).map(|_| LoadStripe::default()).collect(),
-            load_mask: load_stripes - 1,
+            shards,
+            load_time: Striped::new(load_stripes, Histogram::new),
             get_latency: Histogram::new(),
         }
     }
 
     #[inline]
     pub(crate) fn add_at(&self, slot: usize, counter: Counter, amount: u64) {
-        self.shards[slot & self.mask].values[counter as usize].fetch_add(amount, Ordering::Relaxed);
+        self.shards.get(slot)[counter as usize].fetch_add(amount, Ordering::Relaxed);
     }
 
     /// Adds to the current thread's shard.
@@ -138,9 +127,7 @@ impl Stats {
             Counter::LoadsFailed
         };
         self.add_at(slot, counter, 1);
-        self.load_time[slot & self.load_mask]
-            .0
-            .record_duration(elapsed);
+        self.load_time.get(slot).record_duration(elapsed);
     }
 
     #[inline]
@@ -151,7 +138,7 @@ impl Stats {
     pub(crate) fn totals(&self) -> Totals {
         let mut totals = Totals::default();
         for shard in self.shards.iter() {
-            for (total, value) in totals.values.iter_mut().zip(shard.values.iter()) {
+            for (total, value) in totals.values.iter_mut().zip(shard.iter()) {
                 *total += value.load(Ordering::Relaxed);
             }
         }
@@ -160,21 +147,21 @@ impl Stats {
 
     /// The number of stripes.
     pub(crate) fn shard_count(&self) -> usize {
-        self.shards.len()
+        self.shards.stripe_count()
     }
 
     /// One counter summed over all shards.
     pub(crate) fn total(&self, counter: Counter) -> u64 {
         self.shards
             .iter()
-            .map(|shard| shard.values[counter as usize].load(Ordering::Relaxed))
+            .map(|shard| shard[counter as usize].load(Ordering::Relaxed))
             .sum()
     }
 
     pub(crate) fn load_time(&self) -> HistogramSnapshot {
         let mut merged = HistogramSnapshot::default();
         for stripe in self.load_time.iter() {
-            merged.merge(&stripe.0.snapshot());
+            merged.merge(&stripe.snapshot());
         }
         merged
     }
@@ -192,7 +179,7 @@ mod tests {
     #[test]
     fn shards_are_a_power_of_two_and_sum_exactly() {
         let stats = Arc::new(Stats::new(6));
-        assert_eq!(stats.shards.len(), 8);
+        assert_eq!(stats.shard_count(), 8);
         let threads: Vec<_> = (0..4)
             .map(|_| {
                 let stats = Arc::clone(&stats);
@@ -213,7 +200,13 @@ mod tests {
     }
 
     #[test]
-    fn shard_alignment_keeps_shards_on_separate_lines() {
-        assert_eq!(std::mem::align_of::<Shard>(), 128);
+    fn shards_and_load_stripes_sit_on_separate_line_pairs() {
+        let stats = Stats::new(4);
+        let address = |shard: usize| std::ptr::from_ref(stats.shards.get(shard)) as usize;
+        assert_eq!(address(1) - address(0), 128);
+        let load = |stripe: usize| std::ptr::from_ref(stats.load_time.get(stripe)) as usize;
+        assert_eq!((load(1) - load(0)) % 128, 0);
+        assert_eq!(stats.load_time.stripe_count(), 4);
+        assert_eq!(Stats::new(64).load_time.stripe_count(), MAX_LOAD_STRIPES);
     }
 }
