@@ -13,12 +13,28 @@
 //! Divide each `phase_*` function's inclusive instruction count by [`OPS`] for instructions
 //! per operation. Instruction counts do not depend on the machine's load, so two builds
 //! compare exactly where wall-clock runs on a shared machine do not.
+//!
+//! Two more phases replay the get-then-insert trace of the paired bench (`benches/paired.rs`:
+//! Zipf 0.99 over 1 000 000 keys, 128-byte `Bytes` values, insert on a miss) through this
+//! cache (statistics and advisor on) and through bare `moka::future::Cache` of the same
+//! capacity, each warmed first with [`OPS`] operations of another stretch of the trace:
+//! `phase_trace_resync` and `phase_trace_moka`, [`OPS`] gets each. The capacity is
+//! `HOT_PATH_TRACE_ENTRIES` (default 1 000); run it at 100 000, 1 000 and 256 to see what
+//! the advisor's sampling costs a small cache (`HOT_PATH_ADVISOR=off` builds the cache of
+//! these two phases with its advisor off, for the difference), e.g.
+//!
+//! ```text
+//! HOT_PATH_TRACE_ENTRIES=256 valgrind --tool=callgrind --callgrind-out-file=/tmp/hot256.out \
+//!     target/release/examples/hot_path_cost
+//! callgrind_annotate --inclusive=yes /tmp/hot256.out | grep -E 'phase_|Advisor'
+//! ```
 
 #[path = "../tests/support/zipf.rs"]
 mod zipf;
 
 use std::hint::black_box;
 
+use bytes::Bytes;
 use resync_cache_core::Cache;
 use tokio::runtime::Runtime;
 
@@ -69,6 +85,87 @@ fn phase_get_with(runtime: &Runtime, cache: &Cache<u64, u64>, keys: &[u64]) -> u
     })
 }
 
+/// Keys of the get-then-insert trace (the paired bench's).
+const TRACE_KEYS: usize = 1_000_000;
+
+/// Get then insert on a miss through the instrumented cache; returns the hits.
+#[inline(never)]
+fn phase_trace_resync(runtime: &Runtime, cache: &Cache<u64, Bytes>, keys: &[u64]) -> u64 {
+    runtime.block_on(get_then_insert_resync(cache, keys))
+}
+
+/// The same through bare moka.
+#[inline(never)]
+fn phase_trace_moka(
+    runtime: &Runtime,
+    cache: &moka::future::Cache<u64, Bytes>,
+    keys: &[u64],
+) -> u64 {
+    runtime.block_on(get_then_insert_moka(cache, keys))
+}
+
+async fn get_then_insert_resync(cache: &Cache<u64, Bytes>, keys: &[u64]) -> u64 {
+    let value = Bytes::from(vec![0x5a; 128]);
+    let mut hits = 0;
+    for &key in keys {
+        if cache.get(&key).await.is_some() {
+            hits += 1;
+        } else {
+            cache.insert(key, value.clone()).await.expect("fits");
+        }
+    }
+    hits
+}
+
+async fn get_then_insert_moka(cache: &moka::future::Cache<u64, Bytes>, keys: &[u64]) -> u64 {
+    let value = Bytes::from(vec![0x5a; 128]);
+    let mut hits = 0;
+    for &key in keys {
+        if cache.get(&key).await.is_some() {
+            hits += 1;
+        } else {
+            cache.insert(key, value.clone()).await;
+        }
+    }
+    hits
+}
+
+fn trace_phases(runtime: &Runtime) {
+    let entries: u64 = std::env::var("HOT_PATH_TRACE_ENTRIES")
+        .ok()
+        .map(|entries| entries.parse().expect("HOT_PATH_TRACE_ENTRIES: a number"))
+        .unwrap_or(1_000);
+    let trace = zipf::Zipf::new(TRACE_KEYS, 0.99).trace(2 * OPS, 0x7ace);
+    let (warm, measured) = trace.split_at(OPS);
+
+    let advisor = std::env::var("HOT_PATH_ADVISOR").map_or(true, |value| value != "off");
+    let resync: Cache<u64, Bytes> = Cache::builder()
+        .name("hot-path-trace")
+        .max_entries(entries)
+        .advisor(advisor)
+        .build()
+        .expect("valid settings");
+    runtime.block_on(get_then_insert_resync(&resync, warm));
+    let resync_hits = phase_trace_resync(runtime, &resync, measured);
+    let curve = resync.metrics().curve;
+
+    let moka = moka::future::Cache::new(entries);
+    runtime.block_on(get_then_insert_moka(&moka, warm));
+    let moka_hits = phase_trace_moka(runtime, &moka, measured);
+    println!(
+        "get-then-insert at {entries} entries (advisor {}), {OPS} gets: hits resync {resync_hits}, moka {moka_hits}",
+        if advisor { "on" } else { "off" }
+    );
+    if let Some(curve) = curve {
+        println!(
+            "advisor: sample rate {}, sampled gets replayed {} of {} (the rest fell into skipped windows)",
+            curve.sample_rate,
+            curve.sampled_gets,
+            curve.sampled_gets + curve.skipped_gets
+        );
+    }
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -91,4 +188,6 @@ fn main() {
 
     let loads = cache();
     black_box(phase_get_with(&runtime, &loads, &stream));
+
+    trace_phases(&runtime);
 }

@@ -165,7 +165,10 @@ where
     }
 
     /// Share of keys the advisor samples, in (0, 1]. By default 1 %, raised for small caches
-    /// so the 1× miniature can hold at least 256 entries.
+    /// so the 1× miniature can hold at least 256 entries; with that default, a cache of fewer
+    /// than 8 192 entries replays only some windows of its sample into the miniatures under
+    /// load, so that the advisor replays at most about 1/32 of all gets and writes (see the
+    /// crate README, *The advisor*). A rate set here replays every sampled operation.
     pub fn advisor_sample_rate(mut self, rate: f64) -> Self {
         self.advisor_sample_rate = Some(rate);
         self

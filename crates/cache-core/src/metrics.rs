@@ -87,8 +87,9 @@ pub struct CurvePoint {
     /// Hits of the miniature simulation at this size (cumulative).
     pub simulated_hits: u64,
     /// Predicted hit rate in 0..=1: the measured hit rate plus the extra hits this miniature
-    /// scored over the 1× miniature, scaled up by the sample rate (`(hits_f − hits_1) /
-    /// (sample_rate · requests)`). `None` while the cache has served no request.
+    /// scored over the 1× miniature, scaled up by the sample rate and the share of sampled
+    /// gets replayed (`(hits_f − hits_1) / (sample_rate · requests · sampled_gets /
+    /// (sampled_gets + skipped_gets))`). `None` while the cache has served no request.
     pub predicted_hit_rate: Option<f64>,
 }
 
@@ -100,6 +101,11 @@ pub struct MissRatioCurve {
     pub sample_rate: f64,
     /// Sampled gets replayed into the simulations (cumulative).
     pub sampled_gets: u64,
+    /// Sampled gets not replayed (cumulative): with the default sample rate, a cache of
+    /// fewer than 8 192 entries replays only some windows of its sampled events, to bound
+    /// what the advisor costs (see the crate README, *The advisor*); 0 when every sampled
+    /// event is replayed.
+    pub skipped_gets: u64,
     /// The points, in increasing size.
     pub points: Vec<CurvePoint>,
     /// With a TTL set: the 1× miniature run with twice the TTL (same size), anchored like
@@ -139,12 +145,17 @@ impl MissRatioCurve {
     /// (`sample_rate · requests`), not by the gets it happened to hold: a hot key that falls
     /// into the sample inflates the sampled gets but hits at every size, so dividing by the
     /// sampled gets would shrink every difference (a Horvitz–Thompson estimate of the total).
+    /// When only some windows of the sample were replayed, the expectation is taken for the
+    /// replayed share, `sampled_gets / (sampled_gets + skipped_gets)` (a hot sampled key
+    /// inflates both counts alike).
     pub(crate) fn anchor(&mut self, measured_hit_rate: Option<f64>, requests: u64) {
         let current = self
             .points
             .get(crate::advisor::CURRENT_POINT)
             .map_or(0, |point| point.simulated_hits);
-        let expected_sampled = self.sample_rate * requests as f64;
+        let offered = self.sampled_gets + self.skipped_gets;
+        let replayed_share = ratio(self.sampled_gets as f64, offered as f64).unwrap_or(1.0);
+        let expected_sampled = self.sample_rate * requests as f64 * replayed_share;
         for point in self.points.iter_mut().chain(self.ttl_doubled.as_mut()) {
             point.predicted_hit_rate = measured_hit_rate.and_then(|measured| {
                 let difference = ratio(
@@ -160,6 +171,7 @@ impl MissRatioCurve {
     pub(crate) fn window(&self, older: &Self) -> Self {
         let mut window = self.clone();
         window.sampled_gets = self.sampled_gets.saturating_sub(older.sampled_gets);
+        window.skipped_gets = self.skipped_gets.saturating_sub(older.skipped_gets);
         for (point, old) in window.points.iter_mut().zip(&older.points) {
             point.simulated_hits = point.simulated_hits.saturating_sub(old.simulated_hits);
         }

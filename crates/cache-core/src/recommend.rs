@@ -406,6 +406,7 @@ mod tests {
         metrics.curve = Some(MissRatioCurve {
             sample_rate: 0.01,
             sampled_gets: 10_000,
+            skipped_gets: 0,
             points: points.iter().copied().map(point).collect(),
             ttl_doubled: ttl_doubled.map(|rate| point((1.0, rate))),
         });

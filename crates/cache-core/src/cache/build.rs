@@ -65,6 +65,7 @@ where
                 time_to_idle: builder.time_to_idle,
                 weighing,
                 min_weight,
+                stripes: builder.stat_shards,
             })
         });
         // The first stamp calibrates quanta's clock (a busy loop of a millisecond or more):
