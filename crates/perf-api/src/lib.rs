@@ -79,7 +79,9 @@ pub use api_error::{method_not_allowed, not_found, ApiError};
 pub use error::Error;
 pub use gateway::{
     CacheOutcome, GatewayExchange, GatewayHealthThresholds, GatewayMetrics, GatewayStats,
-    MethodLabel, RequestCount, StatusClass, UpstreamCounts, UpstreamOutcome,
+    L2ErrorCounts, L2InvalidationCounts, L2Lease, L2LeaseCounts, L2Lookup, L2LookupCounts,
+    L2Metrics, L2Op, L2Stats, L2StoreCounts, MethodLabel, RequestCount, StatusClass,
+    UpstreamCounts, UpstreamOutcome, L2_MAX_MESSAGE_BYTES,
 };
 pub use health::{ComponentHealth, HealthReport};
 pub use history::{

@@ -13,7 +13,7 @@ use resync_resource_manager::{LeakReport, ResourceTracker};
 use tokio::task::JoinSet;
 
 use crate::error::Error;
-use crate::gateway::{GatewayHealthThresholds, GatewayMetrics, GatewayStats};
+use crate::gateway::{GatewayHealthThresholds, GatewayMetrics, GatewayStats, L2Stats};
 use crate::health::{ComponentHealth, HealthReport};
 use crate::history::{History, HistorySample, PostgresHistory, Snapshot};
 use crate::source::{BoxFuture, CacheSource, HealthSource};
@@ -68,6 +68,7 @@ struct Inner {
     pools: RwLock<Option<Arc<PoolManager>>>,
     tracker: RwLock<Option<ResourceTracker>>,
     gateway: RwLock<Option<GatewayStats>>,
+    gateway_l2: RwLock<Option<L2Stats>>,
     sources: RwLock<Vec<Arc<dyn HealthSource>>>,
     history: History,
     persisted: RwLock<Option<PostgresHistory>>,
@@ -98,6 +99,7 @@ impl PerformanceService {
                 pools: RwLock::default(),
                 tracker: RwLock::default(),
                 gateway: RwLock::default(),
+                gateway_l2: RwLock::default(),
                 sources: RwLock::default(),
                 persisted: RwLock::default(),
                 settings: RwLock::new(serde_json::Value::Object(serde_json::Map::new())),
@@ -174,6 +176,22 @@ impl PerformanceService {
     #[must_use]
     pub fn gateway(&self) -> Option<GatewayStats> {
         read(&self.inner.gateway).clone()
+    }
+
+    /// Reports on the gateway's second level cache (Redis) that records into `stats`
+    /// (component `gateway_l2`: the `/metrics` families `resync_gateway_l2_*` and
+    /// `resync_gateway_l1_flushes_total`, the `l2` object of the gateway's view in the
+    /// report and `/api/performance/gateway/metrics`, the `l2` figures of the gateway's
+    /// history sample, health by availability and the L2 error rate — degraded at worst).
+    /// Setting another replaces it.
+    pub fn set_gateway_l2(&self, stats: L2Stats) {
+        *write(&self.inner.gateway_l2) = Some(stats);
+    }
+
+    /// The gateway L2's recorder, if one is set.
+    #[must_use]
+    pub fn gateway_l2(&self) -> Option<L2Stats> {
+        read(&self.inner.gateway_l2).clone()
     }
 
     /// Adds another component that judges its own health.

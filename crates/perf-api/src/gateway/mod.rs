@@ -53,6 +53,7 @@
 //! [`Striped`]: resync_perf_core::stripes::Striped
 
 mod health;
+mod l2;
 mod labels;
 mod metrics;
 
@@ -66,6 +67,10 @@ use resync_perf_core::stripes::Striped;
 use resync_perf_core::{Histogram, HistogramSnapshot};
 
 pub use health::GatewayHealthThresholds;
+pub use l2::{
+    L2ErrorCounts, L2InvalidationCounts, L2Lease, L2LeaseCounts, L2Lookup, L2LookupCounts,
+    L2Metrics, L2Op, L2Stats, L2StoreCounts, L2_MAX_MESSAGE_BYTES,
+};
 pub use labels::{CacheOutcome, MethodLabel, StatusClass, UpstreamOutcome};
 pub use metrics::{GatewayMetrics, RequestCount, UpstreamCounts};
 
