@@ -85,7 +85,7 @@ pub use gateway::{
 };
 pub use health::{ComponentHealth, HealthReport};
 pub use history::{
-    CacheSample, GatewaySample, HistorySample, KindSample, PoolSample, PostgresHistory,
+    CacheSample, GatewaySample, HistorySample, KindSample, L2Sample, PoolSample, PostgresHistory,
     HISTORY_TABLE,
 };
 pub use openapi::document as openapi_document;

@@ -4,22 +4,24 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::health::{ComponentHealth, HealthReport};
-use crate::history::{CacheSample, GatewaySample, HistorySample, KindSample, PoolSample};
+use crate::history::{CacheSample, GatewaySample, HistorySample, KindSample, L2Sample, PoolSample};
 use crate::routes::ProbeBody;
 use crate::views::{
     CacheOutcomesView, CacheView, CacheWindowView, CachesResponse, ChangeView, ClosedView,
     CurvePointView, CurveView, ErrorBody, ErrorDetail, EvictionsView, GatewayResponse, GatewayView,
-    GatewayWindowView, HealthChecksView, HistoryResponse, KindView, LatencySeconds, LeakView,
-    LeaksResponse, MethodsView, PoolConfigView, PoolView, PoolWindowView, PoolsResponse,
-    ReasonView, RecommendationView, RecommendationsResponse, ReportResponse, ResourcesResponse,
-    SettingValueView, StatusClassesView, SystemView, UpstreamView,
+    GatewayWindowView, HealthChecksView, HistoryResponse, KindView, L2ErrorsView,
+    L2InvalidationsView, L2LastErrorView, L2LeasesView, L2LookupsView, L2StoresView, L2View,
+    L2WindowView, LatencySeconds, LeakView, LeaksResponse, MethodsView, PoolConfigView, PoolView,
+    PoolWindowView, PoolsResponse, ReasonView, RecommendationView, RecommendationsResponse,
+    ReportResponse, ResourcesResponse, SettingValueView, StatusClassesView, SystemView,
+    UpstreamView,
 };
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Resync performance API",
-        description = "Caches, pools, resources, the caching gateway and health of a Resync service. Ratios are numbers in 0-1; units are in field names."
+        description = "Caches, pools, resources, the caching gateway (with its L2 cache) and health of a Resync service. Ratios are numbers in 0-1; units are in field names."
     ),
     paths(
         crate::routes::report,
@@ -44,8 +46,9 @@ use crate::views::{
         SettingValueView, ResourcesResponse, KindView, LeaksResponse, LeakView, HealthReport,
         ComponentHealth, ReasonView, HistoryResponse, HistorySample, CacheSample, PoolSample,
         KindSample, GatewaySample, GatewayResponse, GatewayView, GatewayWindowView,
-        CacheOutcomesView, StatusClassesView, MethodsView, UpstreamView, ErrorBody, ErrorDetail,
-        ProbeBody,
+        CacheOutcomesView, StatusClassesView, MethodsView, UpstreamView, L2View, L2LookupsView,
+        L2StoresView, L2LeasesView, L2InvalidationsView, L2ErrorsView, L2LastErrorView,
+        L2WindowView, L2Sample, ErrorBody, ErrorDetail, ProbeBody,
     )),
     modifiers(&BearerToken),
     security(("bearer" = [])),

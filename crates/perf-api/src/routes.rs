@@ -139,7 +139,8 @@ fn pool_views(
 fn gateway_view(window: &Window, now: &crate::history::Snapshot) -> Option<GatewayView> {
     let total = now.gateway.as_ref()?;
     let recent = window.gateway.as_ref()?;
-    Some(GatewayView::of(total, recent, window.seconds))
+    let l2 = now.gateway_l2.as_ref().zip(window.gateway_l2.as_ref());
+    Some(GatewayView::of(total, recent, window.seconds, l2))
 }
 
 fn advice(recommendations: Vec<resync_perf_core::Recommendation>) -> Vec<RecommendationView> {
@@ -315,7 +316,7 @@ pub(crate) async fn resource_leaks(
 /// The caching gateway's figures.
 #[utoipa::path(get, path = "/api/performance/gateway/metrics", tag = "performance",
     responses(
-        (status = 200, description = "Requests by method, status class and cache outcome, hit rate, bytes by source, upstream exchanges by outcome, latency, window; gateway null when the service has none", body = GatewayResponse),
+        (status = 200, description = "Requests by method, status class and cache outcome, hit rate, bytes by source, upstream exchanges by outcome, latency, window, and the L2 (Redis) cache's figures (l2, null without one); gateway null when the service has none", body = GatewayResponse),
         (status = 400, description = "A bad query parameter", body = ErrorBody),
         (status = 401, description = "The bearer token is missing or wrong", body = ErrorBody),
     ))]
@@ -401,6 +402,7 @@ pub(crate) async fn prometheus_metrics(
             pools: &now.pools,
             kinds: &now.kinds,
             gateway: now.gateway.as_ref(),
+            gateway_l2: now.gateway_l2.as_ref(),
             health: &health,
         },
         format,

@@ -13,7 +13,7 @@ use resync_resource_manager::{LeakReport, ResourceTracker};
 use tokio::task::JoinSet;
 
 use crate::error::Error;
-use crate::gateway::{GatewayHealthThresholds, GatewayMetrics, GatewayStats, L2Stats};
+use crate::gateway::{GatewayHealthThresholds, GatewayMetrics, GatewayStats, L2Metrics, L2Stats};
 use crate::health::{ComponentHealth, HealthReport};
 use crate::history::{History, HistorySample, PostgresHistory, Snapshot};
 use crate::source::{BoxFuture, CacheSource, HealthSource};
@@ -243,6 +243,7 @@ impl PerformanceService {
         let pools = self.pool_manager();
         let tracker = self.tracker();
         let gateway = self.gateway();
+        let gateway_l2 = self.gateway_l2();
         Snapshot {
             at: Instant::now(),
             wall: SystemTime::now(),
@@ -250,6 +251,7 @@ impl PerformanceService {
             pools: pools.map(|manager| manager.metrics()).unwrap_or_default(),
             kinds: tracker.map(|tracker| tracker.stats()).unwrap_or_default(),
             gateway: gateway.map(|gateway| gateway.metrics()),
+            gateway_l2: gateway_l2.map(|l2| l2.metrics()),
         }
     }
 
@@ -343,6 +345,13 @@ impl PerformanceService {
             checks.push((
                 "gateway".to_owned(),
                 Box::pin(async move { gateway.health(&thresholds) }),
+            ));
+        }
+        if let Some(l2) = window.gateway_l2 {
+            let thresholds = config.gateway_thresholds;
+            checks.push((
+                "gateway_l2".to_owned(),
+                Box::pin(async move { l2.health(&thresholds) }),
             ));
         }
         let sources: Vec<Arc<dyn HealthSource>> = read(&self.inner.sources).clone();
@@ -515,6 +524,8 @@ pub(crate) struct Window {
     pub(crate) base_pools: Vec<PoolMetrics>,
     /// The gateway's figures in the window, when one is set.
     pub(crate) gateway: Option<GatewayMetrics>,
+    /// The gateway L2's figures in the window (its state: now), when one is set.
+    pub(crate) gateway_l2: Option<L2Metrics>,
 }
 
 impl Window {
@@ -544,6 +555,12 @@ impl Window {
                     None => gateway.clone(),
                 },
             );
+        let gateway_l2 = now.gateway_l2.as_ref().map(|l2| {
+            match base.and_then(|base| base.gateway_l2.as_ref()) {
+                Some(older) => l2.delta(older),
+                None => l2.clone(),
+            }
+        });
         let seconds = base.map_or(since_start, |base| now.at.duration_since(base.at));
         Self {
             seconds,
@@ -552,6 +569,7 @@ impl Window {
             kinds: now.kinds.clone(),
             base_pools: base.map(|base| base.pools.clone()).unwrap_or_default(),
             gateway,
+            gateway_l2,
         }
     }
 }

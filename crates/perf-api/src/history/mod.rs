@@ -6,7 +6,7 @@
 //! as the window needs, and never more than `window / interval + 2` of them.
 //!
 //! The samples are also what [`PostgresHistory`] writes, one JSON row each: whatever a
-//! sample carries (the gateway's figures included) is persisted with it.
+//! sample carries (the gateway's figures included, with its L2's) is persisted with it.
 
 mod postgres;
 mod sample;
@@ -20,10 +20,10 @@ use resync_perf_core::HealthStatus;
 use resync_pool_optimizer::PoolMetrics;
 use resync_resource_manager::ResourceStats;
 
-use crate::gateway::GatewayMetrics;
+use crate::gateway::{GatewayMetrics, L2Metrics};
 
 pub use postgres::{PostgresHistory, HISTORY_TABLE};
-pub use sample::{CacheSample, GatewaySample, HistorySample, KindSample, PoolSample};
+pub use sample::{CacheSample, GatewaySample, HistorySample, KindSample, L2Sample, PoolSample};
 
 /// Every component's cumulative figures at one instant.
 #[derive(Debug, Clone)]
@@ -35,6 +35,8 @@ pub(crate) struct Snapshot {
     pub(crate) kinds: Vec<ResourceStats>,
     /// The gateway's figures, when one is set.
     pub(crate) gateway: Option<GatewayMetrics>,
+    /// The gateway L2's figures, when one is set.
+    pub(crate) gateway_l2: Option<L2Metrics>,
 }
 
 impl Snapshot {
@@ -128,7 +130,11 @@ impl History {
             .collect();
         let gateway = snapshot.gateway.as_ref().map(|gateway| {
             let older = previous.as_ref().and_then(|p| p.gateway.as_ref());
-            Box::new(GatewaySample::of(gateway, older))
+            let l2 = snapshot.gateway_l2.as_ref().map(|l2| {
+                let older = previous.as_ref().and_then(|p| p.gateway_l2.as_ref());
+                Box::new(L2Sample::of(l2, older))
+            });
+            Box::new(GatewaySample::of(gateway, older, l2))
         });
         let unix = snapshot
             .wall
@@ -205,6 +211,7 @@ mod tests {
             pools: Vec::new(),
             kinds: Vec::new(),
             gateway: None,
+            gateway_l2: None,
         }
     }
 

@@ -11,7 +11,7 @@ use resync_resource_manager::ResourceStats;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::gateway::{CacheOutcome, GatewayMetrics, StatusClass};
+use crate::gateway::{CacheOutcome, GatewayMetrics, L2Metrics, StatusClass};
 
 /// The state of everything at one instant, with the figures of the interval since the
 /// previous sample.
@@ -151,6 +151,54 @@ pub struct GatewaySample {
     pub interval_upstream_p95_seconds: Option<f32>,
     /// 99th percentile upstream latency over the interval, in seconds.
     pub interval_upstream_p99_seconds: Option<f32>,
+    /// The gateway's second level cache (Redis), `null` when none is set (boxed: a sample
+    /// without one pays a pointer). Rows written before it existed have no `l2` at all.
+    pub l2: Option<Box<L2Sample>>,
+}
+
+/// The gateway's L2 at one instant: cumulative counters (a window's figures are the
+/// difference of two samples), whether it was usable, and the interval's ratios and lookup
+/// latency.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct L2Sample {
+    /// Whether L2 was usable when the sample was taken.
+    pub available: bool,
+    /// Cumulative lookups that found a current entry.
+    pub hits: u64,
+    /// Cumulative lookups that found nothing.
+    pub misses: u64,
+    /// Cumulative lookups that found an entry of another version.
+    pub other_version: u64,
+    /// Cumulative lookups that failed.
+    pub lookup_errors: u64,
+    /// Cumulative lookups not made because L2 was unavailable.
+    pub skipped: u64,
+    /// Cumulative stores attempted.
+    pub stores: u64,
+    /// Cumulative stores that failed.
+    pub store_errors: u64,
+    /// Cumulative errors of every operation (lookup, store, lease, invalidate, subscribe).
+    pub errors: u64,
+    /// Cumulative fetch leases this instance won.
+    pub leases_won: u64,
+    /// Cumulative fetch leases waited on, the value arriving in time.
+    pub leases_waited: u64,
+    /// Cumulative fetch leases waited on in vain.
+    pub leases_expired: u64,
+    /// Cumulative invalidations published.
+    pub invalidations_sent: u64,
+    /// Cumulative invalidations received.
+    pub invalidations_received: u64,
+    /// Cumulative flushes of the whole L1 after the subscriber reconnected.
+    pub l1_flushes: u64,
+    /// `hits / (hits + misses + other_version)` over the interval (0–1), `null` without
+    /// such a lookup in it.
+    pub interval_hit_rate: Option<f32>,
+    /// Failed lookups and stores / attempted lookups and stores over the interval (0–1),
+    /// `null` without one.
+    pub interval_error_rate: Option<f32>,
+    /// 95th percentile lookup latency over the interval, in seconds.
+    pub interval_lookup_p95_seconds: Option<f32>,
 }
 
 impl CacheSample {
@@ -194,7 +242,11 @@ impl PoolSample {
 }
 
 impl GatewaySample {
-    pub(crate) fn of(now: &GatewayMetrics, previous: Option<&GatewayMetrics>) -> Self {
+    pub(crate) fn of(
+        now: &GatewayMetrics,
+        previous: Option<&GatewayMetrics>,
+        l2: Option<Box<L2Sample>>,
+    ) -> Self {
         let interval = previous.map_or_else(|| now.clone(), |older| now.delta(older));
         let (requests, upstream) = (&interval.request_latency, &interval.upstream_latency);
         Self {
@@ -215,6 +267,36 @@ impl GatewaySample {
             interval_upstream_p50_seconds: quantile_seconds(upstream, HistogramSnapshot::p50),
             interval_upstream_p95_seconds: quantile_seconds(upstream, HistogramSnapshot::p95),
             interval_upstream_p99_seconds: quantile_seconds(upstream, HistogramSnapshot::p99),
+            l2,
+        }
+    }
+}
+
+impl L2Sample {
+    pub(crate) fn of(now: &L2Metrics, previous: Option<&L2Metrics>) -> Self {
+        let interval = previous.map_or_else(|| now.clone(), |older| now.delta(older));
+        Self {
+            available: now.available,
+            hits: now.lookups.hit,
+            misses: now.lookups.miss,
+            other_version: now.lookups.other_version,
+            lookup_errors: now.lookups.error,
+            skipped: now.lookups.skipped,
+            stores: now.stores.total(),
+            store_errors: now.stores.error,
+            errors: now.errors.total(),
+            leases_won: now.leases.won,
+            leases_waited: now.leases.waited,
+            leases_expired: now.leases.expired,
+            invalidations_sent: now.invalidations.sent,
+            invalidations_received: now.invalidations.received,
+            l1_flushes: now.l1_flushes,
+            interval_hit_rate: interval.hit_rate().map(narrow),
+            interval_error_rate: interval.error_rate().map(narrow),
+            interval_lookup_p95_seconds: quantile_seconds(
+                &interval.lookup_latency,
+                HistogramSnapshot::p95,
+            ),
         }
     }
 }

@@ -5,7 +5,7 @@ use resync_perf_core::HistogramSnapshot;
 use resync_pool_optimizer::PoolMetrics;
 use resync_resource_manager::ResourceStats;
 
-use crate::gateway::GatewayMetrics;
+use crate::gateway::{GatewayMetrics, L2Metrics};
 
 use super::family::{per_item, per_label, Family, Figure, Labels};
 use super::process::ProcessStats;
@@ -259,6 +259,74 @@ pub(super) fn gateway_families(gateway: Option<&GatewayMetrics>) -> Vec<Family> 
             "Time the upstream exchanges took, failed ones included.",
         )
         .single(Some(&gateway.upstream_latency)),
+    ]
+}
+
+/// The gateway L2's families; none without an L2 (a family without series is left out).
+pub(super) fn gateway_l2_families(l2: Option<&L2Metrics>) -> Vec<Family> {
+    let Some(l2) = l2 else {
+        return Vec::new();
+    };
+    let labelled = |key: &'static str, rows: &[(&'static str, u64)]| -> Vec<(Labels, u64)> {
+        rows.iter()
+            .map(|&(value, count)| (vec![(key, value.to_owned())], count))
+            .collect()
+    };
+    vec![
+        Family::counter(
+            "resync_gateway_l2_lookups_total",
+            "Lookups of the gateway's L2 cache (Redis), by result: hit (a current entry), miss (none), other_version (an entry of another version, not used), error (the lookup failed), skipped (L2 unavailable, not asked).",
+        )
+        .series(labelled("result", &l2.lookups.by_label())),
+        Family::counter(
+            "resync_gateway_l2_stores_total",
+            "Entries the gateway wrote to its L2 cache (SET with an expiry), by result: stored or error.",
+        )
+        .series(labelled(
+            "result",
+            &[("stored", l2.stores.stored), ("error", l2.stores.error)],
+        )),
+        Family::histogram(
+            "resync_gateway_l2_lookup_duration_seconds",
+            "Time the L2 lookups sent to Redis took, failed ones included (skipped ones are not timed).",
+        )
+        .single(Some(&l2.lookup_latency)),
+        Family::histogram(
+            "resync_gateway_l2_store_duration_seconds",
+            "Time the L2 stores took, failed ones included.",
+        )
+        .single(Some(&l2.store_latency)),
+        Family::counter(
+            "resync_gateway_l2_leases_total",
+            "Cross-instance fetch leases, by outcome: won (this instance fetched from the upstream), waited (another instance's value arrived in L2), expired (waited in vain, then fetched itself).",
+        )
+        .series(labelled("outcome", &l2.leases.by_label())),
+        Family::counter(
+            "resync_gateway_l2_invalidations_total",
+            "Cache invalidations between the gateway's instances, by direction: sent (published by this instance) or received (from the others).",
+        )
+        .series(labelled(
+            "direction",
+            &[
+                ("sent", l2.invalidations.sent),
+                ("received", l2.invalidations.received),
+            ],
+        )),
+        Family::counter(
+            "resync_gateway_l1_flushes_total",
+            "Times the gateway dropped its whole in-process (L1) cache because the L2 invalidation subscriber reconnected and invalidations may have been missed.",
+        )
+        .single(Some(l2.l1_flushes)),
+        Family::counter(
+            "resync_gateway_l2_errors_total",
+            "L2 operations that failed, by operation: lookup, store, lease, invalidate (publishing), subscribe (the invalidation subscriber).",
+        )
+        .series(labelled("op", &l2.errors.by_label())),
+        Family::gauge(
+            "resync_gateway_l2_available",
+            "Whether the gateway's L2 cache is usable now (the invalidation subscriber is connected and Redis answers): 1 yes, 0 no.",
+        )
+        .single(Some(u64::from(l2.available))),
     ]
 }
 

@@ -9,7 +9,8 @@ use prometheus_client::registry::Unit;
 use resync_perf_core::HistogramSnapshot;
 
 use super::families::{
-    cache_families, gateway_families, pool_families, process_families, resource_families,
+    cache_families, gateway_families, gateway_l2_families, pool_families, process_families,
+    resource_families,
 };
 use super::process::ProcessStats;
 use super::{Exposition, LE_NANOS, NANOS_PER_SECOND};
@@ -208,6 +209,7 @@ impl Families {
         families.extend(pool_families(exposition.pools));
         families.extend(resource_families(exposition.kinds));
         families.extend(gateway_families(exposition.gateway));
+        families.extend(gateway_l2_families(exposition.gateway_l2));
         families.push(
             Family::gauge(
                 "resync_health_status",

@@ -34,6 +34,14 @@
 //! | `resync_gateway_upstream_requests_total` | counter | `outcome` = `answered_2xx` \| `answered_3xx` \| `answered_4xx` \| `answered_5xx` \| `unreachable` \| `failed` \| `timed_out` \| `exhausted` |
 //! | `resync_gateway_bytes_total` | counter | `source` = `cache` \| `upstream` |
 //! | `resync_gateway_request_duration_seconds`, `resync_gateway_upstream_duration_seconds` | histogram | — |
+//! | `resync_gateway_l2_lookups_total` | counter | `result` = `hit` \| `miss` \| `other_version` \| `error` \| `skipped` |
+//! | `resync_gateway_l2_stores_total` | counter | `result` = `stored` \| `error` |
+//! | `resync_gateway_l2_lookup_duration_seconds`, `resync_gateway_l2_store_duration_seconds` | histogram | — |
+//! | `resync_gateway_l2_leases_total` | counter | `outcome` = `won` \| `waited` \| `expired` |
+//! | `resync_gateway_l2_invalidations_total` | counter | `direction` = `sent` \| `received` |
+//! | `resync_gateway_l1_flushes_total` | counter | — |
+//! | `resync_gateway_l2_errors_total` | counter | `op` = `lookup` \| `store` \| `lease` \| `invalidate` \| `subscribe` |
+//! | `resync_gateway_l2_available` | gauge (0 \| 1) | — |
 //! | `resync_health_status` | gauge | `component` (`overall` for the whole) |
 //! | `resync_build_info` | gauge (info) = 1 | `version` |
 //! | `process_resident_memory_bytes`, `process_virtual_memory_bytes`, `process_open_fds`, `process_max_fds`, `process_start_time_seconds` | gauge | — |
@@ -66,6 +74,15 @@
 //!   misses a series' first increment. Statuses outside 100–599 count in the nearest class;
 //!   `resync_gateway_bytes_total{source="upstream"}` counts every body not served from the
 //!   cache, the gateway's own error bodies included.
+//! - The gateway L2 families (`resync_gateway_l2_*`, `resync_gateway_l1_flushes_total`) are
+//!   there only when an L2 is set
+//!   ([`PerformanceService::set_gateway_l2`](crate::PerformanceService::set_gateway_l2)),
+//!   then with every label value, zeros included. A lookup that failed counts in
+//!   `resync_gateway_l2_lookups_total{result="error"}`; `resync_gateway_l2_errors_total`
+//!   counts the errors the gateway reported with their message, by operation (the two
+//!   overlap when the gateway reports a failed lookup both ways). The lookup histogram
+//!   counts every lookup sent to Redis (skipped ones are not timed), the store histogram
+//!   every store, failed ones included.
 //! - Process figures come from `/proc/self` ([`ProcessStats`]); each is left out when it
 //!   cannot be read. A family with no series (no pool registered, say) is left out whole.
 
@@ -77,7 +94,7 @@ use resync_perf_core::HealthStatus;
 use resync_pool_optimizer::PoolMetrics;
 use resync_resource_manager::ResourceStats;
 
-use crate::gateway::GatewayMetrics;
+use crate::gateway::{GatewayMetrics, L2Metrics};
 
 mod families;
 mod family;
@@ -127,6 +144,8 @@ pub(crate) struct Exposition<'a> {
     pub(crate) kinds: &'a [ResourceStats],
     /// The gateway's figures, when one is set.
     pub(crate) gateway: Option<&'a GatewayMetrics>,
+    /// The gateway L2's figures, when one is set.
+    pub(crate) gateway_l2: Option<&'a L2Metrics>,
     /// component name -> status, e.g. ("cache:responses", Healthy), plus ("overall", ...)
     pub(crate) health: &'a [(String, HealthStatus)],
 }

@@ -9,7 +9,8 @@ use resync_resource_manager::ResourceTracker;
 use resync_perf_core::HistogramSnapshot;
 
 use crate::gateway::{
-    CacheOutcome, GatewayExchange, GatewayStats, MethodLabel, StatusClass, UpstreamOutcome,
+    CacheOutcome, GatewayExchange, GatewayStats, L2Lease, L2Lookup, L2Metrics, L2Op, L2Stats,
+    MethodLabel, StatusClass, UpstreamOutcome,
 };
 
 use super::family::Value;
@@ -274,7 +275,7 @@ fn close(actual: f64, expected: f64) -> bool {
 }
 
 /// Every family of the contract, as exposed in Prometheus text, with its type.
-const FAMILIES: [(&str, &str); 42] = [
+const FAMILIES: [(&str, &str); 51] = [
     ("resync_cache_requests_total", "counter"),
     ("resync_cache_evictions_total", "counter"),
     ("resync_cache_inserts_total", "counter"),
@@ -309,6 +310,15 @@ const FAMILIES: [(&str, &str); 42] = [
     ("resync_gateway_bytes_total", "counter"),
     ("resync_gateway_request_duration_seconds", "histogram"),
     ("resync_gateway_upstream_duration_seconds", "histogram"),
+    ("resync_gateway_l2_lookups_total", "counter"),
+    ("resync_gateway_l2_stores_total", "counter"),
+    ("resync_gateway_l2_lookup_duration_seconds", "histogram"),
+    ("resync_gateway_l2_store_duration_seconds", "histogram"),
+    ("resync_gateway_l2_leases_total", "counter"),
+    ("resync_gateway_l2_invalidations_total", "counter"),
+    ("resync_gateway_l1_flushes_total", "counter"),
+    ("resync_gateway_l2_errors_total", "counter"),
+    ("resync_gateway_l2_available", "gauge"),
     ("resync_health_status", "gauge"),
     ("resync_build_info", "gauge"),
     ("process_resident_memory_bytes", "gauge"),
@@ -336,6 +346,7 @@ struct Scenario {
     pools: Vec<PoolMetrics>,
     kinds: Vec<ResourceStats>,
     gateway: GatewayMetrics,
+    gateway_l2: L2Metrics,
     health: Vec<(String, HealthStatus)>,
 }
 
@@ -346,6 +357,7 @@ impl Scenario {
             pools: &self.pools,
             kinds: &self.kinds,
             gateway: Some(&self.gateway),
+            gateway_l2: Some(&self.gateway_l2),
             health: &self.health,
         }
     }
@@ -476,11 +488,37 @@ async fn scenario() -> Scenario {
         });
     }
 
+    // The gateway's L2: three hits, a miss, a failed lookup, two stores (one failed), one
+    // lease of each outcome, invalidations both ways, a flush, and the subscriber down.
+    let l2 = L2Stats::new();
+    for outcome in [
+        L2Lookup::Hit,
+        L2Lookup::Hit,
+        L2Lookup::Hit,
+        L2Lookup::Miss,
+        L2Lookup::Error,
+    ] {
+        l2.record_lookup(outcome, Some(millis(1)));
+    }
+    l2.record_lookup(L2Lookup::Skipped, None);
+    l2.record_store(true, millis(2));
+    l2.record_store(false, millis(2));
+    for lease in L2Lease::ALL {
+        l2.record_lease(lease);
+    }
+    l2.record_invalidation_sent();
+    l2.record_invalidation_received();
+    l2.record_invalidation_received();
+    l2.record_l1_flush();
+    l2.record_error(L2Op::Store, "READONLY");
+    l2.set_available(false, Some("the subscriber is reconnecting"));
+
     Scenario {
         caches: vec![responses, weird],
         pools: vec![pool_metrics],
         kinds,
         gateway: gateway.metrics(),
+        gateway_l2: l2.metrics(),
         health: vec![
             ("cache:responses".to_owned(), HealthStatus::Healthy),
             ("pool:strings".to_owned(), HealthStatus::Degraded),
@@ -500,9 +538,9 @@ async fn real_snapshots_render_in_both_formats_with_their_figures() {
 
     // The same series and values in both formats, and well-formed histograms.
     assert_eq!(exposed.keyed(), open.keyed());
-    // Two caches' load times, three pool histograms, two gateway histograms.
-    assert_eq!(exposed.check_histograms(), 7);
-    assert_eq!(open.check_histograms(), 7);
+    // Two caches' load times, three pool histograms, two gateway and two L2 histograms.
+    assert_eq!(exposed.check_histograms(), 9);
+    assert_eq!(open.check_histograms(), 9);
     assert!(openmetrics.ends_with("# EOF\n"));
 
     // Exactly the families of the contract, with their types.
@@ -520,6 +558,10 @@ async fn real_snapshots_render_in_both_formats_with_their_figures() {
         "# TYPE resync_gateway_bytes counter",
         "# UNIT resync_gateway_bytes bytes",
         "# UNIT resync_gateway_request_duration_seconds seconds",
+        "# TYPE resync_gateway_l1_flushes counter",
+        "# TYPE resync_gateway_l2_lookups counter",
+        "# UNIT resync_gateway_l2_lookup_duration_seconds seconds",
+        "# TYPE resync_gateway_l2_available gauge",
         "# TYPE resync_build info",
         "# TYPE process_cpu_seconds counter",
     ] {
@@ -631,6 +673,51 @@ async fn real_snapshots_render_in_both_formats_with_their_figures() {
         ("resync_gateway_upstream_duration_seconds_sum", vec![], seconds(upstream)),
     ];
     expected.extend(rows);
+    let l2 = &scenario.gateway_l2;
+    let labelled = |name, key, rows: &[(&'static str, u64)]| -> Vec<Row<'static>> {
+        rows.iter()
+            .map(|&(value, count)| (name, vec![(key, value)], f(count)))
+            .collect()
+    };
+    expected.extend(labelled(
+        "resync_gateway_l2_lookups_total",
+        "result",
+        &l2.lookups.by_label(),
+    ));
+    expected.extend(labelled(
+        "resync_gateway_l2_stores_total",
+        "result",
+        &[("stored", l2.stores.stored), ("error", l2.stores.error)],
+    ));
+    expected.extend(labelled(
+        "resync_gateway_l2_leases_total",
+        "outcome",
+        &l2.leases.by_label(),
+    ));
+    expected.extend(labelled(
+        "resync_gateway_l2_invalidations_total",
+        "direction",
+        &[
+            ("sent", l2.invalidations.sent),
+            ("received", l2.invalidations.received),
+        ],
+    ));
+    expected.extend(labelled(
+        "resync_gateway_l2_errors_total",
+        "op",
+        &l2.errors.by_label(),
+    ));
+    let (lookups, stores) = (&l2.lookup_latency, &l2.store_latency);
+    #[rustfmt::skip]
+    let rows = [
+        ("resync_gateway_l1_flushes_total", vec![], f(l2.l1_flushes)),
+        ("resync_gateway_l2_available", vec![], f(u64::from(l2.available))),
+        ("resync_gateway_l2_lookup_duration_seconds_count", vec![], f(lookups.count())),
+        ("resync_gateway_l2_lookup_duration_seconds_sum", vec![], seconds(lookups)),
+        ("resync_gateway_l2_store_duration_seconds_count", vec![], f(stores.count())),
+        ("resync_gateway_l2_store_duration_seconds_sum", vec![], seconds(stores)),
+    ];
+    expected.extend(rows);
     let status = |component| vec![("component", component)];
     #[rustfmt::skip]
     let rows = [
@@ -719,6 +806,31 @@ async fn real_snapshots_render_in_both_formats_with_their_figures() {
         .filter(|s| s.name == requests)
         .count();
     assert_eq!(series, MethodLabel::ALL.len() * StatusClass::ALL.len() * 4);
+    // The L2's figures, as the scenario recorded them.
+    let lookups = "resync_gateway_l2_lookups_total";
+    #[rustfmt::skip]
+    let fixed: [FixedRow<'_>; 17] = [
+        (lookups, &[("result", "hit")], 3.0),
+        (lookups, &[("result", "miss")], 1.0),
+        (lookups, &[("result", "other_version")], 0.0),
+        (lookups, &[("result", "error")], 1.0),
+        (lookups, &[("result", "skipped")], 1.0),
+        ("resync_gateway_l2_stores_total", &[("result", "stored")], 1.0),
+        ("resync_gateway_l2_stores_total", &[("result", "error")], 1.0),
+        ("resync_gateway_l2_leases_total", &[("outcome", "won")], 1.0),
+        ("resync_gateway_l2_leases_total", &[("outcome", "expired")], 1.0),
+        ("resync_gateway_l2_invalidations_total", &[("direction", "sent")], 1.0),
+        ("resync_gateway_l2_invalidations_total", &[("direction", "received")], 2.0),
+        ("resync_gateway_l1_flushes_total", &[], 1.0),
+        ("resync_gateway_l2_errors_total", &[("op", "store")], 1.0),
+        ("resync_gateway_l2_errors_total", &[("op", "subscribe")], 0.0),
+        ("resync_gateway_l2_available", &[], 0.0),
+        ("resync_gateway_l2_lookup_duration_seconds_count", &[], 5.0),
+        ("resync_gateway_l2_store_duration_seconds_count", &[], 2.0),
+    ];
+    for (metric, labels, value) in fixed {
+        assert_eq!(exposed.value(metric, labels), value, "{metric}{labels:?}");
+    }
     // The 3 s timeout lands in the 5 s bucket, not below 2.5 s.
     let bucket = "resync_gateway_upstream_duration_seconds_bucket";
     assert_eq!(exposed.value(bucket, &[("le", "2.5")]), 3.0);
@@ -777,6 +889,7 @@ async fn histogram_buckets_are_cumulative_seconds_at_fixed_bounds() {
         pools: &pools,
         kinds: &[],
         gateway: None,
+        gateway_l2: None,
         health: &[],
     };
     let text = render_with(
@@ -809,6 +922,7 @@ fn an_empty_exposition_has_only_the_build_info() {
         pools: &[],
         kinds: &[],
         gateway: None,
+        gateway_l2: None,
         health: &[],
     };
     let version = env!("CARGO_PKG_VERSION");
@@ -848,6 +962,7 @@ fn render_reads_this_process() {
         pools: &[],
         kinds: &[],
         gateway: None,
+        gateway_l2: None,
         health: &[],
     };
     let exposed = parse(

@@ -7,7 +7,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::LatencySeconds;
-use crate::gateway::{CacheOutcome, GatewayMetrics, MethodLabel, StatusClass};
+use crate::gateway::{CacheOutcome, GatewayMetrics, L2Metrics, MethodLabel, StatusClass};
 
 /// Requests by how the response cache took part.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -153,6 +153,201 @@ pub struct GatewayView {
     pub upstream: UpstreamView,
     /// The recent window.
     pub window: GatewayWindowView,
+    /// The second level cache (Redis) shared by the gateway's instances, `null` when none is
+    /// set.
+    pub l2: Option<L2View>,
+}
+
+/// L2 lookups by outcome.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct L2LookupsView {
+    /// Found, of the current version.
+    pub hit: u64,
+    /// Not found.
+    pub miss: u64,
+    /// Found, of another version: not used.
+    pub other_version: u64,
+    /// Failed (Redis error or timeout).
+    pub error: u64,
+    /// Not asked: L2 was unavailable.
+    pub skipped: u64,
+    /// Sent to Redis: every outcome but `skipped`.
+    pub attempted: u64,
+}
+
+/// L2 stores (`SET … PX`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct L2StoresView {
+    /// Written.
+    pub stored: u64,
+    /// Failed.
+    pub error: u64,
+    /// Store latency, failed ones included.
+    pub latency_seconds: LatencySeconds,
+}
+
+/// Cross-instance fetch leases by outcome.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct L2LeasesView {
+    /// This instance took the lease and fetched.
+    pub won: u64,
+    /// Another instance fetched; its value arrived in time.
+    pub waited: u64,
+    /// Waited in vain (no value in time, or the holder gave up); fetched itself.
+    pub expired: u64,
+}
+
+/// Invalidations between the gateway's instances.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct L2InvalidationsView {
+    /// Published by this instance.
+    pub sent: u64,
+    /// Received from the others.
+    pub received: u64,
+}
+
+/// Failed L2 operations by operation.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct L2ErrorsView {
+    /// Lookups.
+    pub lookup: u64,
+    /// Stores.
+    pub store: u64,
+    /// Fetch leases.
+    pub lease: u64,
+    /// Invalidations published.
+    pub invalidate: u64,
+    /// The invalidation subscriber.
+    pub subscribe: u64,
+}
+
+/// The last L2 error recorded.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct L2LastErrorView {
+    /// The operation: `lookup`, `store`, `lease`, `invalidate` or `subscribe`.
+    pub op: String,
+    /// Its message.
+    pub message: String,
+    /// How long ago it was recorded, in seconds.
+    pub age_seconds: f64,
+}
+
+/// The L2's figures over the health window.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct L2WindowView {
+    /// The window's length in seconds.
+    pub seconds: f64,
+    /// Lookups sent to Redis in the window.
+    pub lookups: u64,
+    /// Lookups skipped (L2 unavailable) in the window.
+    pub skipped: u64,
+    /// Hit rate in the window (0–1), `null` without an answered lookup.
+    pub hit_rate: Option<f64>,
+    /// Failed lookups and stores in the window.
+    pub errors: u64,
+    /// Failed / attempted lookups and stores in the window (0–1), `null` without one;
+    /// health judges it.
+    pub error_rate: Option<f64>,
+    /// 95th percentile lookup latency in the window, in seconds.
+    pub lookup_p95_seconds: Option<f64>,
+}
+
+/// The gateway's second level cache (Redis): counters since start, latency, state and the
+/// recent window.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct L2View {
+    /// Whether L2 is usable now (the invalidation subscriber is connected and Redis
+    /// answers).
+    pub available: bool,
+    /// Why it is not usable, when a reason was given; `null` while available.
+    pub unavailable_reason: Option<String>,
+    /// Lookups by outcome.
+    pub lookups: L2LookupsView,
+    /// `hit / (hit + miss + other_version)` since start (0–1), `null` without such a lookup.
+    pub hit_rate: Option<f64>,
+    /// Lookup latency (skipped lookups are not timed).
+    pub lookup_latency_seconds: LatencySeconds,
+    /// Stores by result, and their latency.
+    pub stores: L2StoresView,
+    /// Cross-instance fetch leases.
+    pub leases: L2LeasesView,
+    /// Invalidations between instances.
+    pub invalidations: L2InvalidationsView,
+    /// Times the whole L1 was dropped after the invalidation subscriber reconnected.
+    pub l1_flushes: u64,
+    /// Failed operations by operation.
+    pub errors: L2ErrorsView,
+    /// `(lookup errors + store errors) / (attempted lookups + stores)` since start (0–1),
+    /// `null` without one.
+    pub error_rate: Option<f64>,
+    /// The last error, `null` if none was recorded.
+    pub last_error: Option<L2LastErrorView>,
+    /// The recent window.
+    pub window: L2WindowView,
+}
+
+impl L2View {
+    pub(crate) fn of(total: &L2Metrics, window: &L2Metrics, seconds: Duration) -> Self {
+        let lookups = &total.lookups;
+        let errors = &total.errors;
+        let last_error = total.last_error.as_ref().map(|message| L2LastErrorView {
+            op: total
+                .last_error_op
+                .map(|op| op.as_str().to_owned())
+                .unwrap_or_default(),
+            message: message.clone(),
+            age_seconds: total.last_error_age_seconds.unwrap_or_default(),
+        });
+        let p95 = &window.lookup_latency;
+        Self {
+            available: total.available,
+            unavailable_reason: total.unavailable_reason.clone(),
+            lookups: L2LookupsView {
+                hit: lookups.hit,
+                miss: lookups.miss,
+                other_version: lookups.other_version,
+                error: lookups.error,
+                skipped: lookups.skipped,
+                attempted: lookups.attempted(),
+            },
+            hit_rate: total.hit_rate(),
+            lookup_latency_seconds: LatencySeconds::of(&total.lookup_latency),
+            stores: L2StoresView {
+                stored: total.stores.stored,
+                error: total.stores.error,
+                latency_seconds: LatencySeconds::of(&total.store_latency),
+            },
+            leases: L2LeasesView {
+                won: total.leases.won,
+                waited: total.leases.waited,
+                expired: total.leases.expired,
+            },
+            invalidations: L2InvalidationsView {
+                sent: total.invalidations.sent,
+                received: total.invalidations.received,
+            },
+            l1_flushes: total.l1_flushes,
+            errors: L2ErrorsView {
+                lookup: errors.lookup,
+                store: errors.store,
+                lease: errors.lease,
+                invalidate: errors.invalidate,
+                subscribe: errors.subscribe,
+            },
+            error_rate: total.error_rate(),
+            last_error,
+            window: L2WindowView {
+                seconds: seconds.as_secs_f64(),
+                lookups: window.lookups.attempted(),
+                skipped: window.lookups.skipped,
+                hit_rate: window.hit_rate(),
+                errors: window.operation_errors(),
+                error_rate: window.error_rate(),
+                lookup_p95_seconds: (!p95.is_empty())
+                    .then(|| Duration::from_nanos(p95.p95()).as_secs_f64()),
+            },
+        }
+    }
 }
 
 /// `{"gateway": …}`: `null` when the service has no gateway.
@@ -163,7 +358,13 @@ pub struct GatewayResponse {
 }
 
 impl GatewayView {
-    pub(crate) fn of(total: &GatewayMetrics, window: &GatewayMetrics, seconds: Duration) -> Self {
+    /// `l2`: the L2's figures since start and over the window, when one is set.
+    pub(crate) fn of(
+        total: &GatewayMetrics,
+        window: &GatewayMetrics,
+        seconds: Duration,
+        l2: Option<(&L2Metrics, &L2Metrics)>,
+    ) -> Self {
         let cache = |outcome| total.requests_with_cache(outcome);
         let class = |class| total.requests_with_status(class);
         let method = |method| total.requests_with_method(method);
@@ -229,6 +430,7 @@ impl GatewayView {
                 request_p95_seconds: p95_seconds(&window.request_latency),
                 upstream_p95_seconds: p95_seconds(&window.upstream_latency),
             },
+            l2: l2.map(|(total, window)| L2View::of(total, window, seconds)),
         }
     }
 }

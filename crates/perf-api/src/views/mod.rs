@@ -16,8 +16,9 @@ use utoipa::ToSchema;
 pub use advice::{ChangeView, ReasonView, RecommendationView, SettingValueView};
 pub use cache::{CacheView, CacheWindowView, CurvePointView, CurveView, EvictionsView};
 pub use gateway::{
-    CacheOutcomesView, GatewayResponse, GatewayView, GatewayWindowView, MethodsView,
-    StatusClassesView, UpstreamView,
+    CacheOutcomesView, GatewayResponse, GatewayView, GatewayWindowView, L2ErrorsView,
+    L2InvalidationsView, L2LastErrorView, L2LeasesView, L2LookupsView, L2StoresView, L2View,
+    L2WindowView, MethodsView, StatusClassesView, UpstreamView,
 };
 pub use pool::{ClosedView, HealthChecksView, PoolConfigView, PoolView, PoolWindowView};
 pub use resources::{KindView, LeakView};
