@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use resync_cache_core::CacheHealthThresholds;
 use resync_perf_api::{
-    router, GatewayHealthThresholds, GatewayStats, PerformanceService, PostgresHistory,
+    router, GatewayHealthThresholds, GatewayStats, L2Stats, PerformanceService, PostgresHistory,
     ServiceConfig,
 };
 use resync_pool_optimizer::{
@@ -17,15 +17,15 @@ use resync_resource_manager::ResourceTracker;
 use tokio::task::JoinHandle;
 
 use crate::gateway::{
-    response_cache_builder, CachePolicy, Gateway, GatewayConfig, ResponseCache, Upstream,
+    response_cache_builder, CachePolicy, Gateway, GatewayConfig, L2Config, ResponseCache,
+    SharedCache, Upstream,
 };
 use crate::settings::Settings;
 
 /// The longest pause between two leak scans, whatever `LEAK_THRESHOLD_SECS` is.
 pub const MAX_LEAK_SCAN_PERIOD: Duration = Duration::from_secs(30);
-/// How long one Redis command may take (the pool's connects are bounded by
-/// `REDIS_POOL_CONNECT_TIMEOUT`).
-pub const REDIS_RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How much longer than any entry can live a path's L2 generation is kept after a write.
+pub const L2_GENERATION_MARGIN: Duration = Duration::from_secs(60);
 /// Longest one history write to Postgres may take.
 pub const HISTORY_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The name of the gateway's response cache.
@@ -183,6 +183,31 @@ impl Settings {
         }
     }
 
+    /// How the gateway's second level works: its lease, its bound on every Redis operation,
+    /// the longest wait for another instance's fetch, and how long a path's generation
+    /// outlives any entry stored before the write that replaced it.
+    #[must_use]
+    pub fn l2_config(&self) -> L2Config {
+        let wait = Duration::from_secs(self.tws_read_timeout);
+        let lease = Duration::from_millis(self.gateway_l2_lease_ms);
+        L2Config {
+            lease,
+            timeout: self.redis_response_timeout(),
+            wait,
+            generation_lifetime: self.cache_ttl()
+                + Duration::from_secs(self.gateway_stale_if_error_secs)
+                + wait
+                + lease
+                + L2_GENERATION_MARGIN,
+        }
+    }
+
+    /// `REDIS_RESPONSE_TIMEOUT_MS` as a duration.
+    #[must_use]
+    pub fn redis_response_timeout(&self) -> Duration {
+        Duration::from_millis(self.redis_response_timeout_ms)
+    }
+
     /// How often the leak scanner runs: a tenth of `LEAK_THRESHOLD_SECS`, at most 30 s.
     #[must_use]
     pub fn leak_scan_period(&self) -> Duration {
@@ -224,9 +249,14 @@ impl App {
             .transpose()?;
         let redis = (!settings.redis_url.is_empty())
             .then(|| -> Result<_, BuildError> {
-                let manager = RedisManager::new(&settings.redis_url, REDIS_RESPONSE_TIMEOUT, None)
-                    .map_err(pool_error("redis"))?;
-                let config = pool_config(&PoolConfig::redis(), settings, settings.redis_pool());
+                let manager =
+                    RedisManager::new(&settings.redis_url, settings.redis_response_timeout(), None)
+                        .map_err(pool_error("redis"))?;
+                let config = PoolConfig {
+                    // The health probe is one PING: bounded like any Redis command.
+                    health_check_timeout: Some(settings.redis_response_timeout()),
+                    ..pool_config(&PoolConfig::redis(), settings, settings.redis_pool())
+                };
                 let pool = MonitoredPool::new("redis", config, manager, &tracker)
                     .map_err(pool_error("redis"))?;
                 pools.add(pool.clone()).map_err(pool_error("redis"))?;
@@ -264,14 +294,23 @@ impl App {
             .stat_shards(usize::try_from(settings.async_cache_num_shards).unwrap_or(1))
             .build()?;
 
+        // The second level, with GATEWAY_L2 (validation made sure Redis is configured).
+        let l2 = redis
+            .as_ref()
+            .filter(|_| settings.gateway_l2)
+            .map(|pool| SharedCache::new(pool.clone(), settings.l2_config(), L2Stats::new()));
         let gateway = upstream.as_ref().map(|pool| {
             Gateway::new(
                 responses.clone(),
                 Upstream::new(pool.clone(), Duration::from_secs(settings.tws_read_timeout)),
                 settings.gateway_config(),
                 GatewayStats::new(),
+                l2.clone(),
             )
         });
+        if let Some(listener) = gateway.as_ref().and_then(Gateway::spawn_listener) {
+            tasks.push(listener);
+        }
 
         let service = PerformanceService::new(settings.service_config())
             .with_api_token(&settings.perf_api_token);
@@ -281,6 +320,9 @@ impl App {
         service.set_tracker(tracker.clone());
         if let Some(gateway) = &gateway {
             service.set_gateway(gateway.stats().clone());
+            if let Some(l2) = gateway.l2() {
+                service.set_gateway_l2(l2.stats().clone());
+            }
         }
         if let Some(database) = &database {
             let span = Duration::from_secs(settings.perf_sample_interval)

@@ -10,6 +10,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
+use resync_server::gateway::l2::L2Keys;
 use resync_server::settings::Settings;
 use serde_json::Value;
 
@@ -26,6 +27,8 @@ struct Observed {
     history: Value,
     unauthorized: u16,
     log: String,
+    /// The remaining life of a fetch lease the gateway took in Redis, in milliseconds.
+    lease_pttl: Option<i64>,
 }
 
 impl Observed {
@@ -88,6 +91,29 @@ fn probe_gateway(addr: std::net::SocketAddr) -> Vec<(&'static str, u16, String)>
         probes.push((name, status, cache));
     }
     probes
+}
+
+/// Sends a slow `GET` through the gateway and reads, while the upstream is answering, the
+/// `PTTL` of the fetch lease the second level took for it in Redis (a new target each
+/// time, so no stored entry answers instead).
+fn probe_lease(addr: std::net::SocketAddr, redis_url: &str, round: u64) -> Option<i64> {
+    let target = format!("/g/lease?latency_ms=1500&round={round}");
+    let lease = L2Keys::new("/g/lease", false, &target, None).lease;
+    let path = format!("/tws{target}");
+    let request = std::thread::spawn(move || http_exchange(addr, "GET", &path, &[]));
+    let mut conn = redis::Client::open(redis_url).ok()?.get_connection().ok()?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(1200);
+    let mut pttl = None;
+    while std::time::Instant::now() < deadline {
+        let left: i64 = redis::cmd("PTTL").arg(&lease).query(&mut conn).ok()?;
+        if left > 0 {
+            pttl = Some(left);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let _ = request.join();
+    pttl
 }
 
 fn number(value: &Value) -> f64 {
@@ -161,6 +187,13 @@ fn table(
                 v,
             )
         }),
+        // The redis pool's PING probe is bounded by it too.
+        ("REDIS_RESPONSE_TIMEOUT_MS", "1500".into(), |o, v| {
+            close(
+                number(&o.pool("redis")["config"]["health_check_timeout_seconds"]) * 1000.0,
+                v,
+            )
+        }),
         ("REDIS_POOL_HEALTH_CHECK_INTERVAL", "1".into(), |o, v| {
             close(
                 number(&o.pool("redis")["config"]["health_check_interval_seconds"]),
@@ -225,6 +258,15 @@ fn table(
         }),
         ("GATEWAY_CACHE_NOT_FOUND", "true".into(), |o, _| {
             o.probe("missing") == (404, "HIT")
+        }),
+        ("GATEWAY_L2", "true".into(), |o, _| {
+            o.report["health"]["components"]["gateway_l2"]["status"] == "healthy"
+        }),
+        // Taken with `PX` at the setting, and read at most 1.2 s later.
+        ("GATEWAY_L2_LEASE_MS", "4000".into(), |o, v| {
+            let lease: i64 = v.parse().unwrap();
+            o.lease_pttl
+                .is_some_and(|left| left <= lease && left > lease - 1500)
         }),
         ("ASYNC_CACHE_CLEANUP_INTERVAL", "11".into(), |o, v| {
             close(number(&o.cache()["cleanup_interval_seconds"]), v)
@@ -311,9 +353,10 @@ fn every_key_takes_effect_in_the_running_binary() {
     let upstream = runtime.block_on(TestUpstream::start_tls(&ca)).unwrap();
     upstream.set_reply("/", Reply::new().hang());
     upstream.set_reply("/g/", Reply::new());
+    let redis_url = test_support::shared_redis_url();
     let rows = table(
         &test_support::shared_database_url(),
-        &test_support::shared_redis_url(),
+        &redis_url,
         &upstream.url(),
         &ca.ca_file().display().to_string(),
     );
@@ -340,6 +383,7 @@ fn every_key_takes_effect_in_the_running_binary() {
 
     let dir = tempfile::tempdir().unwrap();
     let server = Running::start(dir.path(), &envs);
+    let rounds = std::sync::atomic::AtomicU64::new(0);
     let observe = |log: String| {
         let (status, report) = server.get("/api/performance/report", Some(TOKEN));
         assert!(status == 200, "report: {status} {report}");
@@ -351,6 +395,11 @@ fn every_key_takes_effect_in_the_running_binary() {
             history,
             unauthorized,
             log,
+            lease_pttl: probe_lease(
+                server.addr,
+                &redis_url,
+                rounds.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            ),
         }
     };
     // Wait until every effect that needs time (checks, samples, a timeout) has shown.

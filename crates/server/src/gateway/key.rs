@@ -45,6 +45,18 @@ impl CacheKey {
     pub fn target(&self) -> &str {
         &self.target
     }
+
+    /// Whether it is the key of a `HEAD` (otherwise a `GET`).
+    #[must_use]
+    pub fn is_head(&self) -> bool {
+        self.head
+    }
+
+    /// The digest of the caller's `Authorization` and `Cookie` headers, if it sent any.
+    #[must_use]
+    pub fn credentials(&self) -> Option<&[u8; 32]> {
+        self.credentials.as_ref()
+    }
 }
 
 impl MemorySize for CacheKey {
@@ -108,6 +120,13 @@ impl Generations {
     /// Makes every entry of `path` (any query, any caller) unreachable.
     pub fn bump(&self, path: &str) {
         self.slot(path).fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Makes every entry of every path unreachable.
+    pub fn bump_all(&self) {
+        for slot in &*self.slots {
+            slot.fetch_add(1, Ordering::AcqRel);
+        }
     }
 }
 

@@ -13,6 +13,7 @@
 
 mod headers;
 mod key;
+pub mod l2;
 mod policy;
 mod response;
 mod upstream;
@@ -37,10 +38,12 @@ use resync_pool_optimizer::{empty_body, HttpBody};
 
 pub use headers::{new_traceparent, strip_hop_by_hop, valid_traceparent};
 pub use key::{CacheKey, Generations};
+pub use l2::{L2Config, SharedCache};
 pub use policy::{CachePolicy, Storable, Uncacheable};
 pub use response::{header_map_bytes, CachedResponse, Served, X_CACHE};
 pub use upstream::{Failed, Failure, Upstream};
 
+use l2::{L2Keys, Leased, Looked};
 use upstream::{Answer, AnswerBody};
 
 /// The `tracing` target of the access log (one debug event per request).
@@ -63,7 +66,7 @@ impl Expiry<CacheKey, Entry> for EntryExpiry {
         value: &Entry,
         _created_at: std::time::Instant,
     ) -> Option<Duration> {
-        Some(value.keep_for())
+        Some(value.life_left())
     }
 
     fn expire_after_update(
@@ -73,7 +76,7 @@ impl Expiry<CacheKey, Entry> for EntryExpiry {
         _updated_at: std::time::Instant,
         _duration_until_expiry: Option<Duration>,
     ) -> Option<Duration> {
-        Some(value.keep_for())
+        Some(value.life_left())
     }
 }
 
@@ -104,6 +107,8 @@ struct Inner {
     generations: Generations,
     config: GatewayConfig,
     stats: GatewayStats,
+    /// The Redis second level (`GATEWAY_L2`), if on.
+    l2: Option<SharedCache>,
 }
 
 /// An upstream fetch that produced nothing to store.
@@ -134,13 +139,15 @@ struct Outcome {
 impl Gateway {
     /// A gateway in front of `upstream`, storing in `cache` (build it with
     /// [`response_cache_builder`] so entries live for freshness plus stale window), counting
-    /// into `stats`.
+    /// into `stats`, and sharing responses with other instances through `l2` when given
+    /// (then run [`Gateway::spawn_listener`] too).
     #[must_use]
     pub fn new(
         cache: ResponseCache,
         upstream: Upstream,
         config: GatewayConfig,
         stats: GatewayStats,
+        l2: Option<SharedCache>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -149,8 +156,30 @@ impl Gateway {
                 generations: Generations::default(),
                 config,
                 stats,
+                l2,
             }),
         }
+    }
+
+    /// Starts the second level's invalidation listener (on the current tokio runtime), when
+    /// the gateway has one; abort the task to stop it.
+    #[must_use]
+    pub fn spawn_listener(&self) -> Option<tokio::task::JoinHandle<()>> {
+        let l2 = self.inner.l2.clone()?;
+        Some(tokio::spawn(l2::listener::run(self.clone(), l2)))
+    }
+
+    /// The second level, if on.
+    #[must_use]
+    pub fn l2(&self) -> Option<&SharedCache> {
+        self.inner.l2.as_ref()
+    }
+
+    /// Makes every cached entry unreachable and drops it (after invalidations may have been
+    /// lost).
+    pub async fn invalidate_all(&self) {
+        self.inner.generations.bump_all();
+        self.inner.cache.invalidate_all().await;
     }
 
     /// The routes `/tws` and `/tws/{*path}`, every method.
@@ -338,26 +367,66 @@ impl Gateway {
         let target = target_owned.as_str();
         let (upstream_headers, traceparent) =
             headers::upstream_request_headers(parts.headers.clone(), peer);
-        // Set by this caller's load only: the exchange it made, and whether it loaded.
+        // Set by this caller's load only: the exchange it made, whether it loaded, and
+        // whether the entry came from the second level.
         let exchanged: OnceLock<(Duration, UpstreamOutcome)> = OnceLock::new();
         let loaded_here = AtomicBool::new(false);
+        let from_l2 = AtomicBool::new(false);
+        let l2_keys = inner.l2.as_ref().map(|_| {
+            L2Keys::new(
+                key::path_of(target),
+                key.is_head(),
+                target,
+                key.credentials(),
+            )
+        });
         let fetch = async {
             loaded_here.store(true, Ordering::Relaxed);
+            let shared = match (&inner.l2, &l2_keys) {
+                (Some(l2), Some(keys)) => Some((l2, keys)),
+                _ => None,
+            };
+            let mut stored_under = None;
+            let mut lease = None;
+            if let Some((l2, keys)) = shared {
+                match self.look_in_l2(l2, keys, &parts.headers, &from_l2).await {
+                    Ok(entry) => return Ok(entry),
+                    Err((generation, token)) => {
+                        stored_under = generation;
+                        lease = token;
+                    }
+                }
+            }
             tracing::trace!(traceparent = ?traceparent, %target, "upstream fetch");
-            self.fetch(
-                &method,
-                target,
-                &upstream_headers,
-                &parts.headers,
-                &exchanged,
-            )
-            .await
+            let fetched = self
+                .fetch(
+                    &method,
+                    target,
+                    &upstream_headers,
+                    &parts.headers,
+                    &exchanged,
+                )
+                .await;
+            if let Some((l2, keys)) = shared {
+                if let Some(generation) = stored_under {
+                    l2.store(keys, generation, fetched.as_deref().ok(), lease)
+                        .await;
+                }
+            }
+            fetched
         };
         let loaded = inner.cache.try_get_with(key, fetch).await;
         let now = Instant::now();
         let upstream = exchanged.get().copied();
         let not_stored = match loaded {
-            Ok(entry) => return served_from(&entry, Served::Miss, upstream, now),
+            Ok(entry) => {
+                let served = if from_l2.load(Ordering::Relaxed) {
+                    Served::Hit
+                } else {
+                    Served::Miss
+                };
+                return served_from(&entry, served, upstream, now);
+            }
             Err(not_stored) => not_stored,
         };
         match &*not_stored {
@@ -392,6 +461,38 @@ impl Gateway {
                 }
                 _ => (failure_response(*failure), Outcome::bypass(upstream, 0)),
             },
+        }
+    }
+
+    /// The second level's part of a load: an entry from L2 (this instance's, or the one
+    /// another instance holding the lease stored while this one waited), or, to fetch from
+    /// the upstream, the generation to store the result under (none when L2 failed) and the
+    /// lease token this instance holds.
+    async fn look_in_l2(
+        &self,
+        l2: &SharedCache,
+        keys: &L2Keys,
+        request_headers: &HeaderMap,
+        from_l2: &AtomicBool,
+    ) -> Result<Entry, (Option<u64>, Option<u64>)> {
+        let generation = match l2.lookup(keys, request_headers).await {
+            Looked::Hit(response) => {
+                from_l2.store(true, Ordering::Relaxed);
+                return Ok(Arc::from(response));
+            }
+            Looked::Miss { generation } => generation,
+            Looked::Unavailable => return Err((None, None)),
+        };
+        match l2.lease(keys).await {
+            Leased::Won(token) => Err((Some(generation), Some(token))),
+            Leased::Held => match l2.wait_for(keys, generation, request_headers).await {
+                Some(response) => {
+                    from_l2.store(true, Ordering::Relaxed);
+                    Ok(Arc::from(response))
+                }
+                None => Err((Some(generation), None)),
+            },
+            Leased::Unavailable => Err((None, None)),
         }
     }
 
@@ -515,12 +616,18 @@ impl Gateway {
             })
             .boxed_unsync();
         inner.generations.bump(&path);
+        if let Some(l2) = &inner.l2 {
+            l2.invalidate(&path, false).await;
+        }
         let (mut response, mut outcome) = self
             .bypass(&method, target, &upstream_headers, limited)
             .await;
         // An entry stored while the write was in flight carries the generation bumped
-        // above: bump again so it is unreachable too.
+        // above: bump again so it is unreachable too; then tell the other instances.
         inner.generations.bump(&path);
+        if let Some(l2) = &inner.l2 {
+            l2.invalidate(&path, true).await;
+        }
         if over_cap.load(Ordering::Relaxed) {
             response = failure_response(Failure::RequestTooLarge);
             outcome.upstream = None;

@@ -46,17 +46,17 @@ impl Served {
 /// A stored response.
 #[derive(Debug)]
 pub struct CachedResponse {
-    status: StatusCode,
+    pub(super) status: StatusCode,
     /// The end-to-end headers, copied out of hyper's read buffer into their own allocations.
-    headers: HeaderMap,
+    pub(super) headers: HeaderMap,
     /// The body, copied into one allocation of exactly its length.
-    body: Bytes,
-    stored_at: Instant,
-    initial_age: u64,
-    fresh_for: Duration,
-    stale_for: Duration,
+    pub(super) body: Bytes,
+    pub(super) stored_at: Instant,
+    pub(super) initial_age: u64,
+    pub(super) fresh_for: Duration,
+    pub(super) stale_for: Duration,
     /// The request's values of the headers `Vary` names, as stored.
-    vary: Box<[(HeaderName, Option<HeaderValue>)]>,
+    pub(super) vary: Box<[(HeaderName, Option<HeaderValue>)]>,
 }
 
 /// Copies a header map so that no value shares (and keeps alive) a larger buffer.
@@ -126,6 +126,13 @@ impl CachedResponse {
     #[must_use]
     pub fn keep_for(&self) -> Duration {
         self.fresh_for.saturating_add(self.stale_for)
+    }
+
+    /// How much longer it must stay in memory from now: [`keep_for`](Self::keep_for) less
+    /// the time since it was stored (an entry from the second level arrives part-way).
+    #[must_use]
+    pub fn life_left(&self) -> Duration {
+        self.keep_for().saturating_sub(self.stored_at.elapsed())
     }
 
     /// Whether it is still fresh at `now`.

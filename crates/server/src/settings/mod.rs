@@ -43,7 +43,9 @@ pub struct Settings {
     /// Seconds between background `SELECT 1` checks.
     pub db_pool_health_check_interval: u64,
 
-    /// Redis URL (`redis://` or `rediss://`); empty disables the Redis pool.
+    /// Redis URL (`redis://` or `rediss://`); empty disables the Redis pool. A Redis Cluster
+    /// is named by several node URLs separated by commas, or one URL with the scheme
+    /// `redis+cluster://` (`rediss+cluster://`).
     #[serde(deserialize_with = "load::string_from_scalar")]
     pub redis_url: String,
     /// Connections kept open even when idle.
@@ -58,6 +60,9 @@ pub struct Settings {
     pub redis_pool_connect_timeout: u64,
     /// Seconds between background `PING` checks.
     pub redis_pool_health_check_interval: u64,
+    /// Milliseconds one Redis command may take; it also bounds every second-level cache
+    /// operation, checkout included, so Redis never adds more than this to a request.
+    pub redis_response_timeout_ms: u64,
 
     /// The upstream HTTP API the gateway fronts; empty disables the gateway.
     #[serde(deserialize_with = "load::string_from_scalar")]
@@ -103,6 +108,14 @@ pub struct Settings {
     pub gateway_stale_if_error_secs: u64,
     /// Whether 404 answers are cached like 2xx ones.
     pub gateway_cache_not_found: bool,
+    /// A second-level response cache in Redis (`REDIS_URL`), shared by every instance:
+    /// lookups go L1 → Redis → upstream, one instance fetches a key at a time, and a write
+    /// through any instance invalidates the path in all of them.
+    pub gateway_l2: bool,
+    /// Milliseconds an instance holds the lease to fetch a key for all instances; the
+    /// others wait for its answer (at most `TWS_READ_TIMEOUT`), or fetch themselves once the
+    /// lease is gone.
+    pub gateway_l2_lease_ms: u64,
     /// A resource held longer than this is reported as a leak.
     pub leak_threshold_secs: u64,
     /// Seconds between history snapshots.
@@ -159,6 +172,7 @@ impl Default for Settings {
             redis_pool_max_lifetime: 1800,
             redis_pool_connect_timeout: 30,
             redis_pool_health_check_interval: 60,
+            redis_response_timeout_ms: 1000,
             tws_base_url: "http://localhost:31111".to_owned(),
             http_pool_min_size: 10,
             http_pool_max_size: 100,
@@ -177,6 +191,8 @@ impl Default for Settings {
             gateway_max_request_body_bytes: 10_485_760,
             gateway_stale_if_error_secs: 60,
             gateway_cache_not_found: false,
+            gateway_l2: false,
+            gateway_l2_lease_ms: 2000,
             leak_threshold_secs: 300,
             perf_sample_interval: 10,
             perf_history_len: 8640,

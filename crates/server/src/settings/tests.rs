@@ -24,7 +24,7 @@ fn load_error() -> SettingsError {
 fn defaults_are_valid_and_every_key_is_upper_case() {
     Settings::default().validate().unwrap();
     let keys = Settings::keys();
-    assert_eq!(keys.len(), 48);
+    assert_eq!(keys.len(), 51);
     assert!(keys.iter().all(|key| key == &key.to_ascii_uppercase()));
 }
 

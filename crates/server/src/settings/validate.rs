@@ -306,6 +306,25 @@ impl Settings {
             format!("{:?}", self.tws_ca_file),
             "empty, or the path of a readable PEM file",
         );
+        self.check_l2(check);
+    }
+
+    /// The second level: it needs Redis and the gateway, and a lease and timeout to work by.
+    fn check_l2(&self, check: &mut Checker) {
+        check.require(
+            !self.gateway_l2 || !self.redis_url.is_empty(),
+            "GATEWAY_L2",
+            self.gateway_l2,
+            "false while REDIS_URL is empty (the second level lives in Redis)",
+        );
+        check.require(
+            !self.gateway_l2 || !self.tws_base_url.is_empty(),
+            "GATEWAY_L2",
+            self.gateway_l2,
+            "false while TWS_BASE_URL is empty (there is no gateway to share)",
+        );
+        check.at_least_one("GATEWAY_L2_LEASE_MS", self.gateway_l2_lease_ms);
+        check.at_least_one("REDIS_RESPONSE_TIMEOUT_MS", self.redis_response_timeout_ms);
     }
 
     /// The performance API: its sampling, history and health window, and the address it is
