@@ -3,6 +3,9 @@
 //! installed), in the gateway view and the report, and in the history; the window's upstream
 //! error rate drives the `gateway` component healthy → degraded → critical with the
 //! configured thresholds; and, as a property, the counters add up whatever is recorded.
+//! The gateway's L2 likewise: exact counts in `/metrics`, the view's `l2` object, the report,
+//! the history, and the component `gateway_l2` degraded (never critical) while L2 is
+//! unavailable or failing, healthy again after.
 
 #![allow(clippy::unwrap_used)] // reason: a test; a failed step should panic with its error.
 
@@ -14,8 +17,9 @@ use std::time::Duration;
 use axum::http::Method;
 use proptest::prelude::*;
 use resync_perf_api::{
-    router, CacheOutcome, GatewayExchange, GatewayHealthThresholds, GatewayStats, MethodLabel,
-    PerformanceService, ServiceConfig, StatusClass, UpstreamOutcome,
+    router, CacheOutcome, GatewayExchange, GatewayHealthThresholds, GatewayStats, L2Lease,
+    L2Lookup, L2Op, L2Stats, MethodLabel, PerformanceService, ServiceConfig, StatusClass,
+    UpstreamOutcome,
 };
 use resync_perf_core::Delta;
 use serde_json::{json, Value};
@@ -479,5 +483,356 @@ proptest! {
         prop_assert_eq!((metrics.bytes_from_cache, metrics.bytes_from_upstream), (cached, other));
         prop_assert_eq!(metrics.request_latency.count(), recorded);
         prop_assert_eq!(metrics.upstream_latency.count(), exchanges.len() as u64);
+    }
+}
+
+/// One exposed series and the value it must show.
+type Expected<'a> = (&'a str, &'a [(&'a str, &'a str)], f64);
+
+/// One phase of L2 traffic — (hits, failed lookups, failed stores) — and the component's
+/// status, its first reason's code and measured figure.
+type L2Phase<'a> = ((usize, usize, usize), &'a str, &'a str, f64);
+
+/// The L2 traffic of [`the_l2_shows_exactly_in_metrics_view_report_history_and_health`]:
+/// 4 hits, 2 misses, 1 of another version and 1 failed lookup (300 µs each), 3 skipped; 3
+/// stores and a failed one (2 ms each); leases 2 won, 1 waited, 1 expired; 2 invalidations
+/// sent, 3 received; an L1 flush; errors of a lookup, a store and the subscriber.
+fn record_l2(l2: &L2Stats) {
+    let lookup = Some(Duration::from_micros(300));
+    for outcome in [
+        L2Lookup::Hit,
+        L2Lookup::Hit,
+        L2Lookup::Miss,
+        L2Lookup::Hit,
+        L2Lookup::OtherVersion,
+        L2Lookup::Error,
+        L2Lookup::Miss,
+        L2Lookup::Hit,
+    ] {
+        l2.record_lookup(outcome, lookup);
+    }
+    for _ in 0..3 {
+        l2.record_lookup(L2Lookup::Skipped, None);
+    }
+    for stored in [true, true, false, true] {
+        l2.record_store(stored, Duration::from_millis(2));
+    }
+    for lease in [
+        L2Lease::Won,
+        L2Lease::Waited,
+        L2Lease::Won,
+        L2Lease::Expired,
+    ] {
+        l2.record_lease(lease);
+    }
+    l2.record_invalidation_sent();
+    l2.record_invalidation_sent();
+    for _ in 0..3 {
+        l2.record_invalidation_received();
+    }
+    l2.record_l1_flush();
+    l2.record_error(L2Op::Lookup, "timed out after 50 ms");
+    l2.record_error(L2Op::Store, "OOM command not allowed");
+    l2.record_error(L2Op::Subscribe, "connection reset by peer");
+}
+
+#[tokio::test]
+async fn the_l2_shows_exactly_in_metrics_view_report_history_and_health() {
+    let service = PerformanceService::new(ServiceConfig::default());
+    let server = serve(router(service.clone())).await;
+    service.set_gateway(GatewayStats::new());
+
+    // Without an L2: no family, a null object, no component.
+    let text = get(server.addr, "/metrics").await.text();
+    assert!(!text.contains("resync_gateway_l2_"), "{text}");
+    assert!(!text.contains("resync_gateway_l1_"), "{text}");
+    let view = get(server.addr, "/api/performance/gateway/metrics")
+        .await
+        .json();
+    assert_eq!(view["gateway"]["l2"], Value::Null, "{view}");
+    let health = get(server.addr, "/api/performance/health").await.json();
+    assert!(health["components"].get("gateway_l2").is_none(), "{health}");
+
+    let l2 = L2Stats::new();
+    service.set_gateway_l2(l2.clone());
+    l2.set_available(true, None);
+    service.sample().await;
+    record_l2(&l2);
+    service.sample().await;
+
+    let reply = get(server.addr, "/metrics").await;
+    assert_eq!(reply.status, 200);
+    let text = reply.text();
+    promtool_check(&text);
+    let exposed = samples(&text);
+    #[rustfmt::skip]
+    let rows: [Expected<'_>; 23] = [
+        ("resync_gateway_l2_lookups_total", &[("result", "hit")], 4.0),
+        ("resync_gateway_l2_lookups_total", &[("result", "miss")], 2.0),
+        ("resync_gateway_l2_lookups_total", &[("result", "other_version")], 1.0),
+        ("resync_gateway_l2_lookups_total", &[("result", "error")], 1.0),
+        ("resync_gateway_l2_lookups_total", &[("result", "skipped")], 3.0),
+        ("resync_gateway_l2_stores_total", &[("result", "stored")], 3.0),
+        ("resync_gateway_l2_stores_total", &[("result", "error")], 1.0),
+        ("resync_gateway_l2_leases_total", &[("outcome", "won")], 2.0),
+        ("resync_gateway_l2_leases_total", &[("outcome", "waited")], 1.0),
+        ("resync_gateway_l2_leases_total", &[("outcome", "expired")], 1.0),
+        ("resync_gateway_l2_invalidations_total", &[("direction", "sent")], 2.0),
+        ("resync_gateway_l2_invalidations_total", &[("direction", "received")], 3.0),
+        ("resync_gateway_l1_flushes_total", &[], 1.0),
+        ("resync_gateway_l2_errors_total", &[("op", "lookup")], 1.0),
+        ("resync_gateway_l2_errors_total", &[("op", "store")], 1.0),
+        ("resync_gateway_l2_errors_total", &[("op", "lease")], 0.0),
+        ("resync_gateway_l2_errors_total", &[("op", "invalidate")], 0.0),
+        ("resync_gateway_l2_errors_total", &[("op", "subscribe")], 1.0),
+        ("resync_gateway_l2_available", &[], 1.0),
+        ("resync_gateway_l2_lookup_duration_seconds_count", &[], 8.0),
+        ("resync_gateway_l2_lookup_duration_seconds_bucket", &[("le", "0.00025")], 0.0),
+        ("resync_gateway_l2_lookup_duration_seconds_bucket", &[("le", "0.0005")], 8.0),
+        ("resync_gateway_l2_store_duration_seconds_count", &[], 4.0),
+    ];
+    for (name, labels, expected) in rows {
+        assert_eq!(value(&exposed, name, labels), expected, "{name}{labels:?}");
+    }
+    // Every label value is a series, and no other: 5 + 2 + 3 + 2 + 5.
+    for (family, series) in [
+        ("resync_gateway_l2_lookups_total", 5),
+        ("resync_gateway_l2_stores_total", 2),
+        ("resync_gateway_l2_leases_total", 3),
+        ("resync_gateway_l2_invalidations_total", 2),
+        ("resync_gateway_l2_errors_total", 5),
+    ] {
+        let found = exposed.keys().filter(|(name, _)| name == family).count();
+        assert_eq!(found, series, "{family}");
+    }
+    let sum = value(
+        &exposed,
+        "resync_gateway_l2_lookup_duration_seconds_sum",
+        &[],
+    );
+    assert!((sum - 8.0 * 0.000_3).abs() < 1e-9, "lookup sum {sum}");
+    let sum = value(
+        &exposed,
+        "resync_gateway_l2_store_duration_seconds_sum",
+        &[],
+    );
+    assert!((sum - 4.0 * 0.002).abs() < 1e-9, "store sum {sum}");
+    // 8 lookups are fewer than the 20 needed to judge the error rate: healthy.
+    let status = &[("component", "gateway_l2")];
+    assert_eq!(value(&exposed, "resync_health_status", status), 0.0);
+
+    // The view: since start, latency quantiles, state and the window.
+    let view = get(server.addr, "/api/performance/gateway/metrics")
+        .await
+        .json();
+    let l2_view = &view["gateway"]["l2"];
+    assert_eq!(l2_view["available"], true, "{l2_view}");
+    assert_eq!(l2_view["unavailable_reason"], Value::Null);
+    assert_eq!(
+        l2_view["lookups"],
+        json!({"hit": 4, "miss": 2, "other_version": 1, "error": 1, "skipped": 3, "attempted": 8})
+    );
+    assert_eq!(
+        l2_view["hit_rate"],
+        4.0 / 7.0,
+        "4 hits of 7 answered lookups"
+    );
+    let latency = &l2_view["lookup_latency_seconds"];
+    assert_eq!(latency["count"], 8);
+    for quantile in ["p50", "p95", "p99"] {
+        let seconds = latency[quantile].as_f64().unwrap();
+        assert!(
+            (seconds - 0.000_3).abs() < 0.000_3 * 0.04,
+            "{quantile} {seconds}"
+        );
+    }
+    assert_eq!(l2_view["stores"]["stored"], 3);
+    assert_eq!(l2_view["stores"]["error"], 1);
+    assert_eq!(l2_view["stores"]["latency_seconds"]["count"], 4);
+    assert_eq!(
+        l2_view["leases"],
+        json!({"won": 2, "waited": 1, "expired": 1})
+    );
+    assert_eq!(l2_view["invalidations"], json!({"sent": 2, "received": 3}));
+    assert_eq!(l2_view["l1_flushes"], 1);
+    assert_eq!(
+        l2_view["errors"],
+        json!({"lookup": 1, "store": 1, "lease": 0, "invalidate": 0, "subscribe": 1})
+    );
+    assert_eq!(
+        l2_view["error_rate"],
+        2.0 / 12.0,
+        "2 failed of 8 lookups + 4 stores"
+    );
+    let last = &l2_view["last_error"];
+    assert_eq!(last["op"], "subscribe");
+    assert_eq!(last["message"], "connection reset by peer");
+    assert!(last["age_seconds"].as_f64().unwrap() >= 0.0);
+    let window = &l2_view["window"];
+    assert_eq!(window["lookups"], 8);
+    assert_eq!(window["skipped"], 3);
+    assert_eq!(window["errors"], 2);
+    assert_eq!(window["hit_rate"], 4.0 / 7.0);
+    assert!(window["lookup_p95_seconds"].as_f64().unwrap() > 0.0);
+
+    // The report carries the same object, and health its component with the evidence.
+    let report = get(server.addr, "/api/performance/report").await.json();
+    let reported = &report["gateway"]["l2"];
+    for field in [
+        "lookups",
+        "stores",
+        "leases",
+        "invalidations",
+        "errors",
+        "hit_rate",
+    ] {
+        assert_eq!(reported[field], l2_view[field], "{field}");
+    }
+    let component = &report["health"]["components"]["gateway_l2"];
+    assert_eq!(component["status"], "healthy", "{component}");
+    let reason = &component["reasons"][0];
+    assert_eq!(reason["code"], "gateway_l2.insufficient_data");
+    assert_eq!(reason["measured"], 8.0);
+    assert_eq!(reason["threshold"], 20.0);
+    assert!(
+        reason["message"]
+            .as_str()
+            .unwrap()
+            .contains("4 hits, 2 misses"),
+        "{reason}"
+    );
+
+    // The history: cumulative counters, availability and the interval's ratios.
+    let history = get(server.addr, "/api/performance/history").await.json();
+    let rows = history["samples"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["gateway"]["l2"]["hits"], 0);
+    assert_eq!(rows[0]["gateway"]["l2"]["interval_hit_rate"], Value::Null);
+    let last = &rows[1]["gateway"]["l2"];
+    #[rustfmt::skip]
+    let expected = [
+        ("hits", 4), ("misses", 2), ("other_version", 1), ("lookup_errors", 1), ("skipped", 3),
+        ("stores", 4), ("store_errors", 1), ("errors", 3), ("leases_won", 2),
+        ("leases_waited", 1), ("leases_expired", 1), ("invalidations_sent", 2),
+        ("invalidations_received", 3), ("l1_flushes", 1),
+    ];
+    for (field, count) in expected {
+        assert_eq!(last[field], count, "{field} in {last}");
+    }
+    assert_eq!(last["available"], true);
+    assert!((last["interval_hit_rate"].as_f64().unwrap() - 4.0 / 7.0).abs() < 1e-6);
+    assert!((last["interval_error_rate"].as_f64().unwrap() - 2.0 / 12.0).abs() < 1e-6);
+    assert!(last["interval_lookup_p95_seconds"].as_f64().unwrap() > 0.0);
+
+    // Redis goes away: degraded (never critical), with the reason given; then back.
+    l2.set_available(false, Some("redis: connection refused"));
+    let reply = get(server.addr, "/api/performance/health").await;
+    assert_eq!(reply.status, 200, "degraded is not a 503");
+    let body = reply.json();
+    assert_eq!(body["status"], "degraded");
+    let component = &body["components"]["gateway_l2"];
+    assert_eq!(component["status"], "degraded", "{component}");
+    let reason = &component["reasons"][0];
+    assert_eq!(reason["code"], "gateway_l2.unavailable");
+    assert_eq!(reason["status"], "degraded");
+    assert!(
+        reason["message"]
+            .as_str()
+            .unwrap()
+            .contains("unavailable: redis: connection refused"),
+        "{reason}"
+    );
+    assert_eq!(get(server.addr, "/readyz").await.status, 200);
+    let exposed = samples(&get(server.addr, "/metrics").await.text());
+    assert_eq!(value(&exposed, "resync_gateway_l2_available", &[]), 0.0);
+    assert_eq!(value(&exposed, "resync_health_status", status), 1.0);
+    let view = get(server.addr, "/api/performance/gateway/metrics")
+        .await
+        .json();
+    assert_eq!(view["gateway"]["l2"]["available"], false);
+    assert_eq!(
+        view["gateway"]["l2"]["unavailable_reason"],
+        "redis: connection refused"
+    );
+    // Without a reason, the last error says why.
+    l2.set_available(false, None);
+    let health = get(server.addr, "/api/performance/health").await.json();
+    let message = health["components"]["gateway_l2"]["reasons"][0]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.contains("last error (subscribe") && message.contains("connection reset by peer"),
+        "{message}"
+    );
+
+    l2.set_available(true, None);
+    let health = get(server.addr, "/api/performance/health").await.json();
+    assert_eq!(health["status"], "healthy", "{health}");
+    let component = &health["components"]["gateway_l2"];
+    assert_eq!(component["status"], "healthy");
+    assert_eq!(
+        component["reasons"][0]["code"],
+        "gateway_l2.insufficient_data"
+    );
+    let exposed = samples(&get(server.addr, "/metrics").await.text());
+    assert_eq!(value(&exposed, "resync_gateway_l2_available", &[]), 1.0);
+    assert_eq!(value(&exposed, "resync_health_status", status), 0.0);
+}
+
+/// The window's L2 error rate drives `gateway_l2` healthy → degraded → healthy with the
+/// gateway's thresholds; never critical, however high. The window is the traffic since the
+/// last sample.
+#[tokio::test]
+async fn the_l2_error_rate_degrades_but_never_fails_the_service() {
+    let service = PerformanceService::new(ServiceConfig {
+        health_window: Duration::ZERO,
+        gateway_thresholds: GatewayHealthThresholds {
+            max_error_rate_degraded: 0.1,
+            max_error_rate_critical: 0.4,
+            min_requests: 10,
+        },
+        ..ServiceConfig::default()
+    });
+    let l2 = L2Stats::new();
+    l2.set_available(true, None);
+    service.set_gateway_l2(l2.clone());
+    let server = serve(router(service.clone())).await;
+    let took = Some(Duration::from_micros(200));
+
+    // (hits, failed lookups, failed stores) → status, reason code, measured.
+    #[rustfmt::skip]
+    let phases: [L2Phase<'_>; 5] = [
+        ((5, 4, 0), "healthy", "gateway_l2.insufficient_data", 9.0),
+        ((9, 1, 0), "healthy", "gateway_l2.error_rate", 0.1),
+        ((8, 2, 0), "degraded", "gateway_l2.error_rate", 0.2),
+        ((0, 10, 10), "degraded", "gateway_l2.error_rate", 1.0),
+        ((20, 0, 0), "healthy", "gateway_l2.error_rate", 0.0),
+    ];
+    for ((hits, errors, store_errors), status, code, measured) in phases {
+        service.sample().await;
+        for _ in 0..hits {
+            l2.record_lookup(L2Lookup::Hit, took);
+        }
+        for _ in 0..errors {
+            l2.record_lookup(L2Lookup::Error, took);
+            l2.record_error(L2Op::Lookup, "timed out");
+        }
+        for _ in 0..store_errors {
+            l2.record_store(false, Duration::from_millis(1));
+        }
+        let phase = format!("{hits} hits, {errors} failed lookups, {store_errors} failed stores");
+        let reply = get(server.addr, "/api/performance/health").await;
+        assert_eq!(reply.status, 200, "{phase}: never a 503");
+        let body = reply.json();
+        let component = &body["components"]["gateway_l2"];
+        assert_eq!(component["status"], status, "{phase}: {component}");
+        let reason = &component["reasons"][0];
+        assert_eq!(reason["code"], code, "{phase}");
+        assert!(
+            (reason["measured"].as_f64().unwrap() - measured).abs() < 1e-9,
+            "{phase}: {reason}"
+        );
+        assert_eq!(body["status"], status, "{phase}: the only component");
     }
 }

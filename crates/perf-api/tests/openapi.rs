@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use resync_cache_core::Cache;
 use resync_perf_api::{
-    openapi_document, route_paths, router, CacheOutcome, GatewayExchange, GatewayStats,
-    PerformanceService, ServiceConfig, UpstreamOutcome,
+    openapi_document, route_paths, router, CacheOutcome, GatewayExchange, GatewayStats, L2Lookup,
+    L2Op, L2Stats, PerformanceService, ServiceConfig, UpstreamOutcome,
 };
 use resync_pool_optimizer::{FnManager, MonitoredPool, PoolConfig, PoolManager};
 use resync_resource_manager::{KindConfig, LeakThreshold, ResourceTracker};
@@ -77,6 +77,9 @@ async fn the_document_covers_every_route_and_real_responses_match_it() {
     service.set_tracker(tracker.clone());
     let gateway = GatewayStats::new();
     service.set_gateway(gateway.clone());
+    // The gateway's L2, down with a reason and an error, so that every field has a value.
+    let l2 = L2Stats::new();
+    service.set_gateway_l2(l2.clone());
     // Enough traffic for the advisor's curve and real advice, and a leak for the leaks list.
     service.sample().await;
     for key in 0..3_000_u64 {
@@ -101,6 +104,11 @@ async fn the_document_covers_every_route_and_real_responses_match_it() {
             body_bytes: 64,
         });
     }
+    l2.record_lookup(L2Lookup::Hit, Some(Duration::from_micros(400)));
+    l2.record_lookup(L2Lookup::Skipped, None);
+    l2.record_store(true, Duration::from_millis(1));
+    l2.record_error(L2Op::Subscribe, "connection refused");
+    l2.set_available(false, Some("the invalidation subscriber is disconnected"));
     tracker.configure_kind(
         "export_job",
         KindConfig {
@@ -152,10 +160,24 @@ async fn the_document_covers_every_route_and_real_responses_match_it() {
         .await
         .json();
     assert_eq!(gateway["gateway"]["requests"], 3, "{gateway}");
+    let l2 = &gateway["gateway"]["l2"];
+    assert_eq!(l2["lookups"]["hit"], 1, "{gateway}");
+    assert_eq!(l2["last_error"]["op"], "subscribe", "{gateway}");
+    assert!(l2["unavailable_reason"].is_string(), "{gateway}");
+    let history = get(server.addr, "/api/performance/history").await.json();
+    assert_eq!(
+        history["samples"][1]["gateway"]["l2"]["hits"], 1,
+        "{history}"
+    );
     let mut wrong = gateway;
     wrong["gateway"]["by_status_class"]["2xx"] = json!("many");
     let schema = response_schema(&document, "/api/performance/gateway/metrics", 200).unwrap();
-    assert!(!jsonschema::validator_for(&schema).unwrap().is_valid(&wrong));
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    assert!(!validator.is_valid(&wrong));
+    wrong["gateway"]["by_status_class"]["2xx"] = json!(1);
+    assert!(validator.is_valid(&wrong));
+    wrong["gateway"]["l2"]["leases"]["won"] = json!("many");
+    assert!(!validator.is_valid(&wrong), "the l2 object is checked too");
 
     // The leak makes health critical: its 503 body is documented too.
     assert_eq!(
