@@ -345,3 +345,30 @@ fn redis_failing_never_fails_a_request_and_a_reconnect_drops_l1() {
     assert_eq!(get(a, "/tws/doc").1, "MISS");
     assert_eq!(upstream.server.requests_for("/doc"), fetched_before + 1);
 }
+
+#[test]
+fn a_write_while_redis_hangs_is_invalidated_everywhere_once_it_answers() {
+    let redis = RedisServer::start().unwrap();
+    let upstream = Upstream::start();
+    let pair = Pair::start(&upstream, &redis.url());
+    let (a, b) = (pair.a.addr, pair.b.addr);
+    assert_eq!(get(a, "/tws/report").1, "MISS");
+    assert_eq!(get(a, "/tws/report").1, "HIT");
+
+    // Redis hangs (SIGSTOP): the subscriber connections stay open, nothing is published.
+    redis.pause().unwrap();
+    assert_eq!(http_exchange(b, "POST", "/tws/report", b"{}").0, 200);
+    // A still answers from its L1, as it must while it cannot know better.
+    assert_eq!(get(a, "/tws/report").1, "HIT");
+    redis.resume().unwrap();
+
+    // Once Redis answers B again, B invalidates the path it wrote and publishes it.
+    wait_for("A to receive the replayed invalidation", || {
+        (metric(
+            a,
+            r#"resync_gateway_l2_invalidations_total{direction="received"}"#,
+        ) >= 1.0)
+            .then_some(())
+    });
+    assert_eq!(get(a, "/tws/report").1, "MISS");
+}

@@ -7,7 +7,8 @@
 //!   published meanwhile and lost — the whole of L1 is dropped before L2 is used again.
 //! - L2 counts as available only while the listener is subscribed and Redis answered its
 //!   last probe; while it is not, every request skips L2. An unavailable L2 is probed with a
-//!   `PING` through the pool every [`PROBE_PERIOD`], so it resumes by itself.
+//!   `PING` through the pool every [`PROBE_PERIOD`], so it resumes by itself; the paths
+//!   written meanwhile are then invalidated in Redis and published.
 
 use std::time::Duration;
 
@@ -107,6 +108,7 @@ async fn probe(l2: &SharedCache) {
             tracing::info!("redis answers: L2 in use");
         }
         l2.stats().set_available(true, None);
+        l2.replay_pending().await;
     }
 }
 

@@ -28,7 +28,8 @@ mod codec;
 mod keys;
 pub(super) mod listener;
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
@@ -50,6 +51,8 @@ const RELEASE: &str =
 const FIRST_POLL: Duration = Duration::from_millis(2);
 /// The longest pause between two polls.
 const MAX_POLL: Duration = Duration::from_millis(50);
+/// Paths written while Redis was unreachable, kept to invalidate once it answers again.
+pub const MAX_PENDING_INVALIDATIONS: usize = 10_000;
 
 /// How the second level behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +82,9 @@ struct Shared {
     stats: L2Stats,
     /// This instance's name in invalidation messages (random, per process).
     instance: String,
+    /// Paths written while Redis could not be told, invalidated once it answers again
+    /// (at most [`MAX_PENDING_INVALIDATIONS`]; the count of those dropped beyond).
+    pending: Mutex<(HashSet<Box<str>>, u64)>,
 }
 
 /// What a lookup found.
@@ -119,6 +125,7 @@ impl SharedCache {
                 config,
                 stats,
                 instance: format!("{:016x}", rand::random::<u64>()),
+                pending: Mutex::new((HashSet::new(), 0)),
             }),
         }
     }
@@ -384,11 +391,59 @@ impl SharedCache {
     }
 
     /// Makes every L2 entry of `path` unreachable (a new generation), and with `publish`
-    /// tells every other instance to drop its L1 entries of the path.
+    /// tells every other instance to drop its L1 entries of the path. While Redis cannot be
+    /// told, the path is kept and invalidated once it answers ([`Self::replay_pending`]).
     pub(super) async fn invalidate(&self, path: &str, publish: bool) {
-        if !self.inner.stats.is_available() {
-            return;
+        if !self.inner.stats.is_available() || !self.try_invalidate(path, publish).await {
+            self.keep_pending(path);
         }
+    }
+
+    fn keep_pending(&self, path: &str) {
+        let mut pending = self
+            .inner
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (paths, dropped) = &mut *pending;
+        if paths.len() < MAX_PENDING_INVALIDATIONS {
+            paths.insert(path.into());
+        } else if !paths.contains(path) {
+            *dropped += 1;
+        }
+    }
+
+    /// Invalidates, and publishes, every path written while Redis could not be told. Run
+    /// when L2 becomes available again.
+    pub(super) async fn replay_pending(&self) {
+        let (paths, dropped) = std::mem::take(
+            &mut *self
+                .inner
+                .pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        if dropped > 0 {
+            tracing::warn!(
+                dropped,
+                kept = MAX_PENDING_INVALIDATIONS,
+                "more paths were written while redis was unreachable than are kept: the others \
+                 are not invalidated in L2 and may be served by other instances until they expire"
+            );
+        }
+        if !paths.is_empty() {
+            tracing::info!(
+                paths = paths.len(),
+                "invalidating paths written while redis was unreachable"
+            );
+        }
+        for path in paths {
+            self.invalidate(&path, true).await;
+        }
+    }
+
+    /// One invalidation; whether Redis took it.
+    async fn try_invalidate(&self, path: &str, publish: bool) -> bool {
         let mut pipe = redis::pipe();
         pipe.cmd("SET")
             .arg(generation_key(path))
@@ -396,17 +451,22 @@ impl SharedCache {
             .arg("PX")
             .arg(millis(self.inner.config.generation_lifetime))
             .ignore();
-        if self.query::<()>(L2Op::Invalidate, &pipe).await.is_none() || !publish {
-            return;
+        if self.query::<()>(L2Op::Invalidate, &pipe).await.is_none() {
+            return false;
+        }
+        if !publish {
+            return true;
         }
         let mut pipe = redis::pipe();
         pipe.cmd("PUBLISH")
             .arg(CHANNEL)
             .arg(format!("{} {path}", self.inner.instance))
             .ignore();
-        if self.query::<()>(L2Op::Invalidate, &pipe).await.is_some() {
+        let published = self.query::<()>(L2Op::Invalidate, &pipe).await.is_some();
+        if published {
             self.inner.stats.record_invalidation_sent();
         }
+        published
     }
 }
 
