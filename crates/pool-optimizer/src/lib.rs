@@ -17,9 +17,11 @@
 //!
 //! Backends: [`PostgresManager`] (tokio-postgres, `sslmode=require` over rustls),
 //! [`RedisManager`] (the redis crate's multiplexed connection with honoured connect and
-//! response timeouts, `rediss://`), [`HttpManager`] (hyper 1 HTTP/1 connections to one base
-//! URL, `https://` over rustls, streaming request bodies, an optional response timeout) and
-//! [`FnManager`] for any resource made by a closure.
+//! response timeouts, `rediss://`, or a Redis Cluster named by comma-separated seeds or a
+//! `redis+cluster://` URL; its connections are [`RedisConnection`]s, and
+//! [`RedisManager::pubsub`] opens a pub/sub connection outside the pool), [`HttpManager`]
+//! (hyper 1 HTTP/1 connections to one base URL, `https://` over rustls, streaming request
+//! bodies, an optional response timeout) and [`FnManager`] for any resource made by a closure.
 //! With the `bb8-redis` feature, bb8-redis's `RedisConnectionManager` is a [`HealthProbe`]
 //! (`PING`) too, for code that already builds its pools on it; its timeouts are the redis
 //! crate's fixed defaults (connect 1 s, 500 ms per command), where [`RedisManager`] sets them.
@@ -77,7 +79,7 @@ pub use advisor::{
 pub use backends::generic::FnManager;
 pub use backends::http::{empty_body, full_body, BoxError, HttpBody, HttpConnection, HttpManager};
 pub use backends::postgres::PostgresManager;
-pub use backends::redis::RedisManager;
+pub use backends::redis::{RedisConnection, RedisManager};
 pub use config::{ConfigProblem, PoolConfig};
 pub use erlang::{erlang_c, erlang_c_size};
 pub use error::{Error, SharedError};
