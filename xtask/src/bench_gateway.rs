@@ -16,10 +16,11 @@
 //! Cached entries live [`TTL`]: each round warms a fresh set of 10 000 paths, so no entry
 //! expires during the run it is measured in (hence the bound on `--secs`).
 
-mod client;
-mod report;
-mod services;
-mod wrk;
+// Shared with `bench distributed`.
+pub(crate) mod client;
+pub(crate) mod report;
+pub(crate) mod services;
+pub(crate) mod wrk;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -164,7 +165,7 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<()> {
     context.print();
 
     // Dropped last: the services write into it.
-    let scratch = Scratch::new()?;
+    let scratch = Scratch::new("gateway")?;
     let mut services = Services::start(&scratch, &nginx, &resync, &upstream, options.rounds)?;
     let result = measure(&mut services, &scratch, &wrk, options);
     let logs = services.log_tails(20);
@@ -453,15 +454,22 @@ impl Bench<'_> {
                 (base, Some([prefix, first.to_string(), count.to_string()]))
             }
         };
-        let script = script_args.as_ref().map(|args| (self.script, args));
-        wrk::run(self.wrk, &url, script, self.secs, self.out, &label)
+        let script = script_args
+            .as_ref()
+            .map(|args| (self.script, args.as_slice()));
+        let load = wrk::Load {
+            threads: wrk::THREADS,
+            connections: wrk::CONNECTIONS,
+            secs: self.secs,
+        };
+        wrk::run(self.wrk, &url, script, load, self.out, &label)
             .with_context(|| format!("wrk on {} ({})", target.label(), workload.label()))
     }
 }
 
 impl Pass {
     /// `MISS 9998, HIT 2`: the cache header's values and their counts.
-    fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         self.cache
             .iter()
             .map(|(value, count)| format!("{value} {count}"))

@@ -7,9 +7,11 @@
 //!   variables are set, else fresh ones).
 //! * `test` — only the tests, with the servers.
 //! * `bench` — the Criterion benches, with the servers (pool benches need Postgres);
-//!   `bench gateway` — resync's caching gateway beside nginx's `proxy_cache` under wrk.
+//!   `bench gateway` — resync's caching gateway beside nginx's `proxy_cache` under wrk;
+//!   `bench distributed` — two resync instances without and with the Redis second level.
 //! * `services up|down|status` — throwaway servers for running tests by hand.
 
+mod bench_distributed;
 mod bench_gateway;
 mod ci;
 mod interrupt;
@@ -44,7 +46,8 @@ enum Task {
         args: Vec<String>,
     },
     /// The Criterion benches (with real services); `bench gateway`: resync's caching gateway
-    /// beside nginx's proxy_cache under wrk.
+    /// beside nginx's proxy_cache under wrk; `bench distributed`: two instances without and
+    /// with the Redis second level.
     #[command(
         args_conflicts_with_subcommands = true,
         subcommand_precedence_over_arg = true
@@ -72,6 +75,11 @@ enum BenchWhich {
     /// resync's caching gateway (GET /tws/…) and nginx's proxy_cache in front of the same
     /// test upstream, in paired interleaved wrk rounds (installs nginx-light and wrk).
     Gateway(bench_gateway::Options),
+    /// Two resync instances in front of one test upstream under the same wrk load, with the
+    /// Redis second level off and on (fresh instances and Redis each time): upstream
+    /// requests, req/s, the X-Cache split, and what an L2 hit costs over an L1 hit (installs
+    /// wrk and redis-server).
+    Distributed(bench_distributed::Options),
 }
 
 fn main() -> Result<()> {
@@ -85,6 +93,10 @@ fn main() -> Result<()> {
             which: Some(BenchWhich::Gateway(options)),
             ..
         } => bench_gateway::run(&root, &options),
+        Task::Bench {
+            which: Some(BenchWhich::Distributed(options)),
+            ..
+        } => bench_distributed::run(&root, &options),
         Task::Bench { which: None, args } => ci::bench(&root, &args),
         Task::Promtool => promtool::run(&root),
         Task::Services { action } => services::run(&root, &action),
@@ -199,5 +211,35 @@ mod tests {
         assert!(parse(&["bench", "gateway", "--secs", "0"]).is_err());
         assert!(parse(&["bench", "gateway", "--secs", "46"]).is_err());
         assert!(parse(&["bench", "gateway", "--bench", "x"]).is_err());
+    }
+
+    #[test]
+    fn bench_distributed_takes_its_own_options() {
+        assert!(matches!(
+            parse(&[
+                "bench",
+                "distributed",
+                "--secs",
+                "3",
+                "--rounds",
+                "1",
+                "--json",
+                "d.json"
+            ]),
+            Ok(Task::Bench {
+                which: Some(BenchWhich::Distributed(_)),
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse(&["bench", "distributed"]),
+            Ok(Task::Bench {
+                which: Some(BenchWhich::Distributed(_)),
+                ..
+            })
+        ));
+        assert!(parse(&["bench", "distributed", "--secs", "0"]).is_err());
+        assert!(parse(&["bench", "distributed", "--secs", "61"]).is_err());
+        assert!(parse(&["bench", "distributed", "--rounds", "0"]).is_err());
     }
 }

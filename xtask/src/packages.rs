@@ -34,6 +34,13 @@ pub(crate) fn ensure_nginx_and_wrk() -> Result<(PathBuf, PathBuf)> {
     Ok((nginx, wrk))
 }
 
+/// `wrk` and `redis-server` for `bench distributed`, installed when missing as
+/// [`ensure_installed`] does; returns where wrk is.
+pub(crate) fn ensure_wrk_and_redis() -> Result<PathBuf> {
+    ensure(&[("wrk", "wrk"), ("redis-server", "redis-server")])?;
+    find_program("wrk").context("wrk is still not found after installing it")
+}
+
 /// Installs the missing `packages` (Debian package, program that tells it is present).
 fn ensure(packages: &[(&str, &str)]) -> Result<()> {
     let missing: Vec<&str> = packages

@@ -355,14 +355,14 @@ fn alive(server: &mut ServiceProcess) -> Result<()> {
 
 /// A response of the server.
 #[derive(Debug, PartialEq, Eq)]
-struct Response {
-    status: u16,
-    content_type: String,
-    body: String,
+pub(crate) struct Response {
+    pub(crate) status: u16,
+    pub(crate) content_type: String,
+    pub(crate) body: String,
 }
 
 /// `GET path` over HTTP/1.1 on a fresh connection, closed by the server after the response.
-fn get(addr: SocketAddr, path: &str, accept: Option<&str>) -> Result<Response> {
+pub(crate) fn get(addr: SocketAddr, path: &str, accept: Option<&str>) -> Result<Response> {
     let mut stream = TcpStream::connect_timeout(&addr, BOUND)
         .with_context(|| format!("connecting to {addr}"))?;
     stream.set_read_timeout(Some(BOUND))?;

@@ -114,6 +114,37 @@ async fn several_threads_serve_and_sigint_stops_them() {
     assert!(status.success(), "{status}");
 }
 
+#[tokio::test]
+async fn the_stats_path_answers_the_request_count_without_counting_itself() {
+    let running = Running::start(&["--latency-ms", "0", "--stats-path", "/__upstream/stats"]);
+    let count = |answer: &common::Answer| answer.json()["requests"].as_u64();
+    let before = get(running.addr, "/__upstream/stats").await;
+    assert_eq!(before.status, 200);
+    assert_eq!(count(&before), Some(0));
+    for n in 0..3 {
+        assert_eq!(get(running.addr, &format!("/items/{n}")).await.status, 200);
+    }
+    let after = get(running.addr, "/__upstream/stats?x=1").await;
+    assert_eq!(count(&after), Some(3), "{}", after.text());
+    assert_eq!(
+        get(running.addr, "/items/9").await.serial(),
+        4,
+        "stats requests take no serial"
+    );
+    let status = running.stop_with(Signal::SIGTERM).await;
+    assert!(status.success(), "{status}");
+}
+
+#[tokio::test]
+async fn without_a_stats_path_every_path_gets_the_reply() {
+    let running = Running::start(&["--latency-ms", "0"]);
+    let answer = get(running.addr, "/__upstream/stats").await;
+    assert_eq!(answer.json()["path"], "/__upstream/stats");
+    assert_eq!(answer.serial(), 1);
+    let status = running.stop_with(Signal::SIGTERM).await;
+    assert!(status.success(), "{status}");
+}
+
 #[test]
 fn a_non_loopback_address_is_refused() {
     let output = Command::new(BINARY)

@@ -17,15 +17,15 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a request got back.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Response {
-    pub(super) status: u16,
+pub(crate) struct Response {
+    pub(crate) status: u16,
     /// The value of the target's cache header, when asked for and present.
-    pub(super) cache: Option<String>,
-    pub(super) body_len: usize,
+    pub(crate) cache: Option<String>,
+    pub(crate) body_len: usize,
 }
 
 /// One connection to `addr`, opened again when the server closed it.
-pub(super) struct Client {
+pub(crate) struct Client {
     addr: SocketAddr,
     cache_header: Option<&'static str>,
     connection: Option<BufReader<TcpStream>>,
@@ -33,7 +33,7 @@ pub(super) struct Client {
 
 impl Client {
     /// A client of `addr` that reads the header `cache_header` (lower case) of responses.
-    pub(super) fn new(addr: SocketAddr, cache_header: Option<&'static str>) -> Self {
+    pub(crate) fn new(addr: SocketAddr, cache_header: Option<&'static str>) -> Self {
         Self {
             addr,
             cache_header,
@@ -42,7 +42,7 @@ impl Client {
     }
 
     /// `GET path`; a reused connection that turns out closed is opened again once.
-    pub(super) fn get(&mut self, path: &str) -> Result<Response> {
+    pub(crate) fn get(&mut self, path: &str) -> Result<Response> {
         let reused = self.connection.is_some();
         match self.try_get(path) {
             Err(_) if reused => {
@@ -202,22 +202,22 @@ fn read_chunked(reader: &mut impl BufRead) -> Result<usize> {
 
 /// A pass over a set of paths.
 #[derive(Debug, Default)]
-pub(super) struct Pass {
+pub(crate) struct Pass {
     /// How many responses had each value of the cache header (`-` when absent).
-    pub(super) cache: BTreeMap<String, usize>,
-    pub(super) elapsed: Duration,
+    pub(crate) cache: BTreeMap<String, usize>,
+    pub(crate) elapsed: Duration,
 }
 
 impl Pass {
     /// Responses whose cache header was `value`.
-    pub(super) fn count(&self, value: &str) -> usize {
+    pub(crate) fn count(&self, value: &str) -> usize {
         self.cache.get(value).copied().unwrap_or(0)
     }
 }
 
 /// `GET` of every path once, over `connections` keep-alive connections at once; every answer
 /// must be 200. Fails at the first other answer or error, after `bound`, or on an interrupt.
-pub(super) fn pass(
+pub(crate) fn pass(
     addr: SocketAddr,
     cache_header: Option<&'static str>,
     paths: &[String],

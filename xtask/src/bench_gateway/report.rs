@@ -121,7 +121,7 @@ impl Context {
 
 /// The load average (`/proc/loadavg`'s first three figures): other work on the machine
 /// skews the figures.
-pub(super) fn loadavg() -> String {
+pub(crate) fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg").map_or_else(
         |_| "?".to_owned(),
         |text| {
@@ -134,14 +134,14 @@ pub(super) fn loadavg() -> String {
 }
 
 /// The trimmed stdout of a command that must succeed.
-fn output(command: &mut Command) -> Result<String> {
+pub(crate) fn output(command: &mut Command) -> Result<String> {
     let out = command.output()?;
     anyhow::ensure!(out.status.success(), "exited with {}", out.status);
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 /// The first line a command prints on stdout or stderr, whatever its exit status.
-fn first_line(command: &mut Command) -> String {
+pub(crate) fn first_line(command: &mut Command) -> String {
     command.output().map_or_else(
         |error| format!("? ({error})"),
         |out| {
@@ -156,7 +156,7 @@ fn first_line(command: &mut Command) -> String {
 }
 
 /// `word` quoted for a shell when it needs it.
-fn shell_word(word: &str) -> String {
+pub(crate) fn shell_word(word: &str) -> String {
     let plain = !word.is_empty()
         && word
             .chars()
@@ -170,14 +170,14 @@ fn shell_word(word: &str) -> String {
 
 /// Median, minimum and maximum.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub(super) struct Spread {
-    median: f64,
-    min: f64,
-    max: f64,
+pub(crate) struct Spread {
+    pub(crate) median: f64,
+    pub(crate) min: f64,
+    pub(crate) max: f64,
 }
 
 impl Spread {
-    fn of(values: &[f64]) -> Option<Self> {
+    pub(crate) fn of(values: &[f64]) -> Option<Self> {
         let mut sorted = values.to_vec();
         sorted.sort_by(f64::total_cmp);
         let (&min, &max) = (sorted.first()?, sorted.last()?);

@@ -1,6 +1,7 @@
 //! The processes of `bench gateway`: the test upstream, nginx with `proxy_cache` in front of
 //! it, and resync's gateway in front of it; each on a loopback port, in its own process group
 //! (stopped on drop, so on every error and interrupt too), logging into the scratch directory.
+//! `bench distributed` starts its upstream and its resync instances with the same functions.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -16,7 +17,7 @@ use super::{Target, BOUND, PATHS, TTL};
 use crate::{describe, interrupt};
 
 /// The upstream's answer: 1 KiB of JSON after 2 ms, from one thread.
-const UPSTREAM_ARGS: &[&str] = &[
+pub(crate) const UPSTREAM_ARGS: &[&str] = &[
     "--latency-ms",
     "2",
     "--body-bytes",
@@ -35,22 +36,23 @@ const PORT_ATTEMPTS: u32 = 5;
 
 /// A fresh directory under the system temporary directory, removed on drop.
 #[derive(Debug)]
-pub(super) struct Scratch(PathBuf);
+pub(crate) struct Scratch(PathBuf);
 
 impl Scratch {
-    pub(super) fn new() -> Result<Self> {
+    /// `resync-bench-<bench>-<pid>-<nanos>`.
+    pub(crate) fn new(bench: &str) -> Result<Self> {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |since| since.subsec_nanos());
         let dir = std::env::temp_dir().join(format!(
-            "resync-bench-gateway-{}-{nanos}",
+            "resync-bench-{bench}-{}-{nanos}",
             std::process::id()
         ));
         std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
         Ok(Self(dir))
     }
 
-    pub(super) fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.0
     }
 }
@@ -62,10 +64,10 @@ impl Drop for Scratch {
 }
 
 /// A running server and where it listens.
-struct Service {
-    name: &'static str,
-    process: ServiceProcess,
-    addr: SocketAddr,
+pub(crate) struct Service {
+    pub(crate) name: &'static str,
+    pub(crate) process: ServiceProcess,
+    pub(crate) addr: SocketAddr,
 }
 
 /// The three servers.
@@ -87,7 +89,8 @@ impl Services {
     ) -> Result<Self> {
         let dir = scratch.path();
         let keys = PATHS * u64::from(rounds) + 1;
-        let upstream = start_upstream(upstream, dir)?;
+        let cache_control = format!("max-age={}", TTL.as_secs());
+        let upstream = start_upstream(upstream, dir, &["--cache-control", &cache_control])?;
         eprintln!("    upstream: http://{}", upstream.addr);
         let nginx = start_nginx(nginx, dir, upstream.addr, keys)?;
         eprintln!(
@@ -152,14 +155,14 @@ impl Services {
     }
 }
 
-/// Starts the upstream on a port of its choosing and reads it from its first line.
-fn start_upstream(binary: &Path, dir: &Path) -> Result<Service> {
+/// Starts the upstream ([`UPSTREAM_ARGS`] and `extra_args`) on a port of its choosing and
+/// reads it from its first line.
+pub(crate) fn start_upstream(binary: &Path, dir: &Path, extra_args: &[&str]) -> Result<Service> {
     let mut command = Command::new(binary);
     command
         .args(["--addr", "127.0.0.1:0"])
         .args(UPSTREAM_ARGS)
-        .arg("--cache-control")
-        .arg(format!("max-age={}", TTL.as_secs()));
+        .args(extra_args);
     eprintln!("\n==> starting {}", describe(&command));
     let log = dir.join("upstream.log");
     let mut process = ServiceProcess::spawn("test-upstream", command, &log, Signal::SIGTERM)
@@ -347,50 +350,97 @@ http {{
 /// only the settings below: no database or Redis, the gateway in front of `upstream`, a
 /// cache holding every path, JSON logs into the scratch directory.
 fn start_resync(binary: &Path, dir: &Path, upstream: SocketAddr, keys: u64) -> Result<Service> {
-    let cwd = dir.join("resync");
-    std::fs::create_dir_all(&cwd).with_context(|| format!("creating {}", cwd.display()))?;
     let entries = keys.max(100_000);
-    // About 2 KiB an entry (1 KiB body, headers, key), with room to spare.
-    let memory_mb = (entries * 4 / 1024).max(512);
-    start_on_free_port("resync", |port| {
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let mut command = Command::new(binary);
-        command
-            .current_dir(&cwd)
-            .env_remove("RUST_LOG")
-            .env("NO_COLOR", "1");
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("RESYNC_") {
-                command.env_remove(key);
+    let resync = Resync {
+        binary,
+        name: "resync",
+        upstream,
+        ttl: TTL,
+        entries,
+        memory_mb: memory_mb_for(entries),
+        extra_env: &[],
+    };
+    resync.start(dir)
+}
+
+/// Enough memory for `entries` cached 1 KiB answers: about 2 KiB an entry (1 KiB body,
+/// headers, key), with room to spare, and never less than 512 MiB.
+pub(crate) fn memory_mb_for(entries: u64) -> u64 {
+    (entries * 4 / 1024).max(512)
+}
+
+/// How one resync process runs.
+pub(crate) struct Resync<'a> {
+    pub(crate) binary: &'a Path,
+    /// Its name in messages; also its working directory's and its log's name.
+    pub(crate) name: &'static str,
+    pub(crate) upstream: SocketAddr,
+    /// `ASYNC_CACHE_TTL`.
+    pub(crate) ttl: Duration,
+    /// `ASYNC_CACHE_MAX_ENTRIES`.
+    pub(crate) entries: u64,
+    /// `ASYNC_CACHE_MAX_MEMORY_MB`.
+    pub(crate) memory_mb: u64,
+    /// Further `RESYNC_*` settings, set after (so over) the ones above.
+    pub(crate) extra_env: &'a [(&'a str, String)],
+}
+
+impl Resync<'_> {
+    /// Starts it on a free loopback port in `dir/<name>` (no `settings.toml` there), logging
+    /// into `dir/<name>.log` (appended to when the same name starts again).
+    pub(crate) fn start(&self, dir: &Path) -> Result<Service> {
+        let cwd = dir.join(self.name);
+        std::fs::create_dir_all(&cwd).with_context(|| format!("creating {}", cwd.display()))?;
+        let Resync {
+            binary,
+            name,
+            upstream,
+            ttl,
+            entries,
+            memory_mb,
+            extra_env,
+        } = *self;
+        start_on_free_port(name, |port| {
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            let mut command = Command::new(binary);
+            command
+                .current_dir(&cwd)
+                .env_remove("RUST_LOG")
+                .env("NO_COLOR", "1");
+            for (key, _) in std::env::vars_os() {
+                if key.to_string_lossy().starts_with("RESYNC_") {
+                    command.env_remove(key);
+                }
             }
-        }
-        command.envs([
-            ("RESYNC_BIND_ADDR", addr.to_string()),
-            ("RESYNC_TWS_BASE_URL", format!("http://{upstream}")),
-            ("RESYNC_DATABASE_URL", String::new()),
-            ("RESYNC_REDIS_URL", String::new()),
-            ("RESYNC_ASYNC_CACHE_TTL", TTL.as_secs().to_string()),
-            ("RESYNC_ASYNC_CACHE_MAX_ENTRIES", entries.to_string()),
-            ("RESYNC_ASYNC_CACHE_MAX_MEMORY_MB", memory_mb.to_string()),
-            ("RESYNC_HTTP_POOL_MIN_SIZE", "8".to_owned()),
-            ("RESYNC_HTTP_POOL_MAX_SIZE", UPSTREAM_KEEPALIVE.to_string()),
-            ("RESYNC_LOG_FORMAT", "json".to_owned()),
-        ]);
-        eprintln!("==> starting {}", describe(&command));
-        let process =
-            ServiceProcess::spawn("resync", command, &dir.join("resync.log"), Signal::SIGTERM)
-                .context("starting resync")?;
-        Ok(Service {
-            name: "resync",
-            process,
-            addr,
+            command.envs([
+                ("RESYNC_BIND_ADDR", addr.to_string()),
+                ("RESYNC_TWS_BASE_URL", format!("http://{upstream}")),
+                ("RESYNC_DATABASE_URL", String::new()),
+                ("RESYNC_REDIS_URL", String::new()),
+                ("RESYNC_ASYNC_CACHE_TTL", ttl.as_secs().to_string()),
+                ("RESYNC_ASYNC_CACHE_MAX_ENTRIES", entries.to_string()),
+                ("RESYNC_ASYNC_CACHE_MAX_MEMORY_MB", memory_mb.to_string()),
+                ("RESYNC_HTTP_POOL_MIN_SIZE", "8".to_owned()),
+                ("RESYNC_HTTP_POOL_MAX_SIZE", UPSTREAM_KEEPALIVE.to_string()),
+                ("RESYNC_LOG_FORMAT", "json".to_owned()),
+            ]);
+            command.envs(extra_env.iter().map(|(key, value)| (*key, value)));
+            eprintln!("==> starting {}", describe(&command));
+            let log = dir.join(format!("{name}.log"));
+            let process = ServiceProcess::spawn(name, command, &log, Signal::SIGTERM)
+                .with_context(|| format!("starting {name}"))?;
+            Ok(Service {
+                name,
+                process,
+                addr,
+            })
         })
-    })
+    }
 }
 
 /// Runs `start` with a free port until the server listens; again on another port when it
 /// exited because the port was taken meanwhile.
-fn start_on_free_port(
+pub(crate) fn start_on_free_port(
     name: &str,
     mut start: impl FnMut(u16) -> Result<Service>,
 ) -> Result<Service> {
@@ -436,7 +486,7 @@ fn wait_until_listening(service: &mut Service) -> Result<()> {
 }
 
 /// Fails when the process has exited (quoting its log) or xtask was interrupted.
-fn alive(process: &mut ServiceProcess, name: &str) -> Result<()> {
+pub(crate) fn alive(process: &mut ServiceProcess, name: &str) -> Result<()> {
     if interrupt::interrupted() {
         bail!("interrupted");
     }
@@ -450,7 +500,7 @@ fn alive(process: &mut ServiceProcess, name: &str) -> Result<()> {
 
 /// Runs a short command with its output in a file of `dir`; returns whether it succeeded and
 /// what it printed.
-pub(super) fn captured(mut command: Command, dir: &Path, label: &str) -> Result<(bool, String)> {
+pub(crate) fn captured(mut command: Command, dir: &Path, label: &str) -> Result<(bool, String)> {
     let file = dir.join(format!("{label}.out"));
     let out =
         std::fs::File::create(&file).with_context(|| format!("creating {}", file.display()))?;

@@ -1,5 +1,6 @@
-//! Running `wrk -t2 -c64 -d<secs>s --latency` and reading its report: requests per second,
-//! p50 and p99 latency, socket errors and non-2xx responses.
+//! Running `wrk -t<threads> -c<connections> -d<secs>s --latency` (`bench gateway`: `-t2
+//! -c64`) and reading its report: requests per second, p50 and p99 latency, socket errors and
+//! non-2xx responses.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -11,11 +12,11 @@ use serde::Serialize;
 
 use crate::{describe, interrupt};
 
-/// wrk's threads.
-pub(super) const THREADS: u32 = 2;
+/// wrk's threads in `bench gateway`.
+pub(crate) const THREADS: u32 = 2;
 
-/// wrk's connections.
-pub(super) const CONNECTIONS: u32 = 64;
+/// wrk's connections in `bench gateway`.
+pub(crate) const CONNECTIONS: u32 = 64;
 
 /// How long past its duration a wrk run may take before it is stopped.
 const GRACE: Duration = Duration::from_secs(30);
@@ -46,7 +47,7 @@ end
 "#;
 
 /// Writes the random-path script into `dir`; returns its path.
-pub(super) fn write_random_script(dir: &Path) -> Result<PathBuf> {
+pub(crate) fn write_random_script(dir: &Path) -> Result<PathBuf> {
     let path = dir.join("random-paths.lua");
     std::fs::write(&path, RANDOM_SCRIPT).with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
@@ -54,25 +55,25 @@ pub(super) fn write_random_script(dir: &Path) -> Result<PathBuf> {
 
 /// What one wrk run reported.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub(super) struct Stats {
-    pub(super) requests_per_sec: f64,
-    pub(super) p50_us: f64,
-    pub(super) p99_us: f64,
-    pub(super) requests: u64,
-    pub(super) seconds: f64,
-    pub(super) connect_errors: u64,
-    pub(super) read_errors: u64,
-    pub(super) write_errors: u64,
-    pub(super) timeouts: u64,
+pub(crate) struct Stats {
+    pub(crate) requests_per_sec: f64,
+    pub(crate) p50_us: f64,
+    pub(crate) p99_us: f64,
+    pub(crate) requests: u64,
+    pub(crate) seconds: f64,
+    pub(crate) connect_errors: u64,
+    pub(crate) read_errors: u64,
+    pub(crate) write_errors: u64,
+    pub(crate) timeouts: u64,
     /// wrk's "Non-2xx or 3xx responses" (statuses above 399).
-    pub(super) non_2xx: u64,
+    pub(crate) non_2xx: u64,
     /// The command, as a shell line.
-    pub(super) command: String,
+    pub(crate) command: String,
 }
 
 impl Stats {
     /// `None` for a clean run, else what went wrong.
-    pub(super) fn problems(&self) -> Option<String> {
+    pub(crate) fn problems(&self) -> Option<String> {
         let mut problems = Vec::new();
         for (count, what) in [
             (self.non_2xx, "non-2xx responses"),
@@ -92,7 +93,7 @@ impl Stats {
     }
 
     /// One line for the progress log.
-    pub(super) fn line(&self) -> String {
+    pub(crate) fn line(&self) -> String {
         let problems = self
             .problems()
             .map_or(String::new(), |problems| format!("  ! {problems}"));
@@ -106,7 +107,7 @@ impl Stats {
 }
 
 /// A latency in microseconds, as `812 µs` or `2.31 ms`.
-pub(super) fn format_us(us: f64) -> String {
+pub(crate) fn format_us(us: f64) -> String {
     if us < 1000.0 {
         format!("{us:.0} µs")
     } else {
@@ -114,20 +115,33 @@ pub(super) fn format_us(us: f64) -> String {
     }
 }
 
-/// Runs wrk against `url` (with `script` and its arguments), its output kept in `out_dir`
-/// under `label`; fails when wrk fails or its report cannot be read.
-pub(super) fn run(
+/// How hard and how long one wrk run loads its target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Load {
+    pub(crate) threads: u32,
+    pub(crate) connections: u32,
+    pub(crate) secs: u64,
+}
+
+/// Runs wrk against `url` (with `script` and its arguments) under `load`, its output kept in
+/// `out_dir` under `label`; fails when wrk fails or its report cannot be read.
+pub(crate) fn run(
     wrk: &Path,
     url: &str,
-    script: Option<(&Path, &[String; 3])>,
-    secs: u64,
+    script: Option<(&Path, &[String])>,
+    load: Load,
     out_dir: &Path,
     label: &str,
 ) -> Result<Stats> {
+    let Load {
+        threads,
+        connections,
+        secs,
+    } = load;
     let mut command = Command::new(wrk);
     command.args([
-        format!("-t{THREADS}"),
-        format!("-c{CONNECTIONS}"),
+        format!("-t{threads}"),
+        format!("-c{connections}"),
         format!("-d{secs}s"),
         "--latency".to_owned(),
     ]);

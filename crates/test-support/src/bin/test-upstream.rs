@@ -4,7 +4,9 @@
 //! serves until SIGTERM or SIGINT. Every request is answered after `--latency-ms` with a
 //! `--body-bytes` JSON body; the query string overrides that per request
 //! (`?latency_ms=N&status=N&bytes=N&close=1&max_age=N&header=Name:Value`). Nothing is logged
-//! or counted per path, so a long run stays flat in memory.
+//! or counted per path, so a long run stays flat in memory. With `--stats-path PATH`, a
+//! request for exactly that path is answered at once with the number of requests served so
+//! far, `{"requests":N}` (itself not counted), for a benchmark that watches the upstream.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -34,6 +36,10 @@ struct Args {
     /// A `Cache-Control` header for every response, e.g. "max-age=60".
     #[arg(long)]
     cache_control: Option<String>,
+    /// A path answered with the request count so far, `{"requests":N}` (not counted itself);
+    /// e.g. "/__upstream/stats". Without it, every path gets the configured reply.
+    #[arg(long, value_name = "PATH")]
+    stats_path: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -86,13 +92,21 @@ async fn serve(args: Args) -> std::io::Result<()> {
     }
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut upstream = TestUpstream::builder()
+    let mut builder = TestUpstream::builder()
         .addr(args.addr)
         .default_reply(reply)
         .request_log_capacity(0)
-        .count_per_path(false)
-        .start()
-        .await?;
+        .count_per_path(false);
+    if let Some(path) = args.stats_path {
+        if !path.starts_with('/') {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("--stats-path {path:?} must start with '/'"),
+            ));
+        }
+        builder = builder.stats_path(path);
+    }
+    let mut upstream = builder.start().await?;
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "listening on {}", upstream.url())?;
     stdout.flush()?;

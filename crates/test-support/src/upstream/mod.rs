@@ -47,7 +47,9 @@ const RESTART_TIMEOUT: Duration = Duration::from_secs(30);
 /// **Observation.** A request is counted and logged once its body has been read, before
 /// its reply's latency: [`requests`](Self::requests), [`requests_for`](Self::requests_for),
 /// [`request_log`](Self::request_log) (the last 1024 by default), and
-/// [`wait_for_requests`](Self::wait_for_requests), which wakes on each request.
+/// [`wait_for_requests`](Self::wait_for_requests), which wakes on each request. For a process
+/// that watches the upstream from outside (a load benchmark), the builder's
+/// [`stats_path`](TestUpstreamBuilder::stats_path) serves the request count over HTTP.
 ///
 /// **Faults.** [`stop`](Self::stop) closes the listener and every connection;
 /// [`restart`](Self::restart) listens again on the same port. Dropping the value stops it.
@@ -80,6 +82,7 @@ pub struct TestUpstreamBuilder {
     default_reply: Reply,
     request_log_capacity: usize,
     count_per_path: bool,
+    stats_path: Option<String>,
 }
 
 /// The accept loop of a running upstream and the way to end it.
@@ -97,6 +100,7 @@ impl TestUpstream {
             default_reply: Reply::new(),
             request_log_capacity: 1024,
             count_per_path: true,
+            stats_path: None,
         }
     }
 
@@ -308,6 +312,16 @@ impl TestUpstreamBuilder {
         self
     }
 
+    /// Answers requests for exactly `path` (any method, the query string ignored) with the
+    /// request count so far, `{"requests":N}`, at once and whatever the rules say, and does
+    /// not count or log them. Default: no such path, every path is answered by its rule. For
+    /// a process that watches the upstream from outside, such as a load benchmark reading
+    /// how many requests a cache in front of it let through.
+    pub fn stats_path(mut self, path: impl Into<String>) -> Self {
+        self.stats_path = Some(path.into());
+        self
+    }
+
     /// Binds and starts serving.
     ///
     /// # Errors
@@ -332,6 +346,7 @@ impl TestUpstreamBuilder {
                 }),
                 close_after_each_response: AtomicBool::new(false),
                 observations: Observations::new(self.request_log_capacity, self.count_per_path),
+                stats_path: self.stats_path,
             }),
             running: None,
         };
@@ -348,6 +363,7 @@ impl fmt::Debug for TestUpstreamBuilder {
             .field("default_reply", &self.default_reply)
             .field("request_log_capacity", &self.request_log_capacity)
             .field("count_per_path", &self.count_per_path)
+            .field("stats_path", &self.stats_path)
             .finish()
     }
 }

@@ -29,6 +29,8 @@ pub(crate) struct Shared {
     pub(crate) rules: RwLock<Rules>,
     pub(crate) close_after_each_response: AtomicBool,
     pub(crate) observations: Observations,
+    /// The path answered with the request count (not counted itself), if any.
+    pub(crate) stats_path: Option<String>,
 }
 
 /// The default reply and the per-prefix ones, longest prefix first.
@@ -105,7 +107,7 @@ async fn serve_connection(stream: TcpStream, tls: Option<TlsAcceptor>, shared: A
 }
 
 /// Reads the request's body to its end, records the request, and answers per its rule and
-/// query string.
+/// query string; a request for the stats path is answered with the count instead.
 async fn answer(
     shared: Arc<Shared>,
     request: Request<Incoming>,
@@ -119,6 +121,9 @@ async fn answer(
         // The client went away mid-body: nobody reads an answer.
         return Ok(plain(StatusCode::BAD_REQUEST, "the request body broke off"));
     };
+    if shared.stats_path.as_deref() == Some(parts.uri.path()) {
+        return Ok(stats(&shared.observations));
+    }
     let serial = shared.observations.record(&parts, body.len());
     let rule = read(&shared.rules).reply_for(parts.uri.path());
     let overridden;
@@ -166,6 +171,16 @@ async fn answer(
         headers.insert(CONNECTION, HeaderValue::from_static("close"));
     }
     Ok(response)
+}
+
+/// `{"requests":N}`: how many requests were counted so far.
+fn stats(observations: &Observations) -> Response<ReplyBody> {
+    let body = format!("{{\"requests\":{}}}\n", observations.requests());
+    let mut response = Response::new(ReplyBody::full(Bytes::from(body)));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
 }
 
 fn plain(status: StatusCode, message: &str) -> Response<ReplyBody> {
