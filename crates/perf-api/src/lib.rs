@@ -6,7 +6,7 @@
 //! [`PoolManager`](resync_pool_optimizer::PoolManager), a
 //! [`ResourceTracker`](resync_resource_manager::ResourceTracker), the caching gateway's
 //! [`GatewayStats`] (module [`gateway`]: the recorder the gateway writes every request into,
-//! lock-free), any other [`HealthSource`], and a bounded history of samples
+//! lock-free) and its Redis second level cache's [`L2Stats`], any other [`HealthSource`], and a bounded history of samples
 //! ([`spawn_sampler`]) from which windowed figures come (health over `health_window`; before
 //! the first sample, since start). [`router`] serves it all:
 //!
@@ -19,7 +19,7 @@
 //! | `GET /api/performance/pools/recommendations` | pool sizing advice with evidence |
 //! | `GET /api/performance/resources/stats` | per resource kind |
 //! | `GET /api/performance/resources/leaks` | leaked resources (`?min_age_secs=`) |
-//! | `GET /api/performance/gateway/metrics` | the gateway: requests by method, status class and cache outcome, hit rate, bytes by source, upstream exchanges by outcome, latency, window (`null` without a gateway) |
+//! | `GET /api/performance/gateway/metrics` | the gateway: requests by method, status class and cache outcome, hit rate, bytes by source, upstream exchanges by outcome, latency, window, and `l2`, the gateway's L2 cache (`null` without a gateway) |
 //! | `GET /api/performance/health` | verdict per component with measured reasons; 503 when critical |
 //! | `GET /api/performance/history` | samples (`?since=` RFC 3339 or unix seconds, `?limit=`) |
 //! | `GET /metrics` | Prometheus text (OpenMetrics when asked for) |

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use resync_cache_core::Cache;
 use resync_perf_api::{
-    router, CacheOutcome, GatewayExchange, GatewayStats, PerformanceService, PostgresHistory,
-    ServiceConfig, HISTORY_TABLE,
+    router, CacheOutcome, GatewayExchange, GatewayStats, L2Lookup, L2Stats, PerformanceService,
+    PostgresHistory, ServiceConfig, HISTORY_TABLE,
 };
 use resync_pool_optimizer::{MonitoredPool, PoolConfig, PoolManager, PostgresManager};
 use resync_resource_manager::ResourceTracker;
@@ -109,6 +109,12 @@ async fn samples_are_written_to_postgres_and_old_rows_deleted() {
     service.register_cache(cache).unwrap();
     let gateway = GatewayStats::new();
     service.set_gateway(gateway.clone());
+    let l2 = L2Stats::new();
+    service.set_gateway_l2(l2.clone());
+    l2.set_available(true, None);
+    for _ in 0..5 {
+        l2.record_lookup(L2Lookup::Hit, Some(Duration::from_micros(300)));
+    }
     for _ in 0..7 {
         gateway.record(&GatewayExchange {
             method: &axum::http::Method::GET,
@@ -159,6 +165,32 @@ async fn samples_are_written_to_postgres_and_old_rows_deleted() {
         .map(|row| row.get(0))
         .collect();
     assert_eq!(hits, [7, 7, 7]);
+    // The L2's with them, inside the gateway's; a row written before the L2 existed (its
+    // gateway without `l2`) reads as null, not as an error.
+    let l2_rows: Vec<(Option<i64>, Option<bool>)> = conn
+        .query(
+            &format!(
+                "SELECT (sample->'gateway'->'l2'->>'hits')::bigint, \
+                        (sample->'gateway'->'l2'->>'available')::boolean \
+                 FROM {HISTORY_TABLE} WHERE sample->'caches'->0->>'name' = $1"
+            ),
+            &[&name],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    assert_eq!(l2_rows, [(Some(5), Some(true)); 3]);
+    let before_l2: Option<i64> = conn
+        .query_one(
+            "SELECT ($1::text::jsonb->'gateway'->'l2'->>'hits')::bigint",
+            &[&r#"{"gateway": {"hits": 7}}"#],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(before_l2, None);
     // A row two hours old, past the one-hour span: the next prune deletes it.
     conn.execute(
         &format!(

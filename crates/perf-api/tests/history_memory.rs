@@ -1,5 +1,6 @@
-//! The in-memory history at its default length, with 3 caches, 3 pools and the gateway,
-//! measured with a counting allocator: the bytes the ring holds once full (target ≤ 16 MiB).
+//! The in-memory history at its default length, with 3 caches, 3 pools and the gateway (with
+//! its L2), measured with a counting allocator: the bytes the ring holds once full (target
+//! ≤ 16 MiB).
 //! Run with `--nocapture` to see the figure quoted in the crate README.
 
 // A global allocator is the one way to count every byte; the unsafe is the std `System`
@@ -13,7 +14,8 @@ use std::sync::Arc;
 
 use resync_cache_core::Cache;
 use resync_perf_api::{
-    CacheOutcome, GatewayExchange, GatewayStats, PerformanceService, ServiceConfig, UpstreamOutcome,
+    CacheOutcome, GatewayExchange, GatewayStats, L2Lookup, L2Stats, PerformanceService,
+    ServiceConfig, UpstreamOutcome,
 };
 use resync_pool_optimizer::{FnManager, MonitoredPool, PoolConfig, PoolManager};
 use resync_resource_manager::ResourceTracker;
@@ -90,6 +92,15 @@ async fn a_full_ring_at_the_default_length_stays_under_16_mib() {
         });
     }
     service.set_gateway(gateway);
+    let l2 = L2Stats::new();
+    for latency in 0..1_000_u64 {
+        l2.record_lookup(
+            L2Lookup::Hit,
+            Some(std::time::Duration::from_micros(latency * 3)),
+        );
+    }
+    l2.set_available(true, None);
+    service.set_gateway_l2(l2);
 
     // Warm up (interned names, the window bases), then fill the ring.
     for _ in 0..10 {
@@ -104,7 +115,7 @@ async fn a_full_ring_at_the_default_length_stays_under_16_mib() {
     let bytes = (after - before) as f64;
     let per_sample = bytes / length as f64;
     println!(
-        "history ring at {length} samples, 3 caches + 3 pools + {} kinds + the gateway: {:.2} MiB ({per_sample:.0} B per sample)",
+        "history ring at {length} samples, 3 caches + 3 pools + {} kinds + the gateway and its L2: {:.2} MiB ({per_sample:.0} B per sample)",
         service.history(None, 1)[0].resources.len(),
         bytes / MIB,
     );
