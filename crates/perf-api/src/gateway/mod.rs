@@ -1,7 +1,8 @@
 //! What the caching HTTP gateway records about every request it serves, and how the service
 //! reports it: [`GatewayStats`] is the recorder the gateway holds, [`GatewayMetrics`] its
 //! cumulative snapshot, [`GatewayHealthThresholds`] the rule the component `gateway` is
-//! judged by.
+//! judged by. [`L2Stats`] records the gateway's Redis second level cache the same way, and
+//! [`L2Metrics`] is its snapshot (the component `gateway_l2`).
 //!
 //! Recording is on the gateway's hot path, so [`GatewayStats::record`] takes no lock and
 //! allocates nothing: every counter and both latency histograms live in per-thread stripes
