@@ -292,12 +292,9 @@ impl Summary {
             row.map_or_else(|| "—".to_owned(), show)
         };
         let ratio = |ratio: &Option<Ratio>| {
-            ratio.as_ref().map_or_else(String::new, |ratio| {
-                format!(
-                    "{:.3}× ({:.3}–{:.3})",
-                    ratio.spread.median, ratio.spread.min, ratio.spread.max
-                )
-            })
+            ratio
+                .as_ref()
+                .map_or_else(String::new, |ratio| ratio_spread(&ratio.spread))
         };
         let mut line = |what: &str, show: &dyn Fn(&ConfigRow) -> String, last: String| {
             let _ = writeln!(
@@ -309,7 +306,7 @@ impl Summary {
         };
         line(
             "",
-            &|row| format!("{} ({} rounds)", row.config.label(), row.rounds),
+            &|row| format!("{} ({})", row.config.label(), rounds(row.rounds)),
             "on / off, paired rounds".to_owned(),
         );
         line(
@@ -361,12 +358,16 @@ impl Summary {
                     row.l2.get(family).map_or_else(
                         || "—".to_owned(),
                         |values| {
-                            values
+                            let counted: Vec<String> = values
                                 .iter()
                                 .filter(|(_, count)| **count > 0.0)
                                 .map(|(key, count)| format!("{key} {count:.0}"))
-                                .collect::<Vec<_>>()
-                                .join(", ")
+                                .collect();
+                            if counted.is_empty() {
+                                "0".to_owned()
+                            } else {
+                                counted.join(", ")
+                            }
                         },
                     )
                 },
@@ -443,6 +444,41 @@ fn spread(spread: &Spread, decimals: usize) -> String {
     }
 }
 
+/// `1 round`, `3 rounds`.
+fn rounds(count: usize) -> String {
+    if count == 1 {
+        "1 round".to_owned()
+    } else {
+        format!("{count} rounds")
+    }
+}
+
+/// A spread of latency differences: `+75 µs`, or `+75 µs (+60 µs to +90 µs)`.
+fn signed_spread(spread: &Spread) -> String {
+    if spread.min == spread.max {
+        signed_us(spread.median)
+    } else {
+        format!(
+            "{} ({} to {})",
+            signed_us(spread.median),
+            signed_us(spread.min),
+            signed_us(spread.max)
+        )
+    }
+}
+
+/// A spread of ratios: `0.356×`, or `0.356× (0.30–0.40)`.
+fn ratio_spread(spread: &Spread) -> String {
+    if spread.min == spread.max {
+        format!("{:.3}×", spread.median)
+    } else {
+        format!(
+            "{:.3}× ({:.3}–{:.3})",
+            spread.median, spread.min, spread.max
+        )
+    }
+}
+
 /// `+12 µs` or `-1.20 ms`.
 fn signed_us(us: f64) -> String {
     let sign = if us < 0.0 { "-" } else { "+" };
@@ -481,8 +517,10 @@ impl HitSummary {
         let _ = writeln!(
             text,
             "\nThe L2 hit path: one instance at a time, wrk -t{} -c{} (one request in flight, so \
-             the latency is the path's own, not queueing), the same {PATHS} paths ({} rounds):",
-            HIT_LOAD.0, HIT_LOAD.1, self.rounds
+             the latency is the path's own, not queueing), the same {PATHS} paths ({}):",
+            HIT_LOAD.0,
+            HIT_LOAD.1,
+            rounds(self.rounds)
         );
         let _ = writeln!(
             text,
@@ -506,16 +544,10 @@ impl HitSummary {
         }
         let _ = writeln!(
             text,
-            "cost of an L2 hit over an L1 hit (per-round differences): p50 {} ({} to {}), p99 {} ({} to {}); req/s {:.3}× ({:.3}–{:.3})",
-            signed_us(self.p50_cost_us.median),
-            signed_us(self.p50_cost_us.min),
-            signed_us(self.p50_cost_us.max),
-            signed_us(self.p99_cost_us.median),
-            signed_us(self.p99_cost_us.min),
-            signed_us(self.p99_cost_us.max),
-            self.rate_ratio.median,
-            self.rate_ratio.min,
-            self.rate_ratio.max,
+            "cost of an L2 hit over an L1 hit (per-round differences): p50 {}, p99 {}; req/s L2 / L1 {}",
+            signed_spread(&self.p50_cost_us),
+            signed_spread(&self.p99_cost_us),
+            ratio_spread(&self.rate_ratio),
         );
         match self.l2_lookup_mean_us {
             Some(mean) => {
@@ -551,4 +583,119 @@ pub(super) fn write_json(
     });
     let text = serde_json::to_string_pretty(&json)?;
     std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench_gateway::wrk::Stats;
+
+    fn stats(rate: f64, p50_us: f64, p99_us: f64) -> Stats {
+        Stats {
+            requests_per_sec: rate,
+            p50_us,
+            p99_us,
+            requests: PATHS * 3,
+            ..Stats::default()
+        }
+    }
+
+    fn load(round: u32, config: Config, upstream: u64, rate: f64) -> LoadRun {
+        let on = config == Config::L2On;
+        let l2 = if on {
+            BTreeMap::from([
+                (
+                    "lookups".to_owned(),
+                    BTreeMap::from([("hit".to_owned(), 9_900.0), ("miss".to_owned(), 10_100.0)]),
+                ),
+                (
+                    "errors".to_owned(),
+                    BTreeMap::from([("lookup".to_owned(), 0.0)]),
+                ),
+            ])
+        } else {
+            BTreeMap::new()
+        };
+        LoadRun {
+            round,
+            config,
+            a: stats(rate / 2.0, 700.0, 6_000.0),
+            b: stats(rate / 2.0, 710.0, 6_100.0),
+            upstream_requests: upstream,
+            gateway_upstream_exchanges: Some(upstream as f64),
+            cache: BTreeMap::from([
+                ("hit".to_owned(), 100_000.0),
+                ("miss".to_owned(), upstream as f64),
+            ]),
+            from_l2: on.then_some(9_990.0),
+            l2,
+            redis_keys: if on { 10_001 } else { 0 },
+        }
+    }
+
+    fn hit(round: u32, l2_p50: f64) -> HitRun {
+        HitRun {
+            round,
+            l1_first: round % 2 == 0,
+            l1: stats(20_000.0, 40.0, 120.0),
+            l2: stats(8_000.0, l2_p50, 400.0),
+            l2_share: Some(0.999),
+            l2_lookup_mean_us: Some(60.0),
+        }
+    }
+
+    #[test]
+    fn the_configurations_side_by_side_with_measured_ratios() {
+        let loads = vec![
+            load(0, Config::L2Off, 20_000, 50_000.0),
+            load(0, Config::L2On, 10_000, 40_000.0),
+            load(1, Config::L2Off, 20_000, 50_000.0),
+            load(1, Config::L2On, 12_000, 45_000.0),
+        ];
+        let hits = vec![hit(0, 100.0), hit(1, 140.0)];
+        let summary = Summary::of(&loads, &hits);
+        let ratio = summary.upstream_ratio.as_ref().unwrap();
+        assert_eq!(ratio.per_round, vec![0.5, 0.6]);
+        let text = summary.render();
+        for needle in [
+            "L2 off (2 rounds)",
+            "upstream requests",
+            "11000 (10000–12000)",
+            "0.550× (0.500–0.600)",
+            "L2 lookups",
+            "hit 9900, miss 10100",
+            "L2 errors",
+            "measured: 0.550× (rounds: 0.500 0.600)",
+            "+80 µs (+60 µs to +100 µs)",
+            "99.9 %",
+            "60 µs",
+        ] {
+            assert!(text.contains(needle), "no {needle:?} in:\n{text}");
+        }
+        let errors = text
+            .lines()
+            .find(|line| line.starts_with("L2 errors"))
+            .unwrap();
+        assert!(errors.trim_end().ends_with('0'), "{errors}");
+    }
+
+    #[test]
+    fn one_round_prints_no_range() {
+        let loads = vec![
+            load(0, Config::L2Off, 20_000, 50_000.0),
+            load(0, Config::L2On, 10_013, 40_000.0),
+        ];
+        let text = Summary::of(&loads, &[hit(0, 116.0)]).render();
+        assert!(text.contains("L2 on (1 round)"), "{text}");
+        assert!(text.contains("0.501×"), "{text}");
+        let upstream = text
+            .lines()
+            .find(|line| line.starts_with("upstream requests "))
+            .unwrap();
+        assert!(
+            upstream.trim_end().ends_with("10013   0.501×"),
+            "{upstream}"
+        );
+        assert!(text.contains("p50 +76 µs, p99 +280 µs"), "{text}");
+    }
 }
