@@ -15,7 +15,8 @@
 //! 3. **Invalidation** — a write replaces the path's generation with a new random one
 //!    (before and after the upstream exchange, like L1's generations), which makes every
 //!    entry of the path unreachable at once, and publishes `<instance> <path>` on
-//!    [`CHANNEL`]; every other instance drops its L1 entries of the path ([`listener`]).
+//!    [`CHANNEL`]; every other instance drops its L1 entries of the path (its listener,
+//!    `l2/listener.rs`).
 //!
 //! Redis is an optimisation: every operation, checkout included, is bounded by
 //! `REDIS_RESPONSE_TIMEOUT_MS`; a failure counts as an L2 error and the request goes on
@@ -115,7 +116,7 @@ pub(super) enum Leased {
 impl SharedCache {
     /// A second level over `pool` (a pool of the Redis or Redis Cluster named by
     /// `REDIS_URL`), recording into `stats`. It is unavailable until its listener has
-    /// subscribed ([`listener::run`]).
+    /// subscribed ([`Gateway::spawn_listener`](crate::gateway::Gateway::spawn_listener)).
     #[must_use]
     pub fn new(pool: MonitoredPool<RedisManager>, config: L2Config, stats: L2Stats) -> Self {
         stats.set_available(false, Some("invalidation listener not subscribed yet"));
