@@ -1,8 +1,14 @@
 //! The bounded label sets a gateway exchange is counted under: method, status class, cache
 //! outcome and upstream outcome. Each maps to a small index, so recording is an array access.
+//!
+//! Every label value is written once: here, as the enums' `as_str()` (in `ALL` order) and
+//! [`UPSTREAM_LABELS`]; the L2's likewise in `l2/mod.rs`, and its two sets without an enum
+//! (a store's result, an invalidation's direction) in their count types' `by_label()`. The
+//! count types list their counters by label with `by_label()`, and whatever shows a label
+//! reads it from there: their JSON ([`serialize_by_label!`]), the `/metrics` families, and
+//! the API's views (`views/labelled.rs`).
 
 use axum::http::Method;
-use serde::{Serialize, Serializer};
 
 /// How the response cache took part in a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -238,16 +244,29 @@ impl StatusClass {
     }
 }
 
-/// Labels serialize as their label values.
+/// Labels serialize as their label values (`as_str()`).
 macro_rules! serialize_as_label {
     ($($label:ty),*) => {$(
-        impl Serialize for $label {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        impl serde::Serialize for $label {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
                 serializer.serialize_str(self.as_str())
             }
         }
     )*};
 }
+
+/// Count types serialize as `{label: count, …}`, in label order, from their `by_label()`.
+macro_rules! serialize_by_label {
+    ($($counts:ty),*) => {$(
+        impl serde::Serialize for $counts {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_map(self.by_label())
+            }
+        }
+    )*};
+}
+
+pub(crate) use {serialize_as_label, serialize_by_label};
 
 serialize_as_label!(CacheOutcome, UpstreamOutcome, MethodLabel, StatusClass);
 

@@ -4,7 +4,7 @@ use resync_perf_core::{ratio, Delta, HistogramSnapshot};
 use serde::ser::SerializeSeq;
 use serde::{Serialize, Serializer};
 
-use super::labels::{CacheOutcome, MethodLabel, StatusClass, UPSTREAM_LABELS};
+use super::labels::{serialize_by_label, CacheOutcome, MethodLabel, StatusClass, UPSTREAM_LABELS};
 
 /// Request counters: one per (method, status class, cache outcome).
 pub(crate) const REQUEST_CELLS: usize =
@@ -46,7 +46,7 @@ pub struct GatewayMetrics {
 }
 
 /// Upstream exchanges by how they ended.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct UpstreamCounts {
     /// Answered below 300.
     pub answered_2xx: u64,
@@ -234,6 +234,8 @@ impl UpstreamCounts {
         ratio(self.errors() as f64, self.total() as f64)
     }
 }
+
+serialize_by_label!(UpstreamCounts);
 
 impl Delta for UpstreamCounts {
     fn delta(&self, older: &Self) -> Self {

@@ -282,10 +282,7 @@ pub(super) fn gateway_l2_families(l2: Option<&L2Metrics>) -> Vec<Family> {
             "resync_gateway_l2_stores_total",
             "Entries the gateway wrote to its L2 cache (SET with an expiry), by result: stored or error.",
         )
-        .series(labelled(
-            "result",
-            &[("stored", l2.stores.stored), ("error", l2.stores.error)],
-        )),
+        .series(labelled("result", &l2.stores.by_label())),
         Family::histogram(
             "resync_gateway_l2_lookup_duration_seconds",
             "Time the L2 lookups sent to Redis took, failed ones included (skipped ones are not timed).",
@@ -305,13 +302,7 @@ pub(super) fn gateway_l2_families(l2: Option<&L2Metrics>) -> Vec<Family> {
             "resync_gateway_l2_invalidations_total",
             "Cache invalidations between the gateway's instances, by direction: sent (published by this instance) or received (from the others).",
         )
-        .series(labelled(
-            "direction",
-            &[
-                ("sent", l2.invalidations.sent),
-                ("received", l2.invalidations.received),
-            ],
-        )),
+        .series(labelled("direction", &l2.invalidations.by_label())),
         Family::counter(
             "resync_gateway_l1_flushes_total",
             "Times the gateway dropped its whole in-process (L1) cache because the L2 invalidation subscriber reconnected and invalidations may have been missed.",

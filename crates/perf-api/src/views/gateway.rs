@@ -6,98 +6,95 @@ use resync_perf_core::per_second;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::labelled::labelled_view;
 use super::LatencySeconds;
-use crate::gateway::{CacheOutcome, GatewayMetrics, L2Metrics, MethodLabel, StatusClass};
+use crate::gateway::{
+    CacheOutcome, GatewayMetrics, L2Lease, L2Lookup, L2Metrics, L2Op, MethodLabel, StatusClass,
+    UpstreamOutcome,
+};
 
-/// Requests by how the response cache took part.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct CacheOutcomesView {
-    /// Answered from a fresh cached response.
-    pub hit: u64,
-    /// Not cached (or not fresh): fetched from the upstream.
-    pub miss: u64,
-    /// Answered from a stale cached response.
-    pub stale: u64,
-    /// The cache was not consulted (writes, `no-store`, bodies too large to cache).
-    pub bypass: u64,
+// The views keyed by label values take their keys from the label enums (`labelled_view!`).
+
+labelled_view! {
+    /// Requests by how the response cache took part.
+    pub struct CacheOutcomesView {
+        /// Answered from a fresh cached response.
+        pub hit: u64 = CacheOutcome::Hit.as_str(),
+        /// Not cached (or not fresh): fetched from the upstream.
+        pub miss: u64 = CacheOutcome::Miss.as_str(),
+        /// Answered from a stale cached response.
+        pub stale: u64 = CacheOutcome::Stale.as_str(),
+        /// The cache was not consulted (writes, `no-store`, bodies too large to cache).
+        pub bypass: u64 = CacheOutcome::Bypass.as_str(),
+    }
 }
 
-/// Requests by the class of the status sent to the client.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct StatusClassesView {
-    /// 1xx.
-    #[serde(rename = "1xx")]
-    pub informational: u64,
-    /// 2xx.
-    #[serde(rename = "2xx")]
-    pub success: u64,
-    /// 3xx.
-    #[serde(rename = "3xx")]
-    pub redirection: u64,
-    /// 4xx.
-    #[serde(rename = "4xx")]
-    pub client_error: u64,
-    /// 5xx.
-    #[serde(rename = "5xx")]
-    pub server_error: u64,
+labelled_view! {
+    /// Requests by the class of the status sent to the client.
+    pub struct StatusClassesView {
+        /// 1xx.
+        pub informational: u64 = StatusClass::Informational.as_str(),
+        /// 2xx.
+        pub success: u64 = StatusClass::Success.as_str(),
+        /// 3xx.
+        pub redirection: u64 = StatusClass::Redirection.as_str(),
+        /// 4xx.
+        pub client_error: u64 = StatusClass::ClientError.as_str(),
+        /// 5xx.
+        pub server_error: u64 = StatusClass::ServerError.as_str(),
+    }
 }
 
-/// Requests by method.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct MethodsView {
-    /// `GET`.
-    #[serde(rename = "GET")]
-    pub get: u64,
-    /// `HEAD`.
-    #[serde(rename = "HEAD")]
-    pub head: u64,
-    /// `POST`.
-    #[serde(rename = "POST")]
-    pub post: u64,
-    /// `PUT`.
-    #[serde(rename = "PUT")]
-    pub put: u64,
-    /// `PATCH`.
-    #[serde(rename = "PATCH")]
-    pub patch: u64,
-    /// `DELETE`.
-    #[serde(rename = "DELETE")]
-    pub delete: u64,
-    /// `OPTIONS`.
-    #[serde(rename = "OPTIONS")]
-    pub options: u64,
-    /// Any other method.
-    #[serde(rename = "OTHER")]
-    pub other: u64,
+labelled_view! {
+    /// Requests by method.
+    pub struct MethodsView {
+        /// `GET`.
+        pub get: u64 = MethodLabel::Get.as_str(),
+        /// `HEAD`.
+        pub head: u64 = MethodLabel::Head.as_str(),
+        /// `POST`.
+        pub post: u64 = MethodLabel::Post.as_str(),
+        /// `PUT`.
+        pub put: u64 = MethodLabel::Put.as_str(),
+        /// `PATCH`.
+        pub patch: u64 = MethodLabel::Patch.as_str(),
+        /// `DELETE`.
+        pub delete: u64 = MethodLabel::Delete.as_str(),
+        /// `OPTIONS`.
+        pub options: u64 = MethodLabel::Options.as_str(),
+        /// Any other method.
+        pub other: u64 = MethodLabel::Other.as_str(),
+    }
 }
 
-/// The upstream exchanges the gateway made.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct UpstreamView {
-    /// Exchanges attempted.
-    pub requests: u64,
-    /// Answered below 300.
-    pub answered_2xx: u64,
-    /// Answered 3xx.
-    pub answered_3xx: u64,
-    /// Answered 4xx.
-    pub answered_4xx: u64,
-    /// Answered 5xx.
-    pub answered_5xx: u64,
-    /// No connection could be made (the gateway answered 502).
-    pub unreachable: u64,
-    /// Broke mid-way (502).
-    pub failed: u64,
-    /// No answer within the read timeout (504).
-    pub timed_out: u64,
-    /// The HTTP pool was exhausted (503).
-    pub exhausted: u64,
-    /// 5xx answers + unreachable + failed + timed out + exhausted.
-    pub errors: u64,
-    /// `errors / requests` (0–1), `null` without an exchange.
-    pub error_rate: Option<f64>,
-    /// Exchange latency.
-    pub latency_seconds: LatencySeconds,
+labelled_view! {
+    /// The upstream exchanges the gateway made.
+    pub struct UpstreamView {
+        /// Exchanges attempted.
+        pub requests: u64,
+        /// Answered below 300.
+        pub answered_2xx: u64 = UpstreamOutcome::Answered(200).as_str(),
+        /// Answered 3xx.
+        pub answered_3xx: u64 = UpstreamOutcome::Answered(300).as_str(),
+        /// Answered 4xx.
+        pub answered_4xx: u64 = UpstreamOutcome::Answered(400).as_str(),
+        /// Answered 5xx.
+        pub answered_5xx: u64 = UpstreamOutcome::Answered(500).as_str(),
+        /// No connection could be made (the gateway answered 502).
+        pub unreachable: u64 = UpstreamOutcome::Unreachable.as_str(),
+        /// Broke mid-way (502).
+        pub failed: u64 = UpstreamOutcome::Failed.as_str(),
+        /// No answer within the read timeout (504).
+        pub timed_out: u64 = UpstreamOutcome::TimedOut.as_str(),
+        /// The HTTP pool was exhausted (503).
+        pub exhausted: u64 = UpstreamOutcome::Exhausted.as_str(),
+        /// 5xx answers + unreachable + failed + timed out + exhausted.
+        pub errors: u64,
+        /// `errors / requests` (0–1), `null` without an exchange.
+        pub error_rate: Option<f64>,
+        /// Exchange latency.
+        pub latency_seconds: LatencySeconds,
+    }
 }
 
 /// The gateway's figures over the health window.
@@ -158,21 +155,22 @@ pub struct GatewayView {
     pub l2: Option<L2View>,
 }
 
-/// L2 lookups by outcome.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct L2LookupsView {
-    /// Found, of the current version.
-    pub hit: u64,
-    /// Not found.
-    pub miss: u64,
-    /// Found, of another version: not used.
-    pub other_version: u64,
-    /// Failed (Redis error or timeout).
-    pub error: u64,
-    /// Not asked: L2 was unavailable.
-    pub skipped: u64,
-    /// Sent to Redis: every outcome but `skipped`.
-    pub attempted: u64,
+labelled_view! {
+    /// L2 lookups by outcome.
+    pub struct L2LookupsView {
+        /// Found, of the current version.
+        pub hit: u64 = L2Lookup::Hit.as_str(),
+        /// Not found.
+        pub miss: u64 = L2Lookup::Miss.as_str(),
+        /// Found, of another version: not used.
+        pub other_version: u64 = L2Lookup::OtherVersion.as_str(),
+        /// Failed (Redis error or timeout).
+        pub error: u64 = L2Lookup::Error.as_str(),
+        /// Not asked: L2 was unavailable.
+        pub skipped: u64 = L2Lookup::Skipped.as_str(),
+        /// Sent to Redis: every outcome but `skipped`.
+        pub attempted: u64,
+    }
 }
 
 /// L2 stores (`SET … PX`).
@@ -186,15 +184,16 @@ pub struct L2StoresView {
     pub latency_seconds: LatencySeconds,
 }
 
-/// Cross-instance fetch leases by outcome.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct L2LeasesView {
-    /// This instance took the lease and fetched.
-    pub won: u64,
-    /// Another instance fetched; its value arrived in time.
-    pub waited: u64,
-    /// Waited in vain (no value in time, or the holder gave up); fetched itself.
-    pub expired: u64,
+labelled_view! {
+    /// Cross-instance fetch leases by outcome.
+    pub struct L2LeasesView {
+        /// This instance took the lease and fetched.
+        pub won: u64 = L2Lease::Won.as_str(),
+        /// Another instance fetched; its value arrived in time.
+        pub waited: u64 = L2Lease::Waited.as_str(),
+        /// Waited in vain (no value in time, or the holder gave up); fetched itself.
+        pub expired: u64 = L2Lease::Expired.as_str(),
+    }
 }
 
 /// Invalidations between the gateway's instances.
@@ -206,19 +205,20 @@ pub struct L2InvalidationsView {
     pub received: u64,
 }
 
-/// Failed L2 operations by operation.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct L2ErrorsView {
-    /// Lookups.
-    pub lookup: u64,
-    /// Stores.
-    pub store: u64,
-    /// Fetch leases.
-    pub lease: u64,
-    /// Invalidations published.
-    pub invalidate: u64,
-    /// The invalidation subscriber.
-    pub subscribe: u64,
+labelled_view! {
+    /// Failed L2 operations by operation.
+    pub struct L2ErrorsView {
+        /// Lookups.
+        pub lookup: u64 = L2Op::Lookup.as_str(),
+        /// Stores.
+        pub store: u64 = L2Op::Store.as_str(),
+        /// Fetch leases.
+        pub lease: u64 = L2Op::Lease.as_str(),
+        /// Invalidations published.
+        pub invalidate: u64 = L2Op::Invalidate.as_str(),
+        /// The invalidation subscriber.
+        pub subscribe: u64 = L2Op::Subscribe.as_str(),
+    }
 }
 
 /// The last L2 error recorded.
@@ -432,5 +432,52 @@ impl GatewayView {
             },
             l2: l2.map(|(total, window)| L2View::of(total, window, seconds)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::gateway::UPSTREAM_LABELS;
+
+    /// The keys of the JSON object `view` serializes as.
+    fn keys(view: &impl Serialize) -> BTreeSet<String> {
+        match serde_json::to_value(view) {
+            Ok(serde_json::Value::Object(object)) => object.keys().cloned().collect(),
+            other => panic!("not an object: {other:?}"),
+        }
+    }
+
+    /// `labels` and `others` as one set of keys.
+    fn expected(labels: &[&str], others: &[&str]) -> BTreeSet<String> {
+        labels
+            .iter()
+            .chain(others)
+            .map(|&key| key.to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn labelled_views_are_keyed_by_every_label_value() {
+        let metrics = GatewayMetrics::default();
+        let l2 = L2Metrics::default();
+        let view = GatewayView::of(&metrics, &metrics, Duration::ZERO, Some((&l2, &l2)));
+        let cache = CacheOutcome::ALL.map(CacheOutcome::as_str);
+        assert_eq!(keys(&view.by_cache), expected(&cache, &[]));
+        let classes = StatusClass::ALL.map(StatusClass::as_str);
+        assert_eq!(keys(&view.by_status_class), expected(&classes, &[]));
+        let methods = MethodLabel::ALL.map(MethodLabel::as_str);
+        assert_eq!(keys(&view.by_method), expected(&methods, &[]));
+        let figures = ["requests", "errors", "error_rate", "latency_seconds"];
+        assert_eq!(keys(&view.upstream), expected(&UPSTREAM_LABELS, &figures));
+        let l2 = view.l2.unwrap_or_else(|| unreachable!("an L2 was given"));
+        let lookups = L2Lookup::ALL.map(L2Lookup::as_str);
+        assert_eq!(keys(&l2.lookups), expected(&lookups, &["attempted"]));
+        let leases = L2Lease::ALL.map(L2Lease::as_str);
+        assert_eq!(keys(&l2.leases), expected(&leases, &[]));
+        let ops = L2Op::ALL.map(L2Op::as_str);
+        assert_eq!(keys(&l2.errors), expected(&ops, &[]));
     }
 }

@@ -4,6 +4,7 @@
 mod advice;
 mod cache;
 mod gateway;
+mod labelled;
 mod pool;
 mod resources;
 

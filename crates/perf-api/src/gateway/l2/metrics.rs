@@ -5,6 +5,7 @@ use resync_perf_core::{ratio, Delta, HistogramSnapshot};
 use serde::Serialize;
 
 use super::{L2Lease, L2Lookup, L2Op};
+use crate::gateway::labels::serialize_by_label;
 
 /// A snapshot of an [`L2Stats`](super::L2Stats): cumulative counters since it was built,
 /// its two latency histograms (nanoseconds), and the state at the snapshot (availability,
@@ -42,7 +43,7 @@ pub struct L2Metrics {
 }
 
 /// L2 lookups by outcome.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct L2LookupCounts {
     /// Found, of the current version.
     pub hit: u64,
@@ -57,7 +58,7 @@ pub struct L2LookupCounts {
 }
 
 /// L2 stores by result.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct L2StoreCounts {
     /// Written.
     pub stored: u64,
@@ -66,7 +67,7 @@ pub struct L2StoreCounts {
 }
 
 /// Cross-instance fetch leases by outcome.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct L2LeaseCounts {
     /// This instance fetched.
     pub won: u64,
@@ -77,7 +78,7 @@ pub struct L2LeaseCounts {
 }
 
 /// Invalidations between instances.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct L2InvalidationCounts {
     /// Published by this instance.
     pub sent: u64,
@@ -86,7 +87,7 @@ pub struct L2InvalidationCounts {
 }
 
 /// Failed L2 operations by operation.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct L2ErrorCounts {
     /// Lookups.
     pub lookup: u64,
@@ -127,6 +128,12 @@ impl L2LookupCounts {
 }
 
 impl L2StoreCounts {
+    /// Both counters with their label values (`result` of
+    /// `resync_gateway_l2_stores_total`): `stored`, `error`.
+    pub(crate) fn by_label(&self) -> [(&'static str, u64); 2] {
+        [("stored", self.stored), ("error", self.error)]
+    }
+
     /// Stores attempted.
     #[must_use]
     pub fn total(&self) -> u64 {
@@ -149,6 +156,14 @@ impl L2LeaseCounts {
     #[must_use]
     pub fn total(&self) -> u64 {
         self.won + self.waited + self.expired
+    }
+}
+
+impl L2InvalidationCounts {
+    /// Both counters with their label values (`direction` of
+    /// `resync_gateway_l2_invalidations_total`): `sent`, `received`.
+    pub(crate) fn by_label(&self) -> [(&'static str, u64); 2] {
+        [("sent", self.sent), ("received", self.received)]
     }
 }
 
@@ -203,6 +218,14 @@ impl L2Metrics {
         ratio(self.operation_errors() as f64, self.operations() as f64)
     }
 }
+
+serialize_by_label!(
+    L2LookupCounts,
+    L2StoreCounts,
+    L2LeaseCounts,
+    L2InvalidationCounts,
+    L2ErrorCounts
+);
 
 impl Delta for L2Metrics {
     fn delta(&self, older: &Self) -> Self {

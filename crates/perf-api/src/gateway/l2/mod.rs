@@ -60,7 +60,8 @@ use std::time::{Duration, Instant};
 use resync_perf_core::stripes::Striped;
 use resync_perf_core::sync::lock;
 use resync_perf_core::{Histogram, HistogramSnapshot};
-use serde::{Serialize, Serializer};
+
+use super::labels::serialize_as_label;
 
 pub use metrics::{
     L2ErrorCounts, L2InvalidationCounts, L2LeaseCounts, L2LookupCounts, L2Metrics, L2StoreCounts,
@@ -180,17 +181,6 @@ impl L2Op {
     const fn index(self) -> usize {
         self as usize
     }
-}
-
-/// Labels serialize as their label values.
-macro_rules! serialize_as_label {
-    ($($label:ty),*) => {$(
-        impl Serialize for $label {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.serialize_str(self.as_str())
-            }
-        }
-    )*};
 }
 
 serialize_as_label!(L2Lookup, L2Lease, L2Op);
