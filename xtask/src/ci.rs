@@ -5,10 +5,10 @@ use std::time::Instant;
 
 use anyhow::Result;
 
-use crate::{cargo, packages, promtool, run_step, services};
+use crate::{cargo, examples, packages, promtool, run_step, services};
 
 /// Formatting, lints, docs, then every test with real services and, with the same services,
-/// `promtool` over the real server's `/metrics`.
+/// `promtool` over the real server's `/metrics`, then every crate's example.
 pub(crate) fn run(root: &Path) -> Result<()> {
     let started = Instant::now();
     packages::ensure_installed()?;
@@ -41,7 +41,9 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     run_step("rustdoc", doc)?;
 
     let running = services::Running::start()?;
-    let result = tests_against(root, &[], &running).and_then(|()| promtool::check(root, &running));
+    let result = tests_against(root, &[], &running)
+        .and_then(|()| promtool::check(root, &running))
+        .and_then(|()| examples::check(root, &running));
     drop(running);
     result?;
     eprintln!("\n==> ci passed in {:.0?}", started.elapsed());

@@ -5,6 +5,8 @@
 //!   `promtool check metrics` over the `/metrics` of the real server, against those servers.
 //! * `promtool` — only that last check (against the servers of `services up` when their
 //!   variables are set, else fresh ones).
+//! * `examples` — every crate's example (`cargo run --example …`), against the servers (also
+//!   a step of `ci`).
 //! * `test` — only the tests, with the servers.
 //! * `bench` — the Criterion benches, with the servers (pool benches need Postgres);
 //!   `bench gateway` — resync's caching gateway beside nginx's `proxy_cache` under wrk;
@@ -14,6 +16,7 @@
 mod bench_distributed;
 mod bench_gateway;
 mod ci;
+mod examples;
 mod interrupt;
 mod packages;
 mod promtool;
@@ -62,6 +65,9 @@ enum Task {
     /// `promtool check metrics` over the /metrics of the real `resync` binary, run against
     /// the servers of `services up` (when exported) or fresh ones.
     Promtool,
+    /// Every crate's example (`cargo run --example …`) against Postgres and Redis: each must
+    /// exit 0 and end with its `ok:` line.
+    Examples,
     /// Throwaway Postgres and Redis servers for tests run by hand.
     Services {
         #[command(subcommand)]
@@ -99,6 +105,7 @@ fn main() -> Result<()> {
         } => bench_distributed::run(&root, &options),
         Task::Bench { which: None, args } => ci::bench(&root, &args),
         Task::Promtool => promtool::run(&root),
+        Task::Examples => examples::run(&root),
         Task::Services { action } => services::run(&root, &action),
     }
 }

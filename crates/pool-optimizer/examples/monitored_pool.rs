@@ -114,7 +114,10 @@ async fn main() -> Result<(), BoxError> {
     if advice.is_empty() {
         return Err("the advisor said nothing about a saturated pool".into());
     }
-    println!("\nok: {} checkouts measured and judged", metrics.acquires);
+    println!(
+        "\nok: the pool measured and judged {} checkouts",
+        metrics.acquires
+    );
     Ok(())
 }
 
