@@ -25,9 +25,11 @@
 //! | `GET /metrics` | Prometheus text (OpenMetrics when asked for) |
 //! | `GET /openapi.json` | the OpenAPI document |
 //! | `GET /livez`, `GET /readyz` | probes: status only |
+//! | `GET /`, `GET /dashboard/assets/…` | the built-in [`dashboard`]: one page, assets compiled in |
 //!
 //! Errors are `{"error":{"code","message"}}` ([`ApiError`]). An optional bearer token guards
-//! `/api/performance/*` and `/metrics`.
+//! `/api/performance/*` and `/metrics`. [`api_router`] is [`router`] without the dashboard,
+//! for an application that serves its own `GET /`.
 //!
 //! [`spawn_sampler`]: PerformanceService::spawn_sampler
 //!
@@ -63,6 +65,7 @@
 
 mod api_error;
 mod auth;
+pub mod dashboard;
 mod error;
 pub mod gateway;
 mod health;
@@ -89,7 +92,7 @@ pub use history::{
     HISTORY_TABLE,
 };
 pub use openapi::document as openapi_document;
-pub use routes::{route_paths, router, ProbeBody, DEFAULT_HISTORY_LIMIT};
+pub use routes::{api_router, route_paths, router, ProbeBody, DEFAULT_HISTORY_LIMIT};
 pub use service::{PerformanceService, ServiceConfig};
 pub use source::{BoxFuture, CacheSource, HealthSource};
 pub use views::*;

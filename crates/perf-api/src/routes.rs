@@ -29,24 +29,44 @@ type QueryMap = Result<Query<BTreeMap<String, String>>, QueryRejection>;
 /// Samples `history` returns when no `limit` is given.
 pub const DEFAULT_HISTORY_LIMIT: usize = 1000;
 
-/// The performance API as an [`axum::Router`] to serve or merge into an application.
+/// The performance API and its dashboard as an [`axum::Router`] to serve or merge into an
+/// application.
 ///
 /// Routes: `GET /api/performance/{report, cache/metrics, cache/recommendations,
 /// pools/metrics, pools/recommendations, resources/stats, resources/leaks, gateway/metrics,
 /// health, history}`,
 /// `GET /metrics` (Prometheus text, or OpenMetrics when asked for), `GET /openapi.json`,
-/// `GET /livez` and `GET /readyz`. Another method on a route answers a JSON 405.
+/// `GET /livez` and `GET /readyz`, and the [dashboard](crate::dashboard): the page at `GET /`
+/// and its assets under `GET /dashboard/assets/`. Another method on a route answers a JSON
+/// 405. An application that serves its own `GET /` merges [`api_router`] instead (axum
+/// refuses to merge two routers that both route `/`).
 ///
 /// With a token set ([`PerformanceService::with_api_token`]), `/api/performance/*` and
-/// `/metrics` answer 401 without `Authorization: Bearer <token>`; the probes and the OpenAPI
-/// document stay open. The router sets no fallback (axum refuses to merge two routers that
+/// `/metrics` answer 401 without `Authorization: Bearer <token>`; the probes, the OpenAPI
+/// document and the dashboard's page and assets stay open (the page sends the token with
+/// its data calls). The router sets no fallback (axum refuses to merge two routers that
 /// both have one): the application adds its own, e.g. [`not_found`](crate::not_found).
 pub fn router(service: PerformanceService) -> Router {
+    with_layers(api_routes().merge(crate::dashboard::routes()), service)
+}
+
+/// [`router`] without the dashboard: the API routes only, for an application that serves
+/// its own `GET /`.
+pub fn api_router(service: PerformanceService) -> Router {
+    with_layers(api_routes(), service)
+}
+
+fn api_routes() -> Router<PerformanceService> {
     ROUTES
         .iter()
         .fold(Router::new(), |router, (path, handler)| {
             router.route(path, handler())
         })
+}
+
+/// The 405 fallback, the token check and the panic catcher over `routes`.
+fn with_layers(routes: Router<PerformanceService>, service: PerformanceService) -> Router {
+    routes
         .method_not_allowed_fallback(crate::api_error::method_not_allowed)
         // `layer`, not `route_layer`: every route above is behind it, whenever it was added.
         .layer(axum::middleware::from_fn_with_state(
@@ -83,7 +103,8 @@ const ROUTES: [Route; 14] = [
     ("/readyz", || get(ready)),
 ];
 
-/// The path of every route [`router`] serves (all `GET`).
+/// The path of every API route [`router`] serves (all `GET`; the dashboard's page and
+/// assets, which are not part of the OpenAPI document, aside).
 pub fn route_paths() -> impl Iterator<Item = &'static str> {
     ROUTES.iter().map(|(path, _)| *path)
 }
