@@ -5,10 +5,11 @@ use std::time::Instant;
 
 use anyhow::Result;
 
-use crate::{cargo, examples, packages, promtool, run_step, services};
+use crate::{browser, cargo, examples, packages, promtool, run_step, services};
 
 /// Formatting, lints, docs, then every test with real services and, with the same services,
-/// `promtool` over the real server's `/metrics`, then every crate's example.
+/// `promtool` over the real server's `/metrics`, then every crate's example, then the
+/// dashboard in headless Chromium.
 pub(crate) fn run(root: &Path) -> Result<()> {
     let started = Instant::now();
     packages::ensure_installed()?;
@@ -43,7 +44,8 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     let running = services::Running::start()?;
     let result = tests_against(root, &[], &running)
         .and_then(|()| promtool::check(root, &running))
-        .and_then(|()| examples::check(root, &running));
+        .and_then(|()| examples::check(root, &running))
+        .and_then(|()| browser::check(root, &running));
     drop(running);
     result?;
     eprintln!("\n==> ci passed in {:.0?}", started.elapsed());

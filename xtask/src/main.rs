@@ -7,6 +7,10 @@
 //!   variables are set, else fresh ones).
 //! * `examples` — every crate's example (`cargo run --example …`), against the servers (also
 //!   a step of `ci`).
+//! * `browser` — the built-in dashboard in headless Chromium against the real server: no
+//!   JavaScript error, and after some traffic every chart has data points; writes
+//!   docs/images/dashboard.png (also a step of `ci`, whose screenshot stays in the target
+//!   directory).
 //! * `test` — only the tests, with the servers.
 //! * `bench` — the Criterion benches, with the servers (pool benches need Postgres);
 //!   `bench gateway` — resync's caching gateway beside nginx's `proxy_cache` under wrk;
@@ -15,6 +19,7 @@
 
 mod bench_distributed;
 mod bench_gateway;
+mod browser;
 mod ci;
 mod examples;
 mod interrupt;
@@ -65,6 +70,9 @@ enum Task {
     /// `promtool check metrics` over the /metrics of the real `resync` binary, run against
     /// the servers of `services up` (when exported) or fresh ones.
     Promtool,
+    /// The built-in dashboard in headless Chromium (installed when missing) against the real
+    /// `resync` binary; writes a screenshot.
+    Browser(browser::Options),
     /// Every crate's example (`cargo run --example …`) against Postgres and Redis: each must
     /// exit 0 and end with its `ok:` line.
     Examples,
@@ -105,6 +113,7 @@ fn main() -> Result<()> {
         } => bench_distributed::run(&root, &options),
         Task::Bench { which: None, args } => ci::bench(&root, &args),
         Task::Promtool => promtool::run(&root),
+        Task::Browser(options) => browser::run(&root, &options),
         Task::Examples => examples::run(&root),
         Task::Services { action } => services::run(&root, &action),
     }

@@ -41,6 +41,13 @@ pub(crate) fn ensure_wrk_and_redis() -> Result<PathBuf> {
     find_program("wrk").context("wrk is still not found after installing it")
 }
 
+/// `chromium` (Debian package `chromium`) for the dashboard's browser test, installed when
+/// missing as [`ensure_installed`] does; returns where it is.
+pub(crate) fn ensure_chromium() -> Result<PathBuf> {
+    ensure(&[("chromium", "chromium")])?;
+    find_program("chromium").context("chromium is still not found after installing it")
+}
+
 /// Installs the missing `packages` (Debian package, program that tells it is present).
 fn ensure(packages: &[(&str, &str)]) -> Result<()> {
     let missing: Vec<&str> = packages
