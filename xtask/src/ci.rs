@@ -5,11 +5,12 @@ use std::time::Instant;
 
 use anyhow::Result;
 
-use crate::{browser, cargo, examples, packages, promtool, run_step, services};
+use crate::{browser, cargo, examples, ops, packages, promtool, run_step, services};
 
 /// Formatting, lints, docs, then every test with real services and, with the same services,
-/// `promtool` over the real server's `/metrics`, then every crate's example, then the
-/// dashboard in headless Chromium.
+/// `promtool` over the real server's `/metrics`, then the alert rules and dashboard of
+/// `docs/ops/` (promtool, and their metric names against that `/metrics`), then every
+/// crate's example, then the dashboard in headless Chromium.
 pub(crate) fn run(root: &Path) -> Result<()> {
     let started = Instant::now();
     packages::ensure_installed()?;
@@ -44,6 +45,7 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     let running = services::Running::start()?;
     let result = tests_against(root, &[], &running)
         .and_then(|()| promtool::check(root, &running))
+        .and_then(|metrics| ops::check(root, &metrics))
         .and_then(|()| examples::check(root, &running))
         .and_then(|()| browser::check(root, &running));
     drop(running);

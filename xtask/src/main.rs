@@ -5,6 +5,9 @@
 //!   `promtool check metrics` over the `/metrics` of the real server, against those servers.
 //! * `promtool` — only that last check (against the servers of `services up` when their
 //!   variables are set, else fresh ones).
+//! * `ops` — the alert rules and Grafana dashboard of `docs/ops/`: promtool's rule check and
+//!   rule tests, and every metric they use against the real server's `/metrics` (also a step
+//!   of `ci`).
 //! * `examples` — every crate's example (`cargo run --example …`), against the servers (also
 //!   a step of `ci`).
 //! * `browser` — the built-in dashboard in headless Chromium against the real server: no
@@ -23,6 +26,7 @@ mod browser;
 mod ci;
 mod examples;
 mod interrupt;
+mod ops;
 mod packages;
 mod promtool;
 mod services;
@@ -70,6 +74,9 @@ enum Task {
     /// `promtool check metrics` over the /metrics of the real `resync` binary, run against
     /// the servers of `services up` (when exported) or fresh ones.
     Promtool,
+    /// `promtool check rules` and `test rules` over docs/ops/alerts.yml, and every metric name
+    /// of the alerts and the Grafana dashboard against the real server's /metrics.
+    Ops,
     /// The built-in dashboard in headless Chromium (installed when missing) against the real
     /// `resync` binary; writes a screenshot.
     Browser(browser::Options),
@@ -113,6 +120,7 @@ fn main() -> Result<()> {
         } => bench_distributed::run(&root, &options),
         Task::Bench { which: None, args } => ci::bench(&root, &args),
         Task::Promtool => promtool::run(&root),
+        Task::Ops => ops::run(&root),
         Task::Browser(options) => browser::run(&root, &options),
         Task::Examples => examples::run(&root),
         Task::Services { action } => services::run(&root, &action),

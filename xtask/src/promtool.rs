@@ -3,9 +3,10 @@
 //!
 //! The binary is built as users build it (`cargo build -p resync-server --bin resync`) and
 //! started in an empty temporary directory (so no `settings.toml` applies) on a free loopback
-//! port, with the throwaway Postgres and Redis configured — so the database and Redis pools,
-//! the Postgres history writer and every metric family are there — and health checks and
-//! history samples every second. Once every pool has run a health check (its histograms are
+//! port, with the throwaway Postgres and Redis configured and the gateway's Redis second level
+//! on (`GATEWAY_L2`) — so the database and Redis pools, the Postgres history writer, the
+//! `resync_gateway_l2_*` families and every other metric family are there — and health checks
+//! and history samples every second. Once every pool has run a health check (its histograms are
 //! then non-empty), `/metrics` is fetched as Prometheus text and linted by `promtool`, and
 //! fetched again as OpenMetrics, which is only checked for its content type and closing
 //! `# EOF` (promtool 2.42 cannot parse OpenMetrics). The server is stopped afterwards,
@@ -45,6 +46,11 @@ const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0";
 /// `cargo xtask promtool`: against the servers of `cargo xtask services up` when both of
 /// their variables are set, else against fresh ones, stopped afterwards.
 pub(crate) fn run(root: &Path) -> Result<()> {
+    exposition(root).map(drop)
+}
+
+/// What `run` does, returning the Prometheus text of `/metrics` that passed the checks.
+pub(crate) fn exposition(root: &Path) -> Result<String> {
     let promtool = packages::ensure_promtool()?;
     let shared = |var: &str| std::env::var(var).ok().filter(|url| !url.trim().is_empty());
     if let (Some(database), Some(redis)) = (shared(DATABASE_URL_ENV), shared(REDIS_URL_ENV)) {
@@ -68,7 +74,8 @@ pub(crate) fn run(root: &Path) -> Result<()> {
 /// The step of `ci`, after the tests and against their services: the binary is the one
 /// `cargo test --workspace --all-features` just built for the server's tests (building it
 /// again with `cargo build` would resolve other features and recompile half the workspace).
-pub(crate) fn check(root: &Path, running: &services::Running) -> Result<()> {
+/// Returns the Prometheus text of `/metrics` that passed the checks.
+pub(crate) fn check(root: &Path, running: &services::Running) -> Result<String> {
     let promtool = packages::ensure_promtool()?;
     let binary = server_binary(root);
     ensure!(
@@ -87,13 +94,20 @@ pub(crate) fn check(root: &Path, running: &services::Running) -> Result<()> {
 /// What one run checked.
 #[derive(Debug)]
 struct Report {
+    /// The Prometheus text exposition that was linted.
+    text: String,
     samples: usize,
     families: usize,
     pools: String,
     openmetrics_bytes: usize,
 }
 
-fn check_with(binary: &Path, promtool: &Path, database_url: &str, redis_url: &str) -> Result<()> {
+fn check_with(
+    binary: &Path,
+    promtool: &Path,
+    database_url: &str,
+    redis_url: &str,
+) -> Result<String> {
     let scratch = ScratchDir::new()?;
     let port = test_support::free_port().context("finding a free loopback port")?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -119,6 +133,8 @@ fn check_with(binary: &Path, promtool: &Path, database_url: &str, redis_url: &st
         ("RESYNC_DATABASE_URL", database_url),
         ("RESYNC_REDIS_URL", redis_url),
         ("RESYNC_TWS_BASE_URL", upstream.as_str()),
+        // The Redis second level: its families (`resync_gateway_l2_*`) are checked too.
+        ("RESYNC_GATEWAY_L2", "true"),
         ("RESYNC_PERF_SAMPLE_INTERVAL", "1"),
         ("RESYNC_DB_POOL_HEALTH_CHECK_INTERVAL", "1"),
         ("RESYNC_REDIS_POOL_HEALTH_CHECK_INTERVAL", "1"),
@@ -147,7 +163,7 @@ fn check_with(binary: &Path, promtool: &Path, database_url: &str, redis_url: &st
         "==> promtool: {} samples in {} families, ok (pools: {}); OpenMetrics: {} bytes ending in # EOF, ok",
         report.samples, report.families, report.pools, report.openmetrics_bytes
     );
-    Ok(())
+    Ok(report.text)
 }
 
 /// Builds the server binary and returns its path.
@@ -251,6 +267,7 @@ fn exercise(
             .count(),
         pools,
         openmetrics_bytes: open.body.len(),
+        text: text.body,
     })
 }
 
