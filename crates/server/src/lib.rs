@@ -3,7 +3,9 @@
 //! The binary (`src/main.rs`) stays thin: it parses the command line, loads [`settings`],
 //! starts tracing, and hands over to [`serve::serve`], which builds the components as values
 //! ([`app::App`]: tracker, pools, pool manager, response cache, performance service; no
-//! globals), serves the performance API and shuts down cleanly on SIGINT/SIGTERM.
+//! globals), serves the performance API and shuts down cleanly on SIGINT/SIGTERM. [`demo`]
+//! is `resync demo`: the server, a sample upstream and a load through the gateway, in one
+//! process, ending with the performance report.
 //!
 //! ```
 //! use resync_server::settings::Settings;
@@ -14,6 +16,7 @@
 //! ```
 
 pub mod app;
+pub mod demo;
 pub mod gateway;
 pub mod serve;
 pub mod settings;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use resync_server::{serve, settings, telemetry};
+use resync_server::{demo, serve, settings, telemetry};
 
 /// Exit code for unusable settings (sysexits' EX_CONFIG).
 const EXIT_CONFIG: u8 = 78;
@@ -30,6 +30,9 @@ enum Command {
     Serve,
     /// Print the effective settings, secrets redacted, and exit.
     CheckConfig,
+    /// Show the whole system: the server, a sample upstream and a Zipf load through the
+    /// gateway with a progress bar, then the performance report and its recommendations.
+    Demo(demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +54,10 @@ fn main() -> ExitCode {
         }
         print!("{}", loaded.settings.redacted_toml());
         return ExitCode::SUCCESS;
+    }
+
+    if let Some(Command::Demo(args)) = &cli.command {
+        return run_demo(loaded, args);
     }
 
     telemetry::init(loaded.settings.log_format);
@@ -80,6 +87,41 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "resync stopped with an error");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `resync demo`: the demo's own lines at info, the server's at warn (unless `RUST_LOG` says
+/// otherwise), so the progress bar is not broken up by the server's log.
+fn run_demo(loaded: settings::Loaded, args: &demo::DemoArgs) -> ExitCode {
+    telemetry::init_with_default(loaded.settings.log_format, "warn,resync_server::demo=info");
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("resync demo: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async {
+        let shutdown = serve::shutdown_signal()
+            .map_err(|error| demo::DemoError::Serve(serve::ServeError::Serve(error)))?;
+        demo::run(loaded.settings, args, shutdown).await
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error @ demo::DemoError::Settings(_)) => {
+            eprintln!("resync demo: {error}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+        Err(error) => {
+            eprintln!("resync demo: {error}");
             ExitCode::FAILURE
         }
     }

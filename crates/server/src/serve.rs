@@ -51,6 +51,22 @@ pub async fn serve(
         .await
         .map_err(|source| ServeError::Bind { addr, source })?;
     let app = App::build(settings)?;
+    serve_app(listener, app, shutdown).await
+}
+
+/// Serves `app` on a bound `listener` until `shutdown` resolves, then stops accepting,
+/// drains in-flight requests for at most [`DRAIN_DEADLINE`], closes the pools and logs
+/// outstanding leaks ([`serve`] after binding and building; `resync demo` binds and builds
+/// itself, to keep handles on the components it reports from).
+///
+/// # Errors
+///
+/// When serving fails.
+pub async fn serve_app(
+    listener: TcpListener,
+    app: App,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     let local = listener.local_addr().map_err(ServeError::Serve)?;
     tracing::info!(%local, "resync listening");
 

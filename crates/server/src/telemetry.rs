@@ -7,7 +7,14 @@ use crate::settings::LogFormat;
 /// Installs the process's log subscriber: `RUST_LOG` filters (default `info`), in the
 /// chosen format, on stderr.
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    init_with_default(format, "info");
+}
+
+/// [`init`] with another filter when `RUST_LOG` is unset (`resync demo` keeps the server's
+/// info lines out of its progress bar).
+pub fn init_with_default(format: LogFormat, default_filter: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
