@@ -199,6 +199,36 @@ async fn every_endpoint_answers_with_real_figures() {
     drop(fixture.pools);
 }
 
+/// A small cache replays only some windows of its advisor's sample: the view shows the
+/// sampled gets it skipped beside the ones it replayed, as cache-core counts them.
+#[tokio::test]
+async fn the_cache_view_shows_the_sampled_gets_the_advisor_skipped() {
+    let service = PerformanceService::new(ServiceConfig::default());
+    let cache: Cache<u64, u64> = Cache::builder()
+        .name("small")
+        .max_entries(100)
+        .max_memory_bytes(1 << 20)
+        .build()
+        .unwrap();
+    service.register_cache(cache.clone()).unwrap();
+    for i in 0..20_000_u64 {
+        let key = i % 300;
+        if cache.get(&key).await.is_none() {
+            cache.insert(key, i).await.unwrap();
+        }
+    }
+    let curve = cache.settled_metrics().await.curve.unwrap();
+    assert!(curve.skipped_gets > 0, "{curve:?}");
+    let server = serve(router(service)).await;
+
+    let caches = get(server.addr, "/api/performance/cache/metrics")
+        .await
+        .json();
+    let shown = &caches["caches"][0]["curve"];
+    assert_eq!(shown["skipped_gets"], curve.skipped_gets, "{shown}");
+    assert_eq!(shown["sampled_gets"], curve.sampled_gets, "{shown}");
+}
+
 #[tokio::test]
 async fn errors_are_json_with_the_right_status() {
     let fixture = fixture("");

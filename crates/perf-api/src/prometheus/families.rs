@@ -73,6 +73,14 @@ pub(super) fn cache_families(caches: &[CacheMetrics]) -> Vec<Family> {
         .series(each(|c| c.weighted_bytes)),
         Family::gauge("resync_cache_max_bytes", "The cache's memory bound in bytes.")
             .series(each(|c| c.max_memory_bytes)),
+        Family::counter(
+            "resync_cache_skipped_gets_total",
+            "Gets the cache's advisor sampled but did not replay into its miss-ratio simulations: with the default sample rate, a cache of fewer than 8192 entries replays only some windows of its sample, to bound what the advisor costs. Only for caches with a miss-ratio curve.",
+        )
+        .series(caches.iter().filter_map(|c| {
+            let curve = c.curve.as_ref()?;
+            Some((vec![("cache", c.name.clone())], curve.skipped_gets))
+        })),
     ]
 }
 

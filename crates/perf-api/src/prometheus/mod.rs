@@ -17,6 +17,7 @@
 //! | `resync_cache_load_seconds` | histogram | `cache` |
 //! | `resync_cache_entries`, `resync_cache_max_entries` | gauge | `cache` |
 //! | `resync_cache_bytes`, `resync_cache_max_bytes` | gauge | `cache` |
+//! | `resync_cache_skipped_gets_total` | counter | `cache` (only a cache with a miss-ratio curve) |
 //! | `resync_pool_connections` | gauge | `pool`, `state` = `idle` \| `in_use` \| `open` \| `max` |
 //! | `resync_pool_waiting` | gauge | `pool` |
 //! | `resync_pool_acquires_total` | counter | `pool`, `path` = `direct` \| `waited` |
@@ -68,6 +69,12 @@
 //!   `get()`s (time to the failure), and direct checkouts as 0 s; the hold histogram counts
 //!   returned connections; the connect histogram successful connects; the load histogram
 //!   every load, failed or not.
+//! - `resync_cache_skipped_gets_total` is the advisor's, not the cache's: the sampled gets
+//!   it did not replay into its miss-ratio simulations (cache-core's
+//!   `MissRatioCurve::skipped_gets`; with the default sample rate, a cache of fewer than
+//!   8 192 entries replays only some windows of its sample). It is not a result of a get, so
+//!   it is a family of its own rather than a `result` of `resync_cache_requests_total`, and
+//!   a cache has the series only once it has a curve (the advisor on, enough sampled gets).
 //! - The gateway families are there only when a gateway is set
 //!   ([`PerformanceService::set_gateway`](crate::PerformanceService::set_gateway)), and then
 //!   with every label combination (160 request series, zeros included), so a rate never

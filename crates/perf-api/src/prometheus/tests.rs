@@ -275,7 +275,7 @@ fn close(actual: f64, expected: f64) -> bool {
 }
 
 /// Every family of the contract, as exposed in Prometheus text, with its type.
-const FAMILIES: [(&str, &str); 51] = [
+const FAMILIES: [(&str, &str); 52] = [
     ("resync_cache_requests_total", "counter"),
     ("resync_cache_evictions_total", "counter"),
     ("resync_cache_inserts_total", "counter"),
@@ -286,6 +286,7 @@ const FAMILIES: [(&str, &str); 51] = [
     ("resync_cache_max_entries", "gauge"),
     ("resync_cache_bytes", "gauge"),
     ("resync_cache_max_bytes", "gauge"),
+    ("resync_cache_skipped_gets_total", "counter"),
     ("resync_pool_connections", "gauge"),
     ("resync_pool_waiting", "gauge"),
     ("resync_pool_acquires_total", "counter"),
@@ -406,6 +407,28 @@ async fn scenario() -> Scenario {
     weird.insert(7, 7).await.expect("fits");
     let weird = weird.settled_metrics().await;
 
+    // A small cache whose advisor replays its first window of sampled events and skips the
+    // next ones: its curve counts the sampled gets not replayed.
+    let sampled: Cache<u64, u64> = Cache::builder()
+        .name("sampled")
+        .max_entries(100)
+        .max_memory_bytes(1 << 20)
+        .build()
+        .expect("valid cache settings");
+    for i in 0..20_000_u64 {
+        let key = i % 300;
+        if sampled.get(&key).await.is_none() {
+            sampled.insert(key, i).await.expect("fits");
+        }
+    }
+    let sampled = sampled.settled_metrics().await;
+    let skipped = sampled.curve.as_ref().map(|curve| curve.skipped_gets);
+    assert!(
+        skipped.is_some_and(|skipped| skipped > 0),
+        "a curve with skipped gets: {:?}",
+        sampled.curve
+    );
+
     let manager = FnManager::new(|| async { Ok::<_, std::io::Error>(String::from("conn")) });
     let config = PoolConfig {
         min_size: 0,
@@ -514,7 +537,7 @@ async fn scenario() -> Scenario {
     l2.set_available(false, Some("the subscriber is reconnecting"));
 
     Scenario {
-        caches: vec![responses, weird],
+        caches: vec![responses, weird, sampled],
         pools: vec![pool_metrics],
         kinds,
         gateway: gateway.metrics(),
@@ -538,9 +561,9 @@ async fn real_snapshots_render_in_both_formats_with_their_figures() {
 
     // The same series and values in both formats, and well-formed histograms.
     assert_eq!(exposed.keyed(), open.keyed());
-    // Two caches' load times, three pool histograms, two gateway and two L2 histograms.
-    assert_eq!(exposed.check_histograms(), 9);
-    assert_eq!(open.check_histograms(), 9);
+    // Three caches' load times, three pool histograms, two gateway and two L2 histograms.
+    assert_eq!(exposed.check_histograms(), 10);
+    assert_eq!(open.check_histograms(), 10);
     assert!(openmetrics.ends_with("# EOF\n"));
 
     // Exactly the families of the contract, with their types.
@@ -598,6 +621,14 @@ async fn real_snapshots_render_in_both_formats_with_their_figures() {
             ("resync_cache_load_seconds_sum", vec![("cache", c)], seconds(load)),
         ];
         expected.extend(rows);
+        // Only a cache with a miss-ratio curve has skipped gets to show.
+        if let Some(curve) = &cache.curve {
+            expected.push((
+                "resync_cache_skipped_gets_total",
+                vec![("cache", c)],
+                f(curve.skipped_gets),
+            ));
+        }
     }
     for pool in &scenario.pools {
         let p = pool.name.as_str();

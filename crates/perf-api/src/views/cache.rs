@@ -39,6 +39,10 @@ pub struct CurveView {
     pub sample_rate: f64,
     /// Gets the simulations replayed.
     pub sampled_gets: u64,
+    /// Sampled gets not replayed: with the default sample rate, a cache of fewer than 8 192
+    /// entries replays only some windows of its sample, to bound what the advisor costs; 0
+    /// when every sampled get is replayed.
+    pub skipped_gets: u64,
     /// Predictions at ½×, 1×, 2×, 4× the memory bound.
     pub points: Vec<CurvePointView>,
     /// The hit rate predicted with a doubled TTL, when the cache has one.
@@ -149,6 +153,7 @@ impl CacheView {
             curve: total.curve.as_ref().map(|curve| CurveView {
                 sample_rate: curve.sample_rate,
                 sampled_gets: curve.sampled_gets,
+                skipped_gets: curve.skipped_gets,
                 points: curve
                     .points
                     .iter()
