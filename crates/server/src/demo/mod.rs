@@ -294,7 +294,7 @@ fn spawn_progress(
     } else {
         ProgressBar::hidden()
     };
-    if let Ok(style) = ProgressStyle::with_template("{spinner} {pos:>4}/{len} s [{bar:30}] {msg}") {
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {pos:>3}/{len} s [{bar:20}] {msg}") {
         bar.set_style(style.progress_chars("=> "));
     }
     tokio::spawn(async move {
@@ -306,9 +306,9 @@ fn spawn_progress(
             let elapsed = started.elapsed().min(duration);
             let totals = tally.totals();
             let message = format!(
-                "{} requests ({:.0}/s), hit rate {}, {} errors",
+                "{} req, {:.0}/s, hit rate {}, {} errors",
                 totals.requests(),
-                totals.requests() as f64 / elapsed.as_secs_f64().max(0.001),
+                totals.requests() as f64 / elapsed.as_secs_f64().max(PROGRESS_TICK.as_secs_f64()),
                 totals
                     .hit_rate()
                     .map_or_else(|| "-".to_owned(), |rate| format!("{:.1} %", rate * 100.0)),
