@@ -269,7 +269,10 @@ fn print_intro(settings: &Settings, args: &DemoArgs, upstream: &str, local: Sock
         on_off(&settings.redis_url),
         if settings.gateway_l2 { "on" } else { "off" },
     );
-    println!("  dashboard        http://{local}/  (live while the load runs)");
+    println!(
+        "  dashboard        http://{local}/  (live while the load runs; a history point every {} s, PERF_SAMPLE_INTERVAL)",
+        settings.perf_sample_interval
+    );
     if !settings.perf_api_token.is_empty() {
         println!("                   PERF_API_TOKEN is set: the API and the dashboard ask for it");
     }
