@@ -5,12 +5,16 @@ use std::time::Instant;
 
 use anyhow::Result;
 
-use crate::{browser, cargo, examples, ops, packages, promtool, run_step, services};
+use crate::{
+    browser, cargo, docs, docs_crates, examples, ops, packages, promtool, run_step, services,
+};
 
-/// Formatting, lints, docs, then every test with real services and, with the same services,
-/// `promtool` over the real server's `/metrics`, then the alert rules and dashboard of
+/// Formatting, lints, docs, each published crate built alone and packaged, then every test
+/// with real services and, with the same services, `promtool` over the real server's
+/// `/metrics`, then the alert rules and dashboard of
 /// `docs/ops/` (promtool, and their metric names against that `/metrics`), then every
-/// crate's example, then the dashboard in headless Chromium.
+/// crate's example, then the dashboard in headless Chromium; the generated sections of the
+/// docs are checked against the real server after the alert rules.
 pub(crate) fn run(root: &Path) -> Result<()> {
     let started = Instant::now();
     packages::ensure_installed()?;
@@ -42,10 +46,13 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     doc.env("RUSTDOCFLAGS", "-D warnings");
     run_step("rustdoc", doc)?;
 
+    docs_crates::run(root)?;
+
     let running = services::Running::start()?;
     let result = tests_against(root, &[], &running)
         .and_then(|()| promtool::check(root, &running))
         .and_then(|metrics| ops::check(root, &metrics))
+        .and_then(|()| docs::check_in_ci(root, &running))
         .and_then(|()| examples::check(root, &running))
         .and_then(|()| browser::check(root, &running));
     drop(running);

@@ -8,6 +8,9 @@
 //! * `ops` — the alert rules and Grafana dashboard of `docs/ops/`: promtool's rule check and
 //!   rule tests, and every metric they use against the real server's `/metrics` (also a step
 //!   of `ci`).
+//! * `docs [--check] [--no-server]` — the generated sections of the docs: the settings
+//!   tables from the `Settings` struct's source, and the metric families and example
+//!   responses captured from the real server (`--check`, a step of `ci`: fail on drift).
 //! * `examples` — every crate's example (`cargo run --example …`), against the servers (also
 //!   a step of `ci`).
 //! * `browser` — the built-in dashboard in headless Chromium against the real server: no
@@ -24,6 +27,8 @@ mod bench_distributed;
 mod bench_gateway;
 mod browser;
 mod ci;
+mod docs;
+mod docs_crates;
 mod examples;
 mod interrupt;
 mod ops;
@@ -74,12 +79,16 @@ enum Task {
     /// `promtool check metrics` over the /metrics of the real `resync` binary, run against
     /// the servers of `services up` (when exported) or fresh ones.
     Promtool,
-    /// `promtool check rules` and `test rules` over docs/ops/alerts.yml, and every metric name
-    /// of the alerts and the Grafana dashboard against the real server's /metrics.
-    Ops,
     /// The built-in dashboard in headless Chromium (installed when missing) against the real
     /// `resync` binary; writes a screenshot.
     Browser(browser::Options),
+    /// `promtool check rules` and `test rules` over docs/ops/alerts.yml, and every metric name
+    /// of the alerts and the Grafana dashboard against the real server's /metrics.
+    Ops,
+    /// The generated sections of the docs: settings tables from the Settings struct's
+    /// source, metric families and example responses from the real server (with --check:
+    /// fail when the docs drift).
+    Docs(docs::Options),
     /// Every crate's example (`cargo run --example …`) against Postgres and Redis: each must
     /// exit 0 and end with its `ok:` line.
     Examples,
@@ -120,8 +129,9 @@ fn main() -> Result<()> {
         } => bench_distributed::run(&root, &options),
         Task::Bench { which: None, args } => ci::bench(&root, &args),
         Task::Promtool => promtool::run(&root),
-        Task::Ops => ops::run(&root),
         Task::Browser(options) => browser::run(&root, &options),
+        Task::Ops => ops::run(&root),
+        Task::Docs(options) => docs::run(&root, &options),
         Task::Examples => examples::run(&root),
         Task::Services { action } => services::run(&root, &action),
     }

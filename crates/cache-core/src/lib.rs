@@ -82,3 +82,8 @@ pub use recommend::{
     recommendations_from, ENTRY_FLOOR_SLACK, FULL_UTILIZATION, GROW_MIN_GAIN, LOW_HIT_RATE,
     MIN_REQUESTS, PRESSURE_EVICTIONS_PER_INSERT, SHRINK_MAX_LOSS, TTL_EXPIRED_PER_MISS,
 };
+
+/// The README's examples, compiled and run as doctests, so the README's code stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

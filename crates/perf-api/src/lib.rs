@@ -96,3 +96,8 @@ pub use routes::{api_router, route_paths, router, ProbeBody, DEFAULT_HISTORY_LIM
 pub use service::{PerformanceService, ServiceConfig};
 pub use source::{BoxFuture, CacheSource, HealthSource};
 pub use views::*;
+
+/// The README's examples, compiled and run as doctests, so the README's code stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

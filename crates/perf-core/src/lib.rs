@@ -76,3 +76,8 @@ pub use histogram::{Histogram, HistogramSnapshot, HistogramSummary};
 pub use recommendation::{Recommendation, SettingChange, SettingValue, Severity};
 pub use score::{clamp_unit, falloff, ratio, weighted_score};
 pub use window::{per_second, Delta, Sample, Window};
+
+/// The README's examples, compiled and run as doctests, so the README's code stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -89,3 +89,8 @@ pub use manager::{PoolManager, PoolReport};
 pub use metrics::{PoolMetrics, TARGET_UTILIZATION};
 pub use pool::MonitoredPool;
 pub use probe::HealthProbe;
+
+/// The README's examples, compiled and run as doctests, so the README's code stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -180,3 +180,8 @@ pub use managed::{Managed, ManagedResource, SyncManaged, SyncManagedResource};
 pub use socket::{ManagedTcpListener, ManagedTcpStream, TCP_LISTENER_KIND, TCP_SOCKET_KIND};
 pub use stats::ResourceStats;
 pub use tracker::ResourceTracker;
+
+/// The README's examples, compiled and run as doctests, so the README's code stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

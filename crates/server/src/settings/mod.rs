@@ -130,7 +130,8 @@ pub struct Settings {
     /// Address the server listens on.
     #[serde(deserialize_with = "load::string_from_scalar")]
     pub bind_addr: String,
-    /// `pretty` or `json`.
+    /// How log lines are written to stderr: `pretty` (human-readable) or `json` (one JSON
+    /// object per line).
     pub log_format: LogFormat,
     /// A cache below this hit rate (with enough traffic to judge) is degraded.
     pub health_cache_min_hit_rate: f64,
