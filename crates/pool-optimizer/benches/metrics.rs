@@ -13,6 +13,8 @@
 
 #![allow(missing_docs)] // reason: criterion_group! generates an undocumented function.
 
+mod common;
+
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -20,30 +22,12 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use resync_pool_optimizer::{MonitoredPool, PoolConfig};
 use resync_resource_manager::{ResourceGuard, ResourceTracker};
 
+use common::Trivial;
+
 /// Live resources of another kind in the pool's tracker.
 const LIVE_RESOURCES: usize = 10_000;
 /// Connections of the pool (each with its lease slot).
 const CONNECTIONS: u32 = 16;
-
-#[derive(Debug)]
-struct Trivial;
-
-impl bb8::ManageConnection for Trivial {
-    type Connection = ();
-    type Error = std::io::Error;
-
-    async fn connect(&self) -> Result<(), std::io::Error> {
-        Ok(())
-    }
-
-    async fn is_valid(&self, _conn: &mut ()) -> Result<(), std::io::Error> {
-        Ok(())
-    }
-
-    fn has_broken(&self, _conn: &mut ()) -> bool {
-        false
-    }
-}
 
 fn pool_metrics(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -55,50 +55,26 @@
 
 #![allow(missing_docs)] // reason: a bench binary.
 
+mod common;
+
 use std::fmt;
-use std::future::Future;
+use std::ops::Deref;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use resync_perf_core::{Histogram, HistogramSnapshot};
-use resync_pool_optimizer::{MonitoredPool, PoolConfig, PoolConnection};
+use resync_pool_optimizer::{MonitoredPool, PoolConnection};
 use resync_resource_manager::ResourceTracker;
 
+use common::{bare_pool, median_min_max, monitored_config, runtime, BenchPool, Trivial, WORKERS};
+
 /// Connections of every pool.
-const CONNS: u32 = 16;
+const CONNS: u32 = common::CONTENDED_CONNS;
 /// Tasks checking out concurrently.
-const TASKS: usize = 32;
-/// Worker threads of the runtime (the machine's 2 cores).
-const WORKERS: usize = 2;
-/// bb8's default connection timeout, given to the monitored pool too.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
-/// bb8's default idle timeout, given to the monitored pool too.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
-/// bb8's default lifetime, given to the monitored pool too.
-const MAX_LIFETIME: Duration = Duration::from_secs(1800);
+const TASKS: u64 = common::CONTENDED_TASKS;
 
-/// A connection that costs nothing to make, check or return (bb8's side, and ours).
-#[derive(Debug)]
-struct Trivial;
-
-impl bb8::ManageConnection for Trivial {
-    type Connection = ();
-    type Error = std::io::Error;
-
-    async fn connect(&self) -> Result<(), std::io::Error> {
-        Ok(())
-    }
-
-    async fn is_valid(&self, _conn: &mut ()) -> Result<(), std::io::Error> {
-        Ok(())
-    }
-
-    fn has_broken(&self, _conn: &mut ()) -> bool {
-        false
-    }
-}
-
-/// The same for deadpool.
+/// A connection that costs nothing to make or recycle, for deadpool (bb8's side and ours
+/// use the common `Trivial`).
 #[derive(Debug)]
 struct TrivialDeadpool;
 
@@ -119,41 +95,13 @@ impl deadpool::managed::Manager for TrivialDeadpool {
     }
 }
 
-/// A pool under test.
-trait Contender: Clone + Send + Sync + 'static {
-    /// What a checkout holds until it is dropped.
-    type Guard<'a>: Send
-    where
-        Self: 'a;
+// A pool under test is a `common::BenchPool<()>`: bb8's and ours are there, deadpool and the
+// FIFO prototype are here.
 
-    /// Checks a connection out (the bench expects no error).
-    fn checkout(&self) -> impl Future<Output = Self::Guard<'_>> + Send;
-}
+impl BenchPool<()> for deadpool::managed::Pool<TrivialDeadpool> {
+    type Conn<'a> = deadpool::managed::Object<TrivialDeadpool>;
 
-impl Contender for bb8::Pool<Trivial> {
-    type Guard<'a> = bb8::PooledConnection<'a, Trivial>;
-
-    async fn checkout(&self) -> Self::Guard<'_> {
-        self.get()
-            .await
-            .expect("bb8 get: no timeout with a trivial manager")
-    }
-}
-
-impl Contender for MonitoredPool<Trivial> {
-    type Guard<'a> = PoolConnection<'a, Trivial>;
-
-    async fn checkout(&self) -> Self::Guard<'_> {
-        self.get()
-            .await
-            .expect("monitored get: no timeout with a trivial manager")
-    }
-}
-
-impl Contender for deadpool::managed::Pool<TrivialDeadpool> {
-    type Guard<'a> = deadpool::managed::Object<TrivialDeadpool>;
-
-    async fn checkout(&self) -> Self::Guard<'_> {
+    async fn checkout(&self) -> Self::Conn<'_> {
         self.get()
             .await
             .expect("deadpool get: no error with a trivial manager")
@@ -175,14 +123,22 @@ struct FifoGated {
 /// A checkout through the gate. Fields drop in order: the connection goes back to bb8 before
 /// the permit goes to the next waiter.
 struct Gated<'a> {
-    _conn: PoolConnection<'a, Trivial>,
+    conn: PoolConnection<'a, Trivial>,
     _permit: tokio::sync::SemaphorePermit<'a>,
 }
 
-impl Contender for FifoGated {
-    type Guard<'a> = Gated<'a>;
+impl Deref for Gated<'_> {
+    type Target = ();
 
-    async fn checkout(&self) -> Self::Guard<'_> {
+    fn deref(&self) -> &() {
+        &self.conn
+    }
+}
+
+impl BenchPool<()> for FifoGated {
+    type Conn<'a> = Gated<'a>;
+
+    async fn checkout(&self) -> Self::Conn<'_> {
         let permit = self.gate.acquire().await.expect("the gate is never closed");
         let conn = self
             .pool
@@ -190,7 +146,7 @@ impl Contender for FifoGated {
             .await
             .expect("monitored get: no timeout with a trivial manager");
         Gated {
-            _conn: conn,
+            conn,
             _permit: permit,
         }
     }
@@ -316,25 +272,9 @@ struct Pools {
 impl Pools {
     fn new(rt: &tokio::runtime::Runtime) -> Self {
         rt.block_on(async {
-            let bb8 = bb8::Pool::builder()
-                .max_size(CONNS)
-                .min_idle(Some(CONNS))
-                .test_on_check_out(true)
-                .connection_timeout(ACQUIRE_TIMEOUT)
-                .idle_timeout(Some(IDLE_TIMEOUT))
-                .max_lifetime(Some(MAX_LIFETIME))
-                .build(Trivial)
-                .await
-                .expect("bb8 pool of a trivial manager");
+            let bb8 = bare_pool(CONNS, CONNS).await;
             let tracker = ResourceTracker::new();
-            let config = PoolConfig {
-                min_size: CONNS,
-                max_size: CONNS,
-                connect_timeout: ACQUIRE_TIMEOUT,
-                idle_timeout: Some(IDLE_TIMEOUT),
-                max_lifetime: Some(MAX_LIFETIME),
-                ..PoolConfig::default()
-            };
+            let config = monitored_config(CONNS, CONNS);
             let ours = MonitoredPool::new("paired", config.clone(), Trivial, &tracker)
                 .expect("a valid configuration");
             let deadpool = deadpool::managed::Pool::builder(TrivialDeadpool)
@@ -365,7 +305,7 @@ impl Pools {
 
 /// Checks out every connection of `pool` at once (waiting for any not open yet), then
 /// returns them.
-async fn fill<P: Contender>(pool: &P) {
+async fn fill<P: BenchPool<()>>(pool: &P) {
     let mut held = Vec::new();
     for _ in 0..CONNS {
         held.push(pool.checkout().await);
@@ -375,7 +315,7 @@ async fn fill<P: Contender>(pool: &P) {
 
 /// Runs `workload` from `TASKS` tasks, each making `per_task` checkouts; the wall time, and
 /// with `timed`, every get's latency.
-async fn run<P: Contender>(
+async fn run<P: BenchPool<()>>(
     pool: &P,
     workload: Workload,
     per_task: u64,
@@ -426,7 +366,7 @@ async fn run<P: Contender>(
 }
 
 /// One pool's untimed run (checkouts/s) and timed run (latency).
-fn measure<P: Contender>(
+fn measure<P: BenchPool<()>>(
     rt: &tokio::runtime::Runtime,
     clock: &quanta::Clock,
     pool: &P,
@@ -470,16 +410,6 @@ fn human(nanos: u64) -> String {
     }
 }
 
-/// The median of `values` (the upper one for an even count) with the min and max.
-fn median_min_max(values: &[f64]) -> (f64, f64, f64) {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    match sorted.as_slice() {
-        [] => (f64::NAN, f64::NAN, f64::NAN),
-        s => (s[s.len() / 2], s[0], s[s.len() - 1]),
-    }
-}
-
 /// p99.9 of a snapshot.
 fn p999(latency: &HistogramSnapshot) -> u64 {
     latency.percentile(0.999)
@@ -487,18 +417,14 @@ fn p999(latency: &HistogramSnapshot) -> u64 {
 
 fn main() {
     let settings = Settings::from_env();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(WORKERS)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let rt = runtime();
     let clock = quanta::Clock::new();
     let pools = Pools::new(&rt);
     if let Ok(only) = std::env::var("RESYNC_BENCH_ONLY") {
         profile_one(&rt, &pools, &only, &settings);
         return;
     }
-    let per_run = settings.per_task * TASKS as u64;
+    let per_run = settings.per_task * TASKS;
     if settings.smoke {
         println!("smoke test (run without --bench): one short round, not a measurement");
     }

@@ -14,13 +14,19 @@
 
 #![allow(missing_docs)] // reason: criterion_group! generates an undocumented function.
 
+mod common;
+
 use std::future::Future;
-use std::ops::Deref;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, Criterion, Throughput};
-use resync_pool_optimizer::{MonitoredPool, PoolConfig, PoolConnection, PostgresManager};
+use resync_pool_optimizer::{MonitoredPool, PoolConfig, PostgresManager};
 use resync_resource_manager::ResourceTracker;
+
+use common::{
+    bare_pool, median_min_max, monitored_config, runtime, BenchPool, Trivial, CONTENDED_CONNS,
+    CONTENDED_TASKS, WORKERS,
+};
 
 /// Pool size of the `SELECT 1` bench (the brief's setting: 16 connections, 32 tasks);
 /// pgbench runs with as many clients (each of its clients is one connection).
@@ -28,60 +34,16 @@ const SELECT_CONNS: u32 = 16;
 /// Concurrent tasks of the `SELECT 1` bench.
 const SELECT_TASKS: u64 = 32;
 
-#[derive(Debug)]
-struct Trivial;
-
-impl bb8::ManageConnection for Trivial {
-    type Connection = ();
-    type Error = std::io::Error;
-
-    async fn connect(&self) -> Result<(), std::io::Error> {
-        Ok(())
-    }
-
-    async fn is_valid(&self, _conn: &mut ()) -> Result<(), std::io::Error> {
-        Ok(())
-    }
-
-    fn has_broken(&self, _conn: &mut ()) -> bool {
-        false
-    }
-}
-
-/// Worker threads of every bench runtime (the machine's 2 cores).
-const WORKERS: u32 = 2;
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(WORKERS as usize)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
-
 /// The two pools of the single-task checkout bench: the same trivial manager, 1 to 4
-/// connections, bb8's default timeouts on both sides (idle 10 min, lifetime 30 min).
+/// connections, bb8's default timeouts on both sides.
 fn single_pools(
     rt: &tokio::runtime::Runtime,
     tracker: &ResourceTracker,
 ) -> (bb8::Pool<Trivial>, MonitoredPool<Trivial>) {
-    let config = PoolConfig {
-        min_size: 1,
-        max_size: 4,
-        idle_timeout: Some(Duration::from_secs(600)),
-        max_lifetime: Some(Duration::from_secs(1800)),
-        ..PoolConfig::default()
-    };
+    let config = monitored_config(1, 4);
     let monitored = rt
         .block_on(async { MonitoredPool::new("bench", config, Trivial, tracker).expect("valid") });
-    let bare = rt.block_on(async {
-        bb8::Pool::builder()
-            .max_size(4)
-            .min_idle(Some(1))
-            .build(Trivial)
-            .await
-            .expect("bare pool")
-    });
+    let bare = rt.block_on(bare_pool(4, 1));
     (bare, monitored)
 }
 
@@ -115,13 +77,9 @@ fn checkout(c: &mut Criterion) {
     group.finish();
 }
 
-/// Connections and tasks of the contended checkout bench (the brief's peer figure: bare bb8
-/// 1.29 M get+drop/s with 16 connections and 32 tasks on 2 cores).
-const CONTENDED_CONNS: u32 = 16;
-const CONTENDED_TASKS: u64 = 32;
-
-/// The two pools of the contended checkout bench: 16 connections each, the same trivial
-/// manager and bb8's default timeouts.
+/// The two pools of the contended checkout bench (`CONTENDED_CONNS`, 16, from
+/// `CONTENDED_TASKS`, 32, tasks: the brief's peer figure was bare bb8's 1.29 M get+drop/s on
+/// 2 cores): 16 connections each, the same trivial manager and bb8's default timeouts.
 struct Contended {
     bare: bb8::Pool<Trivial>,
     monitored: MonitoredPool<Trivial>,
@@ -129,21 +87,10 @@ struct Contended {
 
 impl Contended {
     fn new(rt: &tokio::runtime::Runtime, tracker: &ResourceTracker) -> Self {
-        let config = PoolConfig {
-            min_size: CONTENDED_CONNS,
-            max_size: CONTENDED_CONNS,
-            idle_timeout: Some(Duration::from_secs(600)),
-            max_lifetime: Some(Duration::from_secs(1800)),
-            ..PoolConfig::default()
-        };
+        let config = monitored_config(CONTENDED_CONNS, CONTENDED_CONNS);
         rt.block_on(async {
             Self {
-                bare: bb8::Pool::builder()
-                    .max_size(CONTENDED_CONNS)
-                    .min_idle(Some(CONTENDED_CONNS))
-                    .build(Trivial)
-                    .await
-                    .expect("bare pool"),
+                bare: bare_pool(CONTENDED_CONNS, CONTENDED_CONNS).await,
                 monitored: MonitoredPool::new("bench", config, Trivial, tracker).expect("valid"),
             }
         })
@@ -259,7 +206,7 @@ fn paired_checkout(hold: bool) {
             .zip(cpu_before)
             .map(|(after, before)| Duration::from_nanos(after - before));
         let ops = PAIRED_OPS as f64;
-        let by_cpu = cpu.map(|cpu| ops / (cpu.as_secs_f64() / f64::from(WORKERS)));
+        let by_cpu = cpu.map(|cpu| ops / (cpu.as_secs_f64() / WORKERS as f64));
         (by_cpu, ops / wall.as_secs_f64())
     };
     let mut by_cpu = Vec::new();
@@ -294,40 +241,6 @@ fn paired_checkout(hold: bool) {
     if std::env::var_os("RESYNC_BENCH_ROUNDS").is_some() {
         println!("  every round (wall, sorted): {by_wall:.3?}");
         println!("  every round (on-CPU, sorted): {by_cpu:.3?}");
-    }
-}
-
-/// Either pool, so that the code running the benches' work is written once for both.
-trait BenchPool<C>: Clone + Send + Sync + 'static {
-    /// A checked-out connection.
-    type Conn<'a>: Deref<Target = C> + Send
-    where
-        Self: 'a;
-
-    /// Checks a connection out (the benches expect no error).
-    fn checkout(&self) -> impl Future<Output = Self::Conn<'_>> + Send;
-}
-
-impl<M> BenchPool<M::Connection> for bb8::Pool<M>
-where
-    M: bb8::ManageConnection,
-{
-    type Conn<'a> = bb8::PooledConnection<'a, M>;
-
-    async fn checkout(&self) -> Self::Conn<'_> {
-        self.get().await.expect("get")
-    }
-}
-
-impl<M> BenchPool<M::Connection> for MonitoredPool<M>
-where
-    M: bb8::ManageConnection,
-    M::Error: std::error::Error + Send + Sync + 'static,
-{
-    type Conn<'a> = PoolConnection<'a, M>;
-
-    async fn checkout(&self) -> Self::Conn<'_> {
-        self.get().await.expect("get")
     }
 }
 
@@ -402,18 +315,15 @@ fn interleaved<T>(rounds: usize, mut measure: impl FnMut(bool) -> T) -> Vec<(T, 
         .collect()
 }
 
-/// Sorts `ratios` and formats their min, median and max ("n/a" when empty).
+/// Sorts `ratios` (for the listing of every round) and formats their min, median and max
+/// ("n/a" when empty).
 fn min_median_max(ratios: &mut [f64]) -> String {
     ratios.sort_by(f64::total_cmp);
-    match ratios {
-        [] => "n/a".to_owned(),
-        sorted => format!(
-            "{:.3} {:.3} {:.3}",
-            sorted[0],
-            sorted[sorted.len() / 2],
-            sorted[sorted.len() - 1]
-        ),
+    if ratios.is_empty() {
+        return "n/a".to_owned();
     }
+    let (median, min, max) = median_min_max(ratios);
+    format!("{min:.3} {median:.3} {max:.3}")
 }
 
 /// `iters` split into `tasks` near-equal shares.

@@ -4,6 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::answered_path;
 use common::wait::wait_for_status;
 use resync_perf_core::HealthStatus;
 use resync_pool_optimizer::{Error, HttpManager, MonitoredPool, PoolConfig, PoolManager};
@@ -24,12 +25,6 @@ async fn upstream(ca: Option<&TestCa>) -> TestUpstream {
     upstream.set_reply("/close", Reply::new().close_connection(true));
     upstream.set_reply("/endless", Reply::new().endless());
     upstream
-}
-
-/// The path the upstream says it answered, from its JSON body.
-fn answered_path(body: &str) -> String {
-    let json: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
-    json["path"].as_str().expect("a path").to_owned()
 }
 
 fn pool(base_url: &str, ca_file: Option<&std::path::Path>) -> MonitoredPool<HttpManager> {

@@ -1,10 +1,17 @@
-//! The HTTP pool as a caching gateway uses it, against a real hyper server on loopback:
+//! The HTTP pool as a caching gateway uses it, against real hyper servers on loopback:
 //! streamed request bodies, the response timeout, owned checkouts that outlive the code that
 //! took them, stale keep-alive connections and the fresh connection a retry takes, and the
 //! checkout that makes no validation round trip.
 //!
-//! The upstream runs on its own runtime thread, so that a test on a current-thread runtime
-//! can have it close a connection while the client side has not yet run to notice.
+//! The response timeout and the owned checkouts run against test-support's `TestUpstream`
+//! (an answer that never comes, a body that never ends). The other tests need what that one
+//! does not do, and run against the `Upstream` below: it reports a request body's progress
+//! as it streams in, counts the connections it accepted, closes every connection while still
+//! listening, and drops a request without an answer; and it runs on its own runtime thread,
+//! so that a test on a current-thread runtime can have it close a connection while the
+//! client side has not yet run to notice.
+
+mod common;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -16,7 +23,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Either, Full};
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame, Incoming};
 use hyper::{Method, Request, Response};
 use hyper_util::rt::TokioIo;
@@ -24,17 +31,27 @@ use resync_pool_optimizer::{
     empty_body, full_body, Error, HttpBody, HttpManager, MonitoredPool, PoolConfig,
 };
 use resync_resource_manager::ResourceTracker;
+use test_support::{Reply, TestUpstream};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-/// Generous bound for anything the tests wait for on a loaded machine.
-const BOUND: Duration = Duration::from_secs(60);
+use common::answered_path;
+use common::wait::WAIT_BOUND as BOUND;
+
+/// test-support's upstream with `GET /hang` never answered and `GET /trickle` sending its
+/// head and one body chunk, then nothing; anything else answers `200` with the JSON object
+/// naming the request.
+async fn test_upstream() -> TestUpstream {
+    let upstream = TestUpstream::start().await.expect("the upstream starts");
+    upstream.set_reply("/hang", Reply::new().hang());
+    upstream.set_reply("/trickle", Reply::new().endless());
+    upstream
+}
 
 /// A hyper HTTP/1 server on 127.0.0.1, on a runtime of its own.
 ///
 /// `POST /echo` answers with the request body it read (frame by frame, counting the bytes
-/// in `received` as they arrive) and `x-chunked: true|false`; `GET /hang` never answers;
-/// `GET /trickle` sends its head and one body chunk, then nothing; `GET /abort` closes the
+/// in `received` as they arrive) and `x-chunked: true|false`; `GET /abort` closes the
 /// connection without an answer (the service fails); anything else is `200 ok <path>`.
 struct Upstream {
     addr: SocketAddr,
@@ -51,34 +68,10 @@ struct State {
     connections: Mutex<Vec<JoinHandle<()>>>,
 }
 
-/// A response body that sends one chunk and then never finishes.
-struct Trickle {
-    sent: bool,
-}
-
-impl Body for Trickle {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        if self.sent {
-            // Never woken: the body stays open until the connection is closed.
-            return Poll::Pending;
-        }
-        self.sent = true;
-        Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"first chunk")))))
-    }
-}
-
-type AnswerBody = Either<Full<Bytes>, Trickle>;
-
 async fn answer(
     request: Request<Incoming>,
     state: Arc<State>,
-) -> Result<Response<AnswerBody>, std::io::Error> {
+) -> Result<Response<Full<Bytes>>, std::io::Error> {
     let path = request.uri().path().to_owned();
     match path.as_str() {
         "/echo" => {
@@ -95,21 +88,17 @@ async fn answer(
                     state.received.send_modify(|total| *total += data.len());
                 }
             }
-            let mut response = Response::new(Either::Left(Full::new(Bytes::from(read))));
+            let mut response = Response::new(Full::new(Bytes::from(read)));
             response.headers_mut().insert(
                 "x-chunked",
                 hyper::header::HeaderValue::from_static(if chunked { "true" } else { "false" }),
             );
             Ok(response)
         }
-        "/hang" => std::future::pending().await,
-        "/trickle" => Ok(Response::new(Either::Right(Trickle { sent: false }))),
         "/abort" => Err(std::io::Error::other(
             "the upstream gives up on this request",
         )),
-        _ => Ok(Response::new(Either::Left(Full::new(Bytes::from(
-            format!("ok {path}"),
-        ))))),
+        _ => Ok(Response::new(Full::new(Bytes::from(format!("ok {path}"))))),
     }
 }
 
@@ -335,7 +324,7 @@ async fn a_streamed_request_body_reaches_the_upstream_intact() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_exchange_past_the_response_timeout_fails_with_response_timeout() {
-    let upstream = Upstream::start();
+    let upstream = test_upstream().await;
     let limit = Duration::from_millis(200);
     let manager = HttpManager::new(&upstream.url(), None)
         .expect("manager")
@@ -393,7 +382,7 @@ async fn an_exchange_past_the_response_timeout_fails_with_response_timeout() {
     // The pool is not the worse for it: a fresh connection answers.
     let mut conn = bounded("checkout", pool.get()).await.expect("get");
     let body = bounded("get", conn.get("/after")).await.expect("get");
-    assert_eq!(body.body(), "ok /after");
+    assert_eq!(answered_path(body.body()), "/after");
     let metrics = pool.metrics();
     assert_eq!(metrics.connect_failures, 0, "{metrics:?}");
     assert_eq!(
@@ -404,7 +393,7 @@ async fn an_exchange_past_the_response_timeout_fails_with_response_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_owned_checkout_in_a_spawned_task_is_in_use_and_leak_tracked_at_this_line() {
-    let upstream = Upstream::start();
+    let upstream = test_upstream().await;
     let tracker = ResourceTracker::new();
     let config = PoolConfig {
         leak_threshold: Duration::from_millis(50),
@@ -473,7 +462,7 @@ async fn an_owned_checkout_in_a_spawned_task_is_in_use_and_leak_tracked_at_this_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn owned_checkouts_fail_as_get_does() {
-    let upstream = Upstream::start();
+    let upstream = test_upstream().await;
     let config = PoolConfig {
         max_size: 1,
         acquire_timeout: Some(Duration::from_millis(100)),
@@ -491,7 +480,7 @@ async fn owned_checkouts_fail_as_get_does() {
         .expect("a fresh connection");
     assert!(fresh.is_fresh() && !held.is_fresh());
     let response = bounded("get", fresh.get("/fresh")).await.expect("get");
-    assert_eq!(response.body(), "ok /fresh");
+    assert_eq!(answered_path(response.body()), "/fresh");
     let metrics = pool.metrics();
     assert_eq!(metrics.in_use, 2, "{metrics:?}");
     assert_eq!(metrics.exhaustions, 1);
