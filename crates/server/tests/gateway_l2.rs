@@ -214,6 +214,14 @@ fn a_write_through_one_instance_invalidates_the_other(redis_url: &str) {
         ),
         1.0
     );
+    // The write's answer, read whole while B told Redis, returned its connection cleanly.
+    assert_eq!(
+        metric(
+            pair.b.addr,
+            r#"resync_pool_errors_total{pool="http",kind="caller"}"#
+        ),
+        0.0
+    );
 }
 
 #[test]

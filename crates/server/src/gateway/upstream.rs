@@ -396,8 +396,11 @@ impl UpstreamBody {
 impl Drop for UpstreamBody {
     fn drop(&mut self) {
         // A client that went away leaves the rest of the body unread on the connection.
+        // A body whose end was announced (`is_end_stream`) was read whole, though: hyper
+        // stops polling a body that says it has ended, so it never saw `None`.
         if !self.done {
-            self.release(false);
+            let finished = self.prefix.is_empty() && self.incoming.is_end_stream();
+            self.release(finished);
         }
     }
 }
@@ -424,7 +427,13 @@ impl Body for UpstreamBody {
         }
         match Pin::new(&mut this.incoming).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                Ok(data) => Poll::Ready(Some(Ok(Frame::data(data)))),
+                Ok(data) => {
+                    if this.incoming.is_end_stream() {
+                        // The last chunk: the connection can go back now.
+                        this.release(true);
+                    }
+                    Poll::Ready(Some(Ok(Frame::data(data))))
+                }
                 // Trailers are not forwarded; ask for the next frame.
                 Err(_trailers) => {
                     cx.waker().wake_by_ref();
