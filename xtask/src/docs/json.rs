@@ -36,7 +36,7 @@ pub(crate) fn pretty(raw: &str) -> Result<String> {
             }
             '{' | '[' => {
                 let close = if c == '{' { '}' } else { ']' };
-                while chars.peek().is_some_and(|c| c.is_ascii_whitespace()) {
+                while chars.peek().is_some_and(char::is_ascii_whitespace) {
                     chars.next();
                 }
                 if chars.peek() == Some(&close) {
