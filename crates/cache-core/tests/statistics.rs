@@ -243,3 +243,23 @@ async fn a_caller_waiting_on_a_failed_load_shares_its_error_and_misses() {
         "neither call found a value"
     );
 }
+
+#[tokio::test]
+async fn get_if_counts_an_accepted_value_as_a_hit_and_leaves_the_miss_to_the_load() {
+    let cache = cache("judged");
+    cache.insert(1, 10).await.expect("fits");
+    cache.insert(2, 20).await.expect("fits");
+
+    // Accepted: one hit.
+    assert_eq!(cache.get_if(&1, |value| *value == 10).await, Some(Ok(10)));
+    // Refused, and then loaded anew: the load's miss is the only count.
+    assert_eq!(cache.get_if(&2, |_| false).await, Some(Err(20)));
+    cache.invalidate(&2).await;
+    assert_eq!(cache.get_with(2, async { 21 }).await, 21);
+    // Missing, then loaded: again one miss.
+    assert_eq!(cache.get_if(&3, |_| true).await, None);
+    assert_eq!(cache.get_with(3, async { 30 }).await, 30);
+
+    let metrics = cache.metrics();
+    assert_eq!((metrics.hits, metrics.misses), (1, 2));
+}

@@ -77,6 +77,15 @@ async fn requests_bytes_and_upstream_outcomes_are_counted_in_metrics() {
         sample(&text, "resync_gateway_upstream_duration_seconds_count"),
         2.0
     );
+    // The response cache counts what the gateway served: each miss once (the lookup and
+    // the load do not both count it), each hit once.
+    let cache = |result: &str| {
+        sample(
+            &text,
+            &format!(r#"resync_cache_requests_total{{cache="responses",result="{result}"}}"#),
+        )
+    };
+    assert_eq!((cache("hit"), cache("miss")), (2.0, 2.0), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

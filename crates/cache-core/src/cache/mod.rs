@@ -142,6 +142,38 @@ where
         value
     }
 
+    /// The value for `key` if `accept` takes it, for values the caller judges itself (an
+    /// HTTP response's freshness, say). Counts a hit when it does; when the key is missing
+    /// or the value is refused it counts **nothing**, because the caller then loads through
+    /// [`get_with`](Self::get_with) or [`try_get_with`](Self::try_get_with), which counts the
+    /// miss — with [`get`](Self::get) first, every such miss would be counted twice, and a
+    /// refused value as a hit. The value is returned either way (`Err` when refused), so a
+    /// refused one can still serve as a fallback.
+    pub async fn get_if<Q>(&self, key: &Q, accept: impl FnOnce(&V) -> bool) -> Option<Result<V, V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let inner = &*self.inner;
+        let (slot, timed) = thread_slot_tick();
+        let moka = inner.store.active();
+        let value = if timed {
+            let start = Instant::now();
+            let value = moka.get(key).await;
+            inner.stats.record_get_latency(start.elapsed());
+            value
+        } else {
+            moka.get(key).await
+        }?
+        .value;
+        if accept(&value) {
+            inner.record_lookup(slot, key, true);
+            Some(Ok(value))
+        } else {
+            Some(Err(value))
+        }
+    }
+
     /// Whether `key` is cached; counts nothing and does not touch the entry's recency.
     pub fn contains_key<Q>(&self, key: &Q) -> bool
     where

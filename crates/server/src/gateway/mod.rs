@@ -338,16 +338,25 @@ impl Gateway {
             &parts.headers,
         );
         let mut stale = None;
-        if let Some(entry) = inner.cache.get(&key).await {
-            let now = Instant::now();
-            if entry.matches(&parts.headers) {
-                if entry.is_fresh(now) {
-                    return Lookup::Hit(served_from(&entry, Served::Hit, None, now));
+        let now = Instant::now();
+        // A hit is counted only for a fresh entry of the request's variant; otherwise the
+        // load below counts the miss (once).
+        let found = inner
+            .cache
+            .get_if(&key, |entry| {
+                entry.matches(&parts.headers) && entry.is_fresh(now)
+            })
+            .await;
+        match found {
+            Some(Ok(entry)) => return Lookup::Hit(served_from(&entry, Served::Hit, None, now)),
+            Some(Err(entry)) => {
+                if entry.matches(&parts.headers) {
+                    stale = Some(entry);
                 }
-                stale = Some(entry);
+                // Stale, or another variant: fetch anew (the fetch replaces it).
+                inner.cache.invalidate(&key).await;
             }
-            // Stale, or another variant: fetch anew (the fetch replaces it).
-            inner.cache.invalidate(&key).await;
+            None => {}
         }
         Lookup::Miss { key, stale }
     }
