@@ -126,30 +126,13 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let inner = &*self.inner;
-        let (slot, timed) = thread_slot_tick();
-        let moka = inner.store.active();
-        let value = if timed {
-            let start = Instant::now();
-            let value = moka.get(key).await;
-            inner.stats.record_get_latency(start.elapsed());
-            value
-        } else {
-            moka.get(key).await
-        }
-        .map(|stored| stored.value);
-        inner.record_lookup(slot, key, value.is_some());
+        let (slot, value) = self.timed_lookup(key).await;
+        self.inner.record_lookup(slot, key, value.is_some());
         value
     }
 
-    /// The value for `key` if `accept` takes it, for values the caller judges itself (an
-    /// HTTP response's freshness, say). Counts a hit when it does; when the key is missing
-    /// or the value is refused it counts **nothing**, because the caller then loads through
-    /// [`get_with`](Self::get_with) or [`try_get_with`](Self::try_get_with), which counts the
-    /// miss — with [`get`](Self::get) first, every such miss would be counted twice, and a
-    /// refused value as a hit. The value is returned either way (`Err` when refused), so a
-    /// refused one can still serve as a fallback.
-    pub async fn get_if<Q>(&self, key: &Q, accept: impl FnOnce(&V) -> bool) -> Option<Result<V, V>>
+    /// moka's lookup of `key`, timed for one call in 64 per thread; the thread's stripe.
+    async fn timed_lookup<Q>(&self, key: &Q) -> (usize, Option<V>)
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -164,10 +147,26 @@ where
             value
         } else {
             moka.get(key).await
-        }?
-        .value;
+        };
+        (slot, value.map(|stored| stored.value))
+    }
+
+    /// The value for `key` if `accept` takes it, for values the caller judges itself (an
+    /// HTTP response's freshness, say). Counts a hit when it does; when the key is missing
+    /// or the value is refused it counts **nothing**, because the caller then loads through
+    /// [`get_with`](Self::get_with) or [`try_get_with`](Self::try_get_with), which counts the
+    /// miss — with [`get`](Self::get) first, every such miss would be counted twice, and a
+    /// refused value as a hit. The value is returned either way (`Err` when refused), so a
+    /// refused one can still serve as a fallback.
+    pub async fn get_if<Q>(&self, key: &Q, accept: impl FnOnce(&V) -> bool) -> Option<Result<V, V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let (slot, value) = self.timed_lookup(key).await;
+        let value = value?;
         if accept(&value) {
-            inner.record_lookup(slot, key, true);
+            self.inner.record_lookup(slot, key, true);
             Some(Ok(value))
         } else {
             Some(Err(value))
