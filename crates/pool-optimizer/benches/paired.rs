@@ -11,7 +11,9 @@
 //!   connection unless the other worker is mid-checkout: this measures the pools' own cost.
 //! - `holding`: get, one `yield_now` while holding, drop: the tasks really compete for the 16
 //!   connections and a get waits whenever all 16 are held, so the queueing discipline (who
-//!   gets a returned connection) shows in the tail.
+//!   gets a returned connection) shows in the tail: bb8 wakes one waiter and lets whoever
+//!   asks first take the connection; deadpool and ours (its checkout gate) serve waiters in
+//!   order.
 //!
 //! The contenders, each set up so that only the pool differs:
 //!
@@ -26,20 +28,19 @@
 //!   runs on every checkout, deadpool's analogue of `test_on_check_out`), `max_size` 16,
 //!   prefilled with 16 objects, no timeouts (deadpool has none without a runtime feature),
 //!   FIFO queue (its default). Its semaphore serves waiters in order.
-//! - **ours+fifo**: a prototype for the tail (not the library's pool): a second
-//!   `MonitoredPool` like ours behind a FIFO gate — a tokio semaphore of 16 permits taken
-//!   before the get and given back after the connection (see `FifoGated`).
 //!
-//! Each round runs both workloads on all four, the order alternating between rounds (bb8,
-//! ours, ours+fifo, deadpool; then the reverse), so load from elsewhere on a shared machine
-//! hits all alike. Each pool runs each workload twice per round: once untimed, for
+//! Each round builds the three pools afresh (so where the allocator happens to put each
+//! pool's hot fields, which moves a single process's figures by up to a third, varies from
+//! round to round instead of favouring one pool for the whole run) and runs them, the order
+//! alternating between rounds (bb8, ours, deadpool; then the reverse), so load
+//! from elsewhere on a shared machine hits all alike. Each pool runs each workload twice per round: once untimed, for
 //! checkouts/s (the wall clock of the whole run), and once with every get timed (a TSC read
 //! before the get is called and one when its guard is obtained, recorded in a per-task
 //! log-linear histogram: ±1.6 %), for p50 / p99 / p99.9 / max. The timing is kept out of the
 //! throughput pass so that it does not dilute the ratio.
 //!
-//! Prints every pool's figures per round, the per-round ratio ours / bb8 (and ours+fifo /
-//! bb8) with its median and min–max, and ours' p99 against deadpool's (per round and the
+//! Prints every pool's figures per round, the per-round ratio ours / bb8 with its median and
+//! min–max, and ours' p99 against deadpool's (per round and the
 //! median of the rounds). Per-get percentiles understate starvation (a starved task makes few
 //! gets, each very long): an unfair pool shows it in p99.9 and max.
 //!
@@ -47,7 +48,7 @@
 //! - `RESYNC_BENCH_ROUNDS`: rounds (default 5);
 //! - `RESYNC_BENCH_CHECKOUTS`: checkouts per task and run (default 20 000, so 640 000 a run);
 //! - `RESYNC_BENCH_WORKLOAD`: `plain`, `holding` or `both` (default);
-//! - `RESYNC_BENCH_ONLY`: `bb8`, `ours`, `ours+fifo` or `deadpool`: only that pool's untimed
+//! - `RESYNC_BENCH_ONLY`: `bb8`, `ours` or `deadpool`: only that pool's untimed
 //!   runs (the rounds of each workload), for a profiler such as `valgrind --tool=callgrind`.
 //!
 //! Run without `--bench` (as `cargo test --benches` does) it makes one short round as a
@@ -58,12 +59,10 @@
 mod common;
 
 use std::fmt;
-use std::ops::Deref;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use resync_perf_core::{Histogram, HistogramSnapshot};
-use resync_pool_optimizer::{MonitoredPool, PoolConnection};
+use resync_pool_optimizer::MonitoredPool;
 use resync_resource_manager::ResourceTracker;
 
 use common::{bare_pool, median_min_max, monitored_config, runtime, BenchPool, Trivial, WORKERS};
@@ -108,50 +107,6 @@ impl BenchPool<()> for deadpool::managed::Pool<TrivialDeadpool> {
     }
 }
 
-/// The moonshot's prototype, measured beside the rest: `MonitoredPool` behind a FIFO gate,
-/// a tokio semaphore of `max_size` permits taken before bb8's get and given back after the
-/// connection is (so a permit holder always finds an idle connection once all are open).
-/// tokio's semaphore hands a returned permit to its oldest waiter and makes new arrivals
-/// queue behind the waiters, so gets are served in order — bb8 itself wakes one waiter and
-/// lets whoever asks first (often the task that just returned a connection) take it.
-#[derive(Debug, Clone)]
-struct FifoGated {
-    pool: MonitoredPool<Trivial>,
-    gate: Arc<tokio::sync::Semaphore>,
-}
-
-/// A checkout through the gate. Fields drop in order: the connection goes back to bb8 before
-/// the permit goes to the next waiter.
-struct Gated<'a> {
-    conn: PoolConnection<'a, Trivial>,
-    _permit: tokio::sync::SemaphorePermit<'a>,
-}
-
-impl Deref for Gated<'_> {
-    type Target = ();
-
-    fn deref(&self) -> &() {
-        &self.conn
-    }
-}
-
-impl BenchPool<()> for FifoGated {
-    type Conn<'a> = Gated<'a>;
-
-    async fn checkout(&self) -> Self::Conn<'_> {
-        let permit = self.gate.acquire().await.expect("the gate is never closed");
-        let conn = self
-            .pool
-            .get()
-            .await
-            .expect("monitored get: no timeout with a trivial manager");
-        Gated {
-            conn,
-            _permit: permit,
-        }
-    }
-}
-
 /// The two workloads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Workload {
@@ -175,12 +130,10 @@ impl fmt::Display for Workload {
 enum Side {
     Bb8,
     Ours,
-    /// Ours behind a FIFO gate (a prototype, see `FifoGated`).
-    OursFifo,
     Deadpool,
 }
 
-const SIDES: [Side; 4] = [Side::Bb8, Side::Ours, Side::OursFifo, Side::Deadpool];
+const SIDES: [Side; 3] = [Side::Bb8, Side::Ours, Side::Deadpool];
 
 impl Side {
     fn index(self) -> usize {
@@ -193,7 +146,6 @@ impl fmt::Display for Side {
         f.pad(match self {
             Self::Bb8 => "bb8",
             Self::Ours => "ours",
-            Self::OursFifo => "ours+fifo",
             Self::Deadpool => "deadpool",
         })
     }
@@ -259,11 +211,10 @@ impl Settings {
     }
 }
 
-/// The three pools, built on `rt`, each with its 16 connections open.
+/// The pools, built on `rt`, each with its 16 connections open.
 struct Pools {
     bb8: bb8::Pool<Trivial>,
     ours: MonitoredPool<Trivial>,
-    ours_fifo: FifoGated,
     deadpool: deadpool::managed::Pool<TrivialDeadpool>,
     // Kept alive with the monitored pool (its leases are registered with it).
     _tracker: ResourceTracker,
@@ -275,7 +226,7 @@ impl Pools {
             let bb8 = bare_pool(CONNS, CONNS).await;
             let tracker = ResourceTracker::new();
             let config = monitored_config(CONNS, CONNS);
-            let ours = MonitoredPool::new("paired", config.clone(), Trivial, &tracker)
+            let ours = MonitoredPool::new("paired", config, Trivial, &tracker)
                 .expect("a valid configuration");
             let deadpool = deadpool::managed::Pool::builder(TrivialDeadpool)
                 .max_size(CONNS as usize)
@@ -286,16 +237,9 @@ impl Pools {
             fill(&ours).await;
             fill(&deadpool).await;
             fill(&bb8).await;
-            let ours_fifo = FifoGated {
-                pool: MonitoredPool::new("paired-fifo", config, Trivial, &tracker)
-                    .expect("a valid configuration"),
-                gate: Arc::new(tokio::sync::Semaphore::new(CONNS as usize)),
-            };
-            fill(&ours_fifo).await;
             Self {
                 bb8,
                 ours,
-                ours_fifo,
                 deadpool,
                 _tracker: tracker,
             }
@@ -393,7 +337,6 @@ fn measure_side(
     match side {
         Side::Bb8 => measure(rt, clock, &pools.bb8, workload, per_task),
         Side::Ours => measure(rt, clock, &pools.ours, workload, per_task),
-        Side::OursFifo => measure(rt, clock, &pools.ours_fifo, workload, per_task),
         Side::Deadpool => measure(rt, clock, &pools.deadpool, workload, per_task),
     }
 }
@@ -419,9 +362,8 @@ fn main() {
     let settings = Settings::from_env();
     let rt = runtime();
     let clock = quanta::Clock::new();
-    let pools = Pools::new(&rt);
     if let Ok(only) = std::env::var("RESYNC_BENCH_ONLY") {
-        profile_one(&rt, &pools, &only, &settings);
+        profile_one(&rt, &Pools::new(&rt), &only, &settings);
         return;
     }
     let per_run = settings.per_task * TASKS;
@@ -434,6 +376,7 @@ fn main() {
         settings.rounds, settings.per_task
     );
     // Warm-up: every pool through every workload once, unrecorded.
+    let pools = Pools::new(&rt);
     for &workload in &settings.workloads {
         for side in SIDES {
             measure_side(
@@ -455,6 +398,7 @@ fn main() {
                 order.reverse();
             }
             let mut figures: Vec<Option<Figures>> = vec![None; SIDES.len()];
+            let pools = Pools::new(&rt);
             for side in order {
                 figures[side.index()] = Some(measure_side(
                     &rt,
@@ -488,12 +432,9 @@ fn main() {
             }
             let of = |side: Side| &figures[side.index()];
             println!(
-                "  ours / bb8 {:.3}, ours+fifo / bb8 {:.3};   p99 / deadpool's: ours {:.2}, \
-                 ours+fifo {:.2}, bb8 {:.2}",
+                "  ours / bb8 {:.3};   p99 / deadpool's: ours {:.2}, bb8 {:.2}",
                 of(Side::Ours).rate / of(Side::Bb8).rate,
-                of(Side::OursFifo).rate / of(Side::Bb8).rate,
                 p99_ratio(of(Side::Ours), of(Side::Deadpool)),
-                p99_ratio(of(Side::OursFifo), of(Side::Deadpool)),
                 p99_ratio(of(Side::Bb8), of(Side::Deadpool)),
             );
             rounds.push(figures);
@@ -507,15 +448,13 @@ fn p99_ratio(a: &Figures, b: &Figures) -> f64 {
     a.latency.p99() as f64 / b.latency.p99() as f64
 }
 
-/// `RESYNC_BENCH_ONLY=bb8|ours|ours+fifo|deadpool`: that pool's untimed runs alone, for a
+/// `RESYNC_BENCH_ONLY=bb8|ours|deadpool`: that pool's untimed runs alone, for a
 /// profiler (`perf record`, `valgrind --tool=callgrind`); prints each run's checkouts/s.
 fn profile_one(rt: &tokio::runtime::Runtime, pools: &Pools, only: &str, settings: &Settings) {
     let side = SIDES
         .into_iter()
         .find(|side| side.to_string() == only)
-        .unwrap_or_else(|| {
-            panic!("RESYNC_BENCH_ONLY={only:?}: expected bb8, ours, ours+fifo or deadpool")
-        });
+        .unwrap_or_else(|| panic!("RESYNC_BENCH_ONLY={only:?}: expected bb8, ours or deadpool"));
     let checkouts = settings.per_task as f64 * TASKS as f64;
     for &workload in &settings.workloads {
         for round in 0..settings.rounds {
@@ -523,10 +462,6 @@ fn profile_one(rt: &tokio::runtime::Runtime, pools: &Pools, only: &str, settings
             let wall = match side {
                 Side::Bb8 => rt.block_on(run(&pools.bb8, workload, per_task, None)).0,
                 Side::Ours => rt.block_on(run(&pools.ours, workload, per_task, None)).0,
-                Side::OursFifo => {
-                    rt.block_on(run(&pools.ours_fifo, workload, per_task, None))
-                        .0
-                }
                 Side::Deadpool => {
                     rt.block_on(run(&pools.deadpool, workload, per_task, None))
                         .0
@@ -572,7 +507,8 @@ fn summarize(workload: Workload, rounds: &[Vec<Figures>]) {
     }
     let bb8 = of(Side::Bb8);
     let deadpool = of(Side::Deadpool);
-    for side in [Side::Ours, Side::OursFifo] {
+    {
+        let side = Side::Ours;
         let figures = of(side);
         let ratios: Vec<f64> = figures
             .iter()

@@ -1,12 +1,18 @@
-//! The future [`MonitoredPool::get`](crate::MonitoredPool::get) returns: bb8's get, measured,
-//! with the fail-fast wait for an unreachable backend.
+//! The future [`MonitoredPool::get`](crate::MonitoredPool::get) returns: a permit of the
+//! pool's checkout gate, then bb8's get, measured, with the fail-fast wait for an unreachable
+//! backend.
 //!
 //! Written by hand rather than as an `async` block: the block needed a poll-once step to tell
 //! a direct checkout from a waited one and carried the wait's `select!` state inline, which
 //! cost ≈ 90 instructions per checkout (callgrind) over awaiting bb8's future alone. Here a
-//! direct checkout is bb8's future ready at the first poll, and the wait's pieces (start
-//! instant, waiting gauge, connect-failure listener) are set up only when that poll is
-//! pending.
+//! direct checkout is a permit taken at once (`try_acquire`: one compare-and-swap, no queue)
+//! and bb8's future ready at the first poll; the wait's pieces (start instant, waiting gauge,
+//! connect-failure listener, the queued permit request) are set up only
+//! when one of them is not.
+//!
+//! The gate (see `PoolStats::gate`) serves waiting checkouts in arrival order. A permit
+//! holder finds an idle connection in bb8 unless one is being made, so bb8's own waiting
+//! (unfair: a returned connection goes to whoever asks first) is left for connects.
 
 use std::future::Future;
 use std::marker::PhantomData;
@@ -17,8 +23,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
+use tokio::sync::{AcquireError, SemaphorePermit};
 
-use crate::clock::{span, Nanos};
+use crate::clock::{nanos, span, Nanos};
 use crate::error::{Error, SharedError};
 use crate::guard::{OwnedPoolConnection, PoolConnection};
 use crate::pool::PoolShared;
@@ -35,7 +42,12 @@ where
     M: bb8::ManageConnection,
     M::Error: std::error::Error + Send + Sync + 'static,
 {
-    fn from_checkout(conn: Checkout<'c, M>, shared: &'a PoolShared<M>, acquired_at: Nanos) -> Self;
+    fn from_checkout(
+        conn: Checkout<'c, M>,
+        permit: SemaphorePermit<'a>,
+        shared: &'a PoolShared<M>,
+        acquired_at: Nanos,
+    ) -> Self;
 }
 
 impl<'a, M> FromCheckout<'a, 'a, M> for PoolConnection<'a, M>
@@ -44,8 +56,13 @@ where
     M::Error: std::error::Error + Send + Sync + 'static,
 {
     #[inline]
-    fn from_checkout(conn: Checkout<'a, M>, shared: &'a PoolShared<M>, acquired_at: Nanos) -> Self {
-        PoolConnection::new(conn, &shared.stats, acquired_at)
+    fn from_checkout(
+        conn: Checkout<'a, M>,
+        permit: SemaphorePermit<'a>,
+        shared: &'a PoolShared<M>,
+        acquired_at: Nanos,
+    ) -> Self {
+        PoolConnection::new(conn, permit, &shared.stats, acquired_at)
     }
 }
 
@@ -56,16 +73,26 @@ where
 {
     fn from_checkout(
         conn: Checkout<'static, M>,
+        permit: SemaphorePermit<'a>,
         shared: &'a PoolShared<M>,
         acquired_at: Nanos,
     ) -> Self {
+        // The owned guard cannot borrow the gate: it gives the permit back itself, from the
+        // pool statistics it keeps alive.
+        permit.forget();
         OwnedPoolConnection::pooled(conn, Arc::clone(&shared.stats), acquired_at)
     }
 }
 
+/// A boxed request for a gate permit, queued behind the checkouts that asked before it: the
+/// slow path of a checkout that found the gate without a permit (boxed, so that a direct
+/// checkout's future stays small).
+type Acquire<'a> =
+    Pin<Box<dyn Future<Output = Result<SemaphorePermit<'a>, AcquireError>> + Send + 'a>>;
+
 pin_project! {
-    /// A checkout in progress: bb8's get future `F` (yielding a checkout of lifetime `'c`)
-    /// plus what measuring it needs; it completes with the guard `G`.
+    /// A checkout in progress: a gate permit, then bb8's get future `F` (yielding a checkout
+    /// of lifetime `'c`), plus what measuring it needs; it completes with the guard `G`.
     pub(crate) struct Get<'a, 'c, M, F, G>
     where
         M: bb8::ManageConnection,
@@ -82,12 +109,21 @@ pin_project! {
         // Set when the first poll found no connection: the wait's start on the pool clock
         // and its place in the waiting gauge (left on drop, also when cancelled).
         waiting: Option<(Nanos, Waiting<'a>)>,
-        // bb8's get; dropped when the get fails early (`Unavailable`), so that bb8's pending
-        // get (its in-flight count, its wait registration, its timer) ends with it.
+        // bb8's get, polled once the permit is held; dropped when the get fails early
+        // (`Unavailable`, or the gate wait's deadline), so that bb8's pending get (its
+        // in-flight count, its wait registration, its timer) ends with it.
         #[pin]
         getting: Option<F>,
         #[pin]
         connect_failed: Option<ConnectFailed<'a>>,
+        // Only when the gate had no permit at the first poll, until the permit is taken.
+        queued: Option<Acquire<'a>>,
+        // Whether `queued` was ever set: the gate was waited for.
+        was_queued: bool,
+        // The gate's permit from when it is taken until it goes to the guard. Declared after
+        // `getting`: a get that fails or is cancelled ends bb8's get first, then gives the
+        // permit to the next in line.
+        permit: Option<SemaphorePermit<'a>>,
         guard: PhantomData<fn(Checkout<'c, M>) -> G>,
     }
 }
@@ -109,6 +145,9 @@ where
             waiting: None,
             getting: Some(getting),
             connect_failed: None,
+            queued: None,
+            was_queued: false,
+            permit: None,
             guard: PhantomData,
         }
     }
@@ -130,44 +169,79 @@ where
         let failures_seen = *this
             .failures_seen
             .get_or_insert_with(|| stats.connect_failure_count());
-        let Some(getting) = this.getting.as_mut().as_pin_mut() else {
-            // Only after it returned `Unavailable`: polling a completed future is a caller bug.
-            panic!("pool get polled after it completed");
-        };
-        match getting.poll(cx) {
-            Poll::Ready(Ok(conn)) => {
-                // Stamped by the checkout validation: no clock read here.
-                let acquired_at = conn.meta.checked_out_at;
-                match this.waiting.take() {
-                    None => stats.checked_out_direct(),
-                    Some((started, _waiting)) => {
-                        stats.checked_out_waited(Duration::from_nanos(span(started, acquired_at)));
-                        this.connect_failed.set(None);
+        if this.permit.is_none() {
+            if !*this.was_queued {
+                // The first poll. A permit is free only when nobody is queued (a returned
+                // permit goes straight to the oldest waiter), so taking it jumps no queue.
+                match stats.gate.try_acquire() {
+                    Ok(permit) => *this.permit = Some(permit),
+                    Err(_) => {
+                        *this.queued = Some(Box::pin(stats.gate.acquire()));
+                        *this.was_queued = true;
                     }
                 }
-                // The connection's slot, registered at connect: a few stores, with the
-                // caller's line and the checkout instant the validation already read.
-                conn.meta.lease.checkout_nanos(this.location, acquired_at);
-                return Poll::Ready(Ok(G::from_checkout(conn, shared, acquired_at)));
             }
-            Poll::Ready(Err(_timed_out)) => {
-                let waited = match this.waiting.take() {
-                    None => Duration::ZERO,
-                    Some((started, _waiting)) => {
-                        let waited = Duration::from_nanos(span(started, stats.clock.now()));
-                        stats.failed_wait(waited);
-                        waited
+            if let Some(acquire) = this.queued.as_mut() {
+                match acquire.as_mut().poll(cx) {
+                    Poll::Ready(Ok(permit)) => {
+                        *this.permit = Some(permit);
+                        *this.queued = None;
                     }
-                };
-                return Poll::Ready(Err(shared.timed_out(failures_seen, waited)));
+                    // Nothing closes the gate: `close()` is never called on it.
+                    Poll::Ready(Err(_closed)) => unreachable!("the checkout gate is closed"),
+                    Poll::Pending => {}
+                }
             }
-            Poll::Pending => {}
+        }
+        if let Some(permit) = this.permit.take() {
+            let Some(getting) = this.getting.as_mut().as_pin_mut() else {
+                // Only after it failed: polling a completed future is a caller bug.
+                panic!("pool get polled after it completed");
+            };
+            match getting.poll(cx) {
+                Poll::Ready(Ok(conn)) => {
+                    // Stamped by the checkout validation: no clock read here.
+                    let acquired_at = conn.meta.checked_out_at;
+                    match this.waiting.take() {
+                        None => stats.checked_out_direct(),
+                        Some((started, _waiting)) => {
+                            stats.checked_out_waited(Duration::from_nanos(span(
+                                started,
+                                acquired_at,
+                            )));
+                            this.connect_failed.set(None);
+                        }
+                    }
+                    // The connection's slot, registered at connect: a few stores, with the
+                    // caller's line and the checkout instant the validation already read.
+                    conn.meta.lease.checkout_nanos(this.location, acquired_at);
+                    return Poll::Ready(Ok(G::from_checkout(conn, permit, shared, acquired_at)));
+                }
+                Poll::Ready(Err(_timed_out)) => {
+                    // bb8's own timeout: the permit goes back (dropped here).
+                    return Poll::Ready(Err(timed_out(shared, this.waiting, failures_seen)));
+                }
+                Poll::Pending => *this.permit = Some(permit),
+            }
         }
         if this.waiting.is_none() {
-            // The slow path begins: bb8 had no connection for the first poll.
+            // The slow path begins: no permit, or bb8 had no connection, at the first poll.
             *this.waiting = Some((stats.clock.now(), Waiting::start(stats)));
             this.connect_failed
                 .set(Some(ConnectFailed::new(stats, failures_seen)));
+        }
+        if let Some((started, _)) = *this.waiting {
+            // Woken (by the permit, a connect failure or the watchdog's tick) or just begun:
+            // past the acquire timeout, in the gate and in bb8 together, the wait ends. Only a
+            // gate wait needs this (bb8 times its own wait out), but it costs one clock read.
+            let timeout = nanos(shared.config.effective_acquire_timeout());
+            if span(started, stats.clock.now()) >= u64::try_from(timeout).unwrap_or(u64::MAX) {
+                this.getting.set(None);
+                this.connect_failed.set(None);
+                *this.queued = None;
+                *this.permit = None;
+                return Poll::Ready(Err(timed_out(shared, this.waiting, failures_seen)));
+            }
         }
         while let Some(connect_failed) = this.connect_failed.as_mut().as_pin_mut() {
             if connect_failed.poll(cx).is_pending() {
@@ -183,6 +257,8 @@ where
                     }
                     this.connect_failed.set(None);
                     this.getting.set(None);
+                    *this.queued = None;
+                    *this.permit = None;
                     return Poll::Ready(Err(shared.unavailable(source)));
                 }
             }
@@ -195,4 +271,27 @@ where
         }
         Poll::Pending
     }
+}
+
+/// The error of a get that timed out (bb8's timeout, or the wait's deadline), its wait
+/// recorded.
+fn timed_out<M>(
+    shared: &PoolShared<M>,
+    waiting: &mut Option<(Nanos, Waiting<'_>)>,
+    failures_seen: u64,
+) -> Error
+where
+    M: bb8::ManageConnection,
+    M::Error: std::error::Error + Send + Sync + 'static,
+{
+    let stats = &*shared.stats;
+    let waited = match waiting.take() {
+        None => Duration::ZERO,
+        Some((started, _waiting)) => {
+            let waited = Duration::from_nanos(span(started, stats.clock.now()));
+            stats.failed_wait(waited);
+            waited
+        }
+    };
+    shared.timed_out(failures_seen, waited)
 }

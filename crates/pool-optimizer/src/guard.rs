@@ -6,6 +6,8 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::SemaphorePermit;
+
 use crate::clock::{span, Nanos};
 
 use crate::stats::PoolStats;
@@ -24,6 +26,9 @@ where
     M::Error: std::error::Error + Send + Sync + 'static,
 {
     conn: bb8::PooledConnection<'a, MonitoredManager<M>>,
+    // The pool's checkout gate permit. Declared after `conn`: the connection goes back to
+    // bb8 before the permit goes to the next `get()` in line, which then finds it idle.
+    _permit: SemaphorePermit<'a>,
     stats: &'a PoolStats,
     acquired_at: Nanos,
 }
@@ -35,11 +40,13 @@ where
 {
     pub(crate) fn new(
         conn: bb8::PooledConnection<'a, MonitoredManager<M>>,
+        permit: SemaphorePermit<'a>,
         stats: &'a PoolStats,
         acquired_at: Nanos,
     ) -> Self {
         Self {
             conn,
+            _permit: permit,
             stats,
             acquired_at,
         }
@@ -135,8 +142,11 @@ where
     M: bb8::ManageConnection,
     M::Error: std::error::Error + Send + Sync + 'static,
 {
-    /// Checked out of the pool by bb8's owned get: bb8 takes it back on drop.
+    /// Checked out of the pool by bb8's owned get, holding one of the gate's permits: bb8
+    /// takes it back on drop, then the guard gives the permit back.
     Pooled(bb8::PooledConnection<'static, MonitoredManager<M>>),
+    /// A pooled connection already given back to bb8: only while the guard drops.
+    Returned,
     /// Made for this checkout outside bb8's count (bb8's `dedicated_connection`): offered to
     /// the pool on drop (`Pool::add`: kept if not broken and the pool has room, else closed).
     /// `None` only during that drop.
@@ -184,6 +194,7 @@ where
             Owned::Pooled(conn) => conn,
             // Taken only by `drop`.
             Owned::Fresh { conn, .. } => conn.as_ref().expect("present until dropped"),
+            Owned::Returned => unreachable!("returned only by drop"),
         }
     }
 
@@ -192,6 +203,7 @@ where
             Owned::Pooled(conn) => conn,
             // Taken only by `drop`.
             Owned::Fresh { conn, .. } => conn.as_mut().expect("present until dropped"),
+            Owned::Returned => unreachable!("returned only by drop"),
         }
     }
 
@@ -251,8 +263,14 @@ where
     fn drop(&mut self) {
         let (stats, acquired_at) = (&*self.stats, self.acquired_at);
         match &mut self.conn {
-            // bb8's guard takes it back when the field is dropped, after this.
-            Owned::Pooled(conn) => check_in(stats, &mut conn.meta, acquired_at),
+            Owned::Pooled(conn) => {
+                check_in(stats, &mut conn.meta, acquired_at);
+                // bb8's guard takes the connection back, then the next in line gets the
+                // permit (and finds the connection idle).
+                self.conn = Owned::Returned;
+                self.stats.gate.add_permits(1);
+            }
+            Owned::Returned => {}
             Owned::Fresh { conn, pool } => {
                 if let Some(mut conn) = conn.take() {
                     check_in(stats, &mut conn.meta, acquired_at);

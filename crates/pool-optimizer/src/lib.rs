@@ -70,6 +70,7 @@ mod pool;
 mod probe;
 mod stats;
 mod tls;
+mod watchdog;
 mod wrapper;
 
 pub use advisor::{

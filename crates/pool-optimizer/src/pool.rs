@@ -110,7 +110,7 @@ where
         config.validate()?;
         let name: Arc<str> = Arc::from(name.into());
         let clock = PoolClock::new(tracker.epoch());
-        let stats = Arc::new(PoolStats::new(Arc::clone(&name), clock));
+        let stats = Arc::new(PoolStats::new(Arc::clone(&name), clock, config.max_size));
         let manager = Arc::new(manager);
         let default_threshold = tracker.default_leak_threshold();
         tracker.update_kind(config.resource_kind, |existing| {
@@ -148,6 +148,10 @@ where
             .retry_connection(false)
             .error_sink(Box::new(CountedElsewhere))
             .build_unchecked(wrapper);
+        crate::watchdog::spawn(
+            &stats,
+            crate::watchdog::tick(config.effective_acquire_timeout()),
+        );
         Ok(Self {
             inner: Arc::new(PoolShared {
                 pool,

@@ -12,10 +12,11 @@ use resync_perf_core::stripes::{Padded, Striped};
 use resync_perf_core::sync::lock;
 use resync_perf_core::{Histogram, HistogramSnapshot};
 use tokio::sync::futures::Notified;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 
 use crate::clock::PoolClock;
 use crate::error::SharedError;
+use crate::watchdog::Watchdog;
 
 /// Counters and histograms of one pool. Cumulative; recorded lock-free.
 ///
@@ -38,6 +39,17 @@ pub(crate) struct PoolStats {
     shards: Striped<HotShard>,
     /// Connections checked out now and their peak.
     occupancy: Padded<Occupancy>,
+    /// The checkout gate: one permit per connection the pool may open (`max_size`). A
+    /// `get()` takes a permit before it asks bb8 and its guard gives it back after the
+    /// connection is back in bb8. tokio's semaphore hands a returned permit to its oldest
+    /// waiter and makes new arrivals queue behind the waiters, so waiting `get()` calls are
+    /// served in the order they came; bb8 alone wakes one waiter and lets whoever asks first
+    /// (often the task that just returned a connection) take the connection, which starves
+    /// some waiters for many times the typical wait. On its own cache lines: every checkout
+    /// and return writes it.
+    pub(crate) gate: Padded<Semaphore>,
+    /// Shared with the pool's watchdog task, which ends waits past their deadline.
+    pub(crate) watchdog: Arc<Watchdog>,
     pub(crate) exhaustions: AtomicU64,
     pub(crate) unavailable: AtomicU64,
     pub(crate) connect_attempts: AtomicU64,
@@ -60,7 +72,8 @@ pub(crate) struct PoolStats {
     pub(crate) connect_latency: Histogram,
     /// Only touched when a connect fails.
     last_connect_error: Mutex<Option<SharedError>>,
-    /// Woken on every connect failure so a waiting `get()` can fail fast. Sharded like the
+    /// Woken on every connect failure so a waiting `get()` can fail fast, and by the
+    /// watchdog's ticks so that it checks its deadline. Sharded like the
     /// checkout counters: each waiting `get()` registers on its thread's shard, so waiters on
     /// different threads do not queue on one notifier's lock (a failure wakes all shards).
     connect_failed: Striped<Notify>,
@@ -108,7 +121,8 @@ fn shard_count() -> usize {
 }
 
 impl PoolStats {
-    pub(crate) fn new(name: Arc<str>, clock: PoolClock) -> Self {
+    /// Figures of a pool named `name` that opens at most `max_size` connections.
+    pub(crate) fn new(name: Arc<str>, clock: PoolClock, max_size: u32) -> Self {
         Self {
             name,
             started: Instant::now(),
@@ -122,6 +136,8 @@ impl PoolStats {
                 hold_time: Histogram::new(),
             }),
             occupancy: Padded::default(),
+            gate: Padded::new(Semaphore::new(max_size as usize)),
+            watchdog: Arc::default(),
             exhaustions: AtomicU64::new(0),
             unavailable: AtomicU64::new(0),
             connect_attempts: AtomicU64::new(0),
@@ -257,9 +273,22 @@ impl PoolStats {
         lock(&self.last_connect_error).clone()
     }
 
+    /// Wakes every waiting `get()` (which then checks its deadline): the watchdog's tick.
+    pub(crate) fn wake_waiters(&self) {
+        for notify in self.connect_failed.iter() {
+            notify.notify_waiters();
+        }
+    }
+
     /// The calling thread's connect-failure notifier.
     fn connect_failed_notify(&self) -> &Notify {
         self.connect_failed.local()
+    }
+}
+
+impl Drop for PoolStats {
+    fn drop(&mut self) {
+        self.watchdog.pool_dropped();
     }
 }
 
@@ -311,6 +340,7 @@ pub(crate) struct Waiting<'a>(&'a PoolStats);
 impl<'a> Waiting<'a> {
     pub(crate) fn start(stats: &'a PoolStats) -> Self {
         stats.shard().waits_begun.fetch_add(1, Ordering::Release);
+        stats.watchdog.wait_started();
         Self(stats)
     }
 }
@@ -326,7 +356,7 @@ mod tests {
     use super::*;
 
     fn stats() -> PoolStats {
-        PoolStats::new(Arc::from("test"), PoolClock::new(Instant::now()))
+        PoolStats::new(Arc::from("test"), PoolClock::new(Instant::now()), 16)
     }
 
     #[test]
