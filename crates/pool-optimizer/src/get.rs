@@ -5,7 +5,7 @@
 //! Written by hand rather than as an `async` block: the block needed a poll-once step to tell
 //! a direct checkout from a waited one and carried the wait's `select!` state inline, which
 //! cost ≈ 90 instructions per checkout (callgrind) over awaiting bb8's future alone. Here a
-//! direct checkout is a permit taken at once (`try_acquire`: one compare-and-swap, no queue)
+//! direct checkout is a gate permit taken at once (one compare-and-swap, see `gate.rs`)
 //! and bb8's future ready at the first poll; the wait's pieces (start instant, waiting gauge,
 //! connect-failure listener, the queued permit request) are set up only
 //! when one of them is not.
@@ -23,10 +23,10 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
-use tokio::sync::{AcquireError, SemaphorePermit};
 
 use crate::clock::{nanos, span, Nanos};
 use crate::error::{Error, SharedError};
+use crate::gate::{Permit, Ticket};
 use crate::guard::{OwnedPoolConnection, PoolConnection};
 use crate::pool::PoolShared;
 use crate::stats::{ConnectFailed, Waiting};
@@ -44,7 +44,7 @@ where
 {
     fn from_checkout(
         conn: Checkout<'c, M>,
-        permit: SemaphorePermit<'a>,
+        permit: Permit<'a>,
         shared: &'a PoolShared<M>,
         acquired_at: Nanos,
     ) -> Self;
@@ -58,7 +58,7 @@ where
     #[inline]
     fn from_checkout(
         conn: Checkout<'a, M>,
-        permit: SemaphorePermit<'a>,
+        permit: Permit<'a>,
         shared: &'a PoolShared<M>,
         acquired_at: Nanos,
     ) -> Self {
@@ -73,7 +73,7 @@ where
 {
     fn from_checkout(
         conn: Checkout<'static, M>,
-        permit: SemaphorePermit<'a>,
+        permit: Permit<'a>,
         shared: &'a PoolShared<M>,
         acquired_at: Nanos,
     ) -> Self {
@@ -83,12 +83,6 @@ where
         OwnedPoolConnection::pooled(conn, Arc::clone(&shared.stats), acquired_at)
     }
 }
-
-/// A boxed request for a gate permit, queued behind the checkouts that asked before it: the
-/// slow path of a checkout that found the gate without a permit (boxed, so that a direct
-/// checkout's future stays small).
-type Acquire<'a> =
-    Pin<Box<dyn Future<Output = Result<SemaphorePermit<'a>, AcquireError>> + Send + 'a>>;
 
 pin_project! {
     /// A checkout in progress: a gate permit, then bb8's get future `F` (yielding a checkout
@@ -116,14 +110,13 @@ pin_project! {
         getting: Option<F>,
         #[pin]
         connect_failed: Option<ConnectFailed<'a>>,
-        // Only when the gate had no permit at the first poll, until the permit is taken.
-        queued: Option<Acquire<'a>>,
-        // Whether `queued` was ever set: the gate was waited for.
-        was_queued: bool,
+        // Only when the gate had no free permit at the first poll: the place in its queue
+        // (left when dropped before the permit was taken).
+        queued: Option<Ticket<'a>>,
         // The gate's permit from when it is taken until it goes to the guard. Declared after
         // `getting`: a get that fails or is cancelled ends bb8's get first, then gives the
         // permit to the next in line.
-        permit: Option<SemaphorePermit<'a>>,
+        permit: Option<Permit<'a>>,
         guard: PhantomData<fn(Checkout<'c, M>) -> G>,
     }
 }
@@ -146,7 +139,6 @@ where
             getting: Some(getting),
             connect_failed: None,
             queued: None,
-            was_queued: false,
             permit: None,
             guard: PhantomData,
         }
@@ -170,26 +162,19 @@ where
             .failures_seen
             .get_or_insert_with(|| stats.connect_failure_count());
         if this.permit.is_none() {
-            if !*this.was_queued {
-                // The first poll. A permit is free only when nobody is queued (a returned
+            if this.queued.is_none() {
+                // The first poll. A permit is free only while nobody queues (a given-back
                 // permit goes straight to the oldest waiter), so taking it jumps no queue.
                 match stats.gate.try_acquire() {
-                    Ok(permit) => *this.permit = Some(permit),
-                    Err(_) => {
-                        *this.queued = Some(Box::pin(stats.gate.acquire()));
-                        *this.was_queued = true;
-                    }
+                    Some(permit) => *this.permit = Some(permit),
+                    None => *this.queued = Some(stats.gate.queue()),
                 }
             }
-            if let Some(acquire) = this.queued.as_mut() {
-                match acquire.as_mut().poll(cx) {
-                    Poll::Ready(Ok(permit)) => {
+            if this.permit.is_none() {
+                if let Some(ticket) = this.queued.as_mut() {
+                    if let Poll::Ready(permit) = ticket.poll(cx) {
                         *this.permit = Some(permit);
-                        *this.queued = None;
                     }
-                    // Nothing closes the gate: `close()` is never called on it.
-                    Poll::Ready(Err(_closed)) => unreachable!("the checkout gate is closed"),
-                    Poll::Pending => {}
                 }
             }
         }

@@ -6,9 +6,8 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::SemaphorePermit;
-
 use crate::clock::{span, Nanos};
+use crate::gate::Permit;
 
 use crate::stats::PoolStats;
 use crate::wrapper::{Meta, MonitoredManager, Tracked};
@@ -28,7 +27,7 @@ where
     conn: bb8::PooledConnection<'a, MonitoredManager<M>>,
     // The pool's checkout gate permit. Declared after `conn`: the connection goes back to
     // bb8 before the permit goes to the next `get()` in line, which then finds it idle.
-    _permit: SemaphorePermit<'a>,
+    _permit: Permit<'a>,
     stats: &'a PoolStats,
     acquired_at: Nanos,
 }
@@ -40,7 +39,7 @@ where
 {
     pub(crate) fn new(
         conn: bb8::PooledConnection<'a, MonitoredManager<M>>,
-        permit: SemaphorePermit<'a>,
+        permit: Permit<'a>,
         stats: &'a PoolStats,
         acquired_at: Nanos,
     ) -> Self {
@@ -268,7 +267,7 @@ where
                 // bb8's guard takes the connection back, then the next in line gets the
                 // permit (and finds the connection idle).
                 self.conn = Owned::Returned;
-                self.stats.gate.add_permits(1);
+                self.stats.gate.release_forgotten();
             }
             Owned::Returned => {}
             Owned::Fresh { conn, pool } => {

@@ -61,6 +61,7 @@ mod clock;
 mod config;
 mod erlang;
 mod error;
+mod gate;
 mod get;
 mod guard;
 mod health;

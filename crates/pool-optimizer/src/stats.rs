@@ -12,10 +12,11 @@ use resync_perf_core::stripes::{Padded, Striped};
 use resync_perf_core::sync::lock;
 use resync_perf_core::{Histogram, HistogramSnapshot};
 use tokio::sync::futures::Notified;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 
 use crate::clock::PoolClock;
 use crate::error::SharedError;
+use crate::gate::Gate;
 use crate::watchdog::Watchdog;
 
 /// Counters and histograms of one pool. Cumulative; recorded lock-free.
@@ -39,15 +40,11 @@ pub(crate) struct PoolStats {
     shards: Striped<HotShard>,
     /// Connections checked out now and their peak.
     occupancy: Padded<Occupancy>,
-    /// The checkout gate: one permit per connection the pool may open (`max_size`). A
-    /// `get()` takes a permit before it asks bb8 and its guard gives it back after the
-    /// connection is back in bb8. tokio's semaphore hands a returned permit to its oldest
-    /// waiter and makes new arrivals queue behind the waiters, so waiting `get()` calls are
-    /// served in the order they came; bb8 alone wakes one waiter and lets whoever asks first
-    /// (often the task that just returned a connection) take the connection, which starves
-    /// some waiters for many times the typical wait. On its own cache lines: every checkout
-    /// and return writes it.
-    pub(crate) gate: Padded<Semaphore>,
+    /// The checkout gate (see `gate.rs`): one permit per connection the pool may open
+    /// (`max_size`), taken by every checkout and given back after the return, so that
+    /// waiting `get()` calls are served in the order they came. On its own cache lines: every
+    /// checkout and return writes it.
+    pub(crate) gate: Padded<Gate>,
     /// Shared with the pool's watchdog task, which ends waits past their deadline.
     pub(crate) watchdog: Arc<Watchdog>,
     pub(crate) exhaustions: AtomicU64,
@@ -136,7 +133,7 @@ impl PoolStats {
                 hold_time: Histogram::new(),
             }),
             occupancy: Padded::default(),
-            gate: Padded::new(Semaphore::new(max_size as usize)),
+            gate: Padded::new(Gate::new(max_size)),
             watchdog: Arc::default(),
             exhaustions: AtomicU64::new(0),
             unavailable: AtomicU64::new(0),

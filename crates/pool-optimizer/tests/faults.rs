@@ -12,7 +12,7 @@ use resync_pool_optimizer::{
 };
 use resync_resource_manager::ResourceTracker;
 
-use common::wait::wait_for_status;
+use common::wait::{wait_for_failed_check, wait_for_status};
 
 const BOUND: Duration = Duration::from_secs(60);
 const INTERVAL: Duration = Duration::from_millis(250);
@@ -106,8 +106,7 @@ async fn redis_down_is_unavailable_and_critical_then_healthy_after_restart() {
         }
     })
     .await;
-    let at_critical =
-        wait_for_status(&manager, "redis", HealthStatus::Critical, "after the stop").await;
+    let at_critical = wait_for_failed_check(&manager, "redis", "after the stop").await;
     assert_critical_within_two_checks(&at_stop, &at_critical);
 
     let server = tokio::task::spawn_blocking(move || {
@@ -165,8 +164,7 @@ async fn postgres_down_is_unavailable_and_critical_then_healthy_after_restart() 
         }
     })
     .await;
-    let at_critical =
-        wait_for_status(&manager, "pg", HealthStatus::Critical, "after the stop").await;
+    let at_critical = wait_for_failed_check(&manager, "pg", "after the stop").await;
     assert_critical_within_two_checks(&at_stop, &at_critical);
 
     let server = tokio::task::spawn_blocking(move || {

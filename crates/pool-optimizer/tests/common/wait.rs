@@ -30,3 +30,27 @@ pub async fn wait_for_status(
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// Waits until the pool `name` is judged critical *and* its last health check failed, and
+/// returns its check record then: the verdict can turn critical from the pool's own figures
+/// (a get that said `Unavailable`) before the next check has run. Panics with `what` after
+/// [`WAIT_BOUND`].
+pub async fn wait_for_failed_check(
+    manager: &PoolManager,
+    name: &str,
+    what: &str,
+) -> HealthCheckRecord {
+    let started = Instant::now();
+    loop {
+        let record = manager.health_check(name).expect("registered");
+        let health = manager.pool_health(name).expect("registered");
+        if health.status == HealthStatus::Critical && record.is_failing() {
+            return record;
+        }
+        assert!(
+            started.elapsed() < WAIT_BOUND,
+            "{what}: still {health:?} / {record:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
