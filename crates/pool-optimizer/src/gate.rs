@@ -139,8 +139,11 @@ impl Gate {
                 if queue.is_empty() {
                     self.state.fetch_and(!QUEUED, Ordering::Release);
                 }
-                drop(queue);
+                // Granted under the queue's lock: a `cancel` of this waiter, which takes the
+                // lock and then finds it gone from the queue, must see the grant and pass the
+                // permit on (set after the unlock, a cancel in between would lose it).
                 waiter.granted.store(true, Ordering::Release);
+                drop(queue);
                 if let Some(waker) = lock(&waiter.waker).take() {
                     waker.wake();
                 }
