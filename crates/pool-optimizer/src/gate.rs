@@ -110,6 +110,11 @@ impl Gate {
         }
     }
 
+    /// Gives back a permit whose [`Permit`] was [`forget`](Permit::forget)-ten.
+    pub(crate) fn release_forgotten(&self) {
+        self.release();
+    }
+
     /// Gives a permit back: to the oldest waiter if anyone queues, else to the free count.
     #[inline]
     fn release(&self) {
@@ -196,13 +201,6 @@ impl Drop for Permit<'_> {
     #[inline]
     fn drop(&mut self) {
         self.0.release();
-    }
-}
-
-impl Gate {
-    /// Gives back a permit whose [`Permit`] was [`forget`](Permit::forget)-ten.
-    pub(crate) fn release_forgotten(&self) {
-        self.release();
     }
 }
 

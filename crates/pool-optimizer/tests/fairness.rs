@@ -2,33 +2,16 @@
 //! returns a connection cannot take it straight back past the waiters, and no wait that ends
 //! without a connection (cancelled, timed out) keeps a place in the pool.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use resync_pool_optimizer::{Error, FnManager, MonitoredPool, PoolConfig};
-use resync_resource_manager::ResourceTracker;
+use resync_pool_optimizer::{Error, MonitoredPool};
+
+mod common;
+
+use common::counter::counter_pool;
 
 const BOUND: Duration = Duration::from_secs(30);
-
-fn pool(
-    max_size: u32,
-    acquire_timeout: Duration,
-) -> MonitoredPool<impl bb8::ManageConnection<Connection = u64, Error = Error>> {
-    let made = Arc::new(AtomicU64::new(0));
-    let manager = FnManager::new(move || {
-        let made = Arc::clone(&made);
-        async move { Ok::<_, std::io::Error>(made.fetch_add(1, Ordering::Relaxed)) }
-    });
-    let config = PoolConfig {
-        min_size: 0,
-        max_size,
-        acquire_timeout: Some(acquire_timeout),
-        connect_timeout: Duration::from_secs(10),
-        ..PoolConfig::default()
-    };
-    MonitoredPool::new("fair", config, manager, &ResourceTracker::new()).expect("valid config")
-}
 
 /// Waits (yielding, bounded) until `n` gets of `pool` are waiting.
 async fn until_waiting<M>(pool: &MonitoredPool<M>, n: u64)
@@ -54,7 +37,7 @@ async fn poll_once<F: std::future::Future>(future: F) -> Option<F::Output> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waiting_gets_are_served_in_the_order_they_came() {
-    let pool = pool(1, BOUND);
+    let pool = counter_pool(1, BOUND);
     let held = pool.get().await.expect("first");
     let served = Arc::new(Mutex::new(Vec::new()));
     let mut waiters = Vec::new();
@@ -90,7 +73,7 @@ async fn waiting_gets_are_served_in_the_order_they_came() {
 
 #[tokio::test]
 async fn a_returned_connection_goes_to_the_waiter_not_back_to_the_caller() {
-    let pool = pool(1, BOUND);
+    let pool = counter_pool(1, BOUND);
     let held = pool.get().await.expect("first");
     let waiter = {
         let pool = pool.clone();
@@ -116,7 +99,7 @@ async fn a_returned_connection_goes_to_the_waiter_not_back_to_the_caller() {
 
 #[tokio::test]
 async fn cancelled_and_timed_out_waits_leave_every_place_free() {
-    let pool = pool(2, Duration::from_millis(100));
+    let pool = counter_pool(2, Duration::from_millis(100));
     let held = (
         pool.get().await.expect("first"),
         pool.get().await.expect("second"),
@@ -155,7 +138,7 @@ async fn cancelled_and_timed_out_waits_leave_every_place_free() {
 
 #[tokio::test]
 async fn an_owned_checkout_gives_its_place_back_when_dropped_elsewhere() {
-    let pool = pool(1, BOUND);
+    let pool = counter_pool(1, BOUND);
     for _ in 0..3 {
         let owned = pool.get_owned().await.expect("owned");
         let waiter = {

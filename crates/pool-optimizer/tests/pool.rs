@@ -7,35 +7,11 @@ use std::time::{Duration, Instant};
 use resync_pool_optimizer::{Error, FnManager, MonitoredPool, PoolConfig};
 use resync_resource_manager::{KindConfig, LeakThreshold, ResourceTracker};
 
+mod common;
+
+use common::counter::{counter_pool, small_config};
+
 const BOUND: Duration = Duration::from_secs(30);
-
-fn small_config(max_size: u32, acquire_timeout: Duration) -> PoolConfig {
-    PoolConfig {
-        min_size: 0,
-        max_size,
-        acquire_timeout: Some(acquire_timeout),
-        connect_timeout: Duration::from_secs(10),
-        ..PoolConfig::default()
-    }
-}
-
-fn counter_pool(
-    max_size: u32,
-    acquire_timeout: Duration,
-) -> MonitoredPool<impl bb8::ManageConnection<Connection = u64, Error = Error>> {
-    let made = Arc::new(AtomicU64::new(0));
-    let manager = FnManager::new(move || {
-        let made = Arc::clone(&made);
-        async move { Ok::<_, std::io::Error>(made.fetch_add(1, Ordering::Relaxed)) }
-    });
-    MonitoredPool::new(
-        "counter",
-        small_config(max_size, acquire_timeout),
-        manager,
-        &ResourceTracker::new(),
-    )
-    .expect("valid config")
-}
 
 #[tokio::test]
 async fn every_get_is_an_acquire_with_latency_and_hold_time() {

@@ -3,6 +3,7 @@
 
 #![allow(dead_code, unreachable_pub)] // reason: each test binary uses a different part.
 
+pub mod counter;
 pub mod wait;
 
 /// The path test-support's `TestUpstream` says it answered, from the JSON object its default

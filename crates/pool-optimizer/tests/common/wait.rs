@@ -16,19 +16,10 @@ pub async fn wait_for_status(
     wanted: HealthStatus,
     what: &str,
 ) -> HealthCheckRecord {
-    let started = Instant::now();
-    loop {
-        let record = manager.health_check(name).expect("registered");
-        let health = manager.pool_health(name).expect("registered");
-        if health.status == wanted && record.checks > 0 {
-            return record;
-        }
-        assert!(
-            started.elapsed() < WAIT_BOUND,
-            "{what}: still {health:?} / {record:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until(manager, name, what, |status, record| {
+        status == wanted && record.checks > 0
+    })
+    .await
 }
 
 /// Waits until the pool `name` is judged critical *and* its last health check failed, and
@@ -40,11 +31,25 @@ pub async fn wait_for_failed_check(
     name: &str,
     what: &str,
 ) -> HealthCheckRecord {
+    wait_until(manager, name, what, |status, record| {
+        status == HealthStatus::Critical && record.is_failing()
+    })
+    .await
+}
+
+/// Polls the pool `name`'s verdict and check record every 10 ms until `done` accepts them;
+/// returns the record. Panics with `what` after [`WAIT_BOUND`].
+async fn wait_until(
+    manager: &PoolManager,
+    name: &str,
+    what: &str,
+    done: impl Fn(HealthStatus, &HealthCheckRecord) -> bool,
+) -> HealthCheckRecord {
     let started = Instant::now();
     loop {
         let record = manager.health_check(name).expect("registered");
         let health = manager.pool_health(name).expect("registered");
-        if health.status == HealthStatus::Critical && record.is_failing() {
+        if done(health.status, &record) {
             return record;
         }
         assert!(
