@@ -18,7 +18,10 @@
 //! Zipf 0.99 over 1 000 000 keys, 128-byte `Bytes` values, insert on a miss) through this
 //! cache (statistics and advisor on) and through bare `moka::future::Cache` of the same
 //! capacity, each warmed first with [`OPS`] operations of another stretch of the trace:
-//! `phase_trace_resync` and `phase_trace_moka`, [`OPS`] gets each. The capacity is
+//! `phase_trace_resync` and `phase_trace_moka`, [`OPS`] gets each, and a third through moka
+//! built with the hasher this cache gives its moka (aHash instead of moka's default SipHash),
+//! `phase_trace_moka_ahash`, which splits the difference into the hasher's share and this
+//! cache's own cost. The capacity is
 //! `HOT_PATH_TRACE_ENTRIES` (default 1 000); run it at 100 000, 1 000 and 256 to see what
 //! the advisor's sampling costs a small cache (`HOT_PATH_ADVISOR=off` builds the cache of
 //! these two phases with its advisor off, for the difference), e.g.
@@ -104,6 +107,18 @@ fn phase_trace_moka(
     runtime.block_on(get_then_insert_moka(cache, keys))
 }
 
+/// The same through moka built with the hasher this cache gives its moka (aHash): the
+/// difference to `phase_trace_moka` is the hasher's share, the difference to
+/// `phase_trace_resync` this cache's own cost.
+#[inline(never)]
+fn phase_trace_moka_ahash(
+    runtime: &Runtime,
+    cache: &moka::future::Cache<u64, Bytes, ahash::RandomState>,
+    keys: &[u64],
+) -> u64 {
+    runtime.block_on(get_then_insert_moka(cache, keys))
+}
+
 async fn get_then_insert_resync(cache: &Cache<u64, Bytes>, keys: &[u64]) -> u64 {
     let value = Bytes::from(vec![0x5a; 128]);
     let mut hits = 0;
@@ -117,7 +132,10 @@ async fn get_then_insert_resync(cache: &Cache<u64, Bytes>, keys: &[u64]) -> u64 
     hits
 }
 
-async fn get_then_insert_moka(cache: &moka::future::Cache<u64, Bytes>, keys: &[u64]) -> u64 {
+async fn get_then_insert_moka<S>(cache: &moka::future::Cache<u64, Bytes, S>, keys: &[u64]) -> u64
+where
+    S: std::hash::BuildHasher + Clone + Send + Sync + 'static,
+{
     let value = Bytes::from(vec![0x5a; 128]);
     let mut hits = 0;
     for &key in keys {
@@ -152,8 +170,14 @@ fn trace_phases(runtime: &Runtime) {
     let moka = moka::future::Cache::new(entries);
     runtime.block_on(get_then_insert_moka(&moka, warm));
     let moka_hits = phase_trace_moka(runtime, &moka, measured);
+
+    let moka_ahash = moka::future::Cache::builder()
+        .max_capacity(entries)
+        .build_with_hasher(ahash::RandomState::new());
+    runtime.block_on(get_then_insert_moka(&moka_ahash, warm));
+    let moka_ahash_hits = phase_trace_moka_ahash(runtime, &moka_ahash, measured);
     println!(
-        "get-then-insert at {entries} entries (advisor {}), {OPS} gets: hits resync {resync_hits}, moka {moka_hits}",
+        "get-then-insert at {entries} entries (advisor {}), {OPS} gets: hits resync {resync_hits}, moka {moka_hits}, moka with aHash {moka_ahash_hits}",
         if advisor { "on" } else { "off" }
     );
     if let Some(curve) = curve {

@@ -51,7 +51,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use resync_perf_core::stripes::{Padded, Striped};
+use resync_perf_core::stripes::{Padded, StripeWriter, Striped};
 use resync_perf_core::sync::{lock, try_lock};
 
 use crate::cache::Weighing;
@@ -116,7 +116,8 @@ struct Sample {
     kind: SampleKind,
 }
 
-/// One thread stripe's share of the advisor's hot-path state.
+/// One thread stripe's share of the advisor's hot-path state. `events` and `skipped_gets` are
+/// written only through the stripe's `StripeWriter` (by its owner, plainly).
 #[derive(Debug, Default)]
 struct Stripe {
     /// Samples waiting for a replay.
@@ -197,8 +198,14 @@ impl Windows {
     /// Counts one sampled event on `stripe`; whether it is to be replayed. A get that is not
     /// is counted as skipped.
     #[inline]
-    fn admit(&self, stripe: &Stripe, kind: SampleKind, origin: Instant) -> bool {
-        let events = stripe.events.fetch_add(1, Ordering::Relaxed) + 1;
+    fn admit(
+        &self,
+        stripe: &Stripe,
+        writer: &StripeWriter,
+        kind: SampleKind,
+        origin: Instant,
+    ) -> bool {
+        let events = writer.fetch_add(&stripe.events, 1) + 1;
         if events % CLOCK_CHUNK == 0 {
             let before = self.clock.fetch_add(CLOCK_CHUNK, Ordering::Relaxed);
             let after = before + CLOCK_CHUNK;
@@ -214,7 +221,7 @@ impl Windows {
             return true;
         }
         if let SampleKind::Get { .. } = kind {
-            stripe.skipped_gets.fetch_add(1, Ordering::Relaxed);
+            writer.add(&stripe.skipped_gets, 1);
         }
         false
     }
@@ -374,9 +381,15 @@ impl Advisor {
     /// behind a replay. Only a buffer grown to [`MAX_PENDING`] waits for the lock. With
     /// replay windows, an event in a skipped window is only counted.
     pub(crate) fn record(&self, key_hash: u64, kind: SampleKind) {
-        let stripe = self.stripes.local();
+        self.stripes
+            .with_local(|stripe, writer| self.record_on(stripe, writer, key_hash, kind));
+    }
+
+    /// [`record`](Self::record) on the calling thread's stripe.
+    #[inline]
+    fn record_on(&self, stripe: &Stripe, writer: &StripeWriter, key_hash: u64, kind: SampleKind) {
         if let Some(windows) = &self.windows {
-            if !windows.admit(stripe, kind, self.origin) {
+            if !windows.admit(stripe, writer, kind, self.origin) {
                 return;
             }
         }
@@ -793,14 +806,14 @@ mod tests {
         let get = SampleKind::Get { hit: false };
         // Window 1 is not due and the last replay ended just now: skipped.
         windows.turn(1, origin);
-        assert!(!windows.admit(&stripe, get, origin));
+        assert!(!windows.admit(&stripe, &StripeWriter::ATOMIC, get, origin));
         // A millisecond later the next chunk of this thread's events finds it overdue.
         let waited = Instant::now();
         while waited.elapsed() < Duration::from_millis(2) {
             std::hint::spin_loop();
         }
         let admitted: Vec<bool> = (1..CLOCK_CHUNK)
-            .map(|_| windows.admit(&stripe, get, origin))
+            .map(|_| windows.admit(&stripe, &StripeWriter::ATOMIC, get, origin))
             .collect();
         assert!(admitted[..CLOCK_CHUNK as usize - 2]
             .iter()

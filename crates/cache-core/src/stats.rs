@@ -1,16 +1,16 @@
 //! Lock-free statistics striped over cache lines.
 //!
 //! The counters and the load-time histograms are perf-core [`Striped`] values: each thread
-//! records into the stripe its [`stripe_index`] falls on (handed out round robin, one per
-//! thread) with relaxed atomic adds, so threads do not fight over one cache line. Reading
-//! sums all stripes. Get latency is timed for one get in [`LATENCY_SAMPLE_EVERY`] per
+//! records into its own stripe ([`Striped::with_local`]), with a plain load and store where
+//! the thread owns the stripe (no locked instruction) and relaxed atomic adds on the overflow
+//! stripe, so threads do not fight over one cache line. Reading sums all stripes. Get latency is timed for one get in [`LATENCY_SAMPLE_EVERY`] per
 //! thread.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use resync_perf_core::stripes::{stripe_index, Striped};
+use resync_perf_core::stripes::Striped;
 use resync_perf_core::{Histogram, HistogramSnapshot};
 
 /// One get in this many (per thread) is timed for the latency histogram.
@@ -79,21 +79,15 @@ thread_local! {
     static GET_TICK: Cell<u32> = const { Cell::new(0) };
 }
 
-/// The current thread's stripe index and whether this get is one to time.
+/// Whether this get is one to time (one in [`LATENCY_SAMPLE_EVERY`] per thread).
 #[inline]
-pub(crate) fn thread_slot_tick() -> (usize, bool) {
+pub(crate) fn latency_tick() -> bool {
     let tick = GET_TICK.with(|tick| {
         let value = tick.get();
         tick.set(value.wrapping_add(1));
         value
     });
-    (stripe_index(), tick % LATENCY_SAMPLE_EVERY == 0)
-}
-
-/// The current thread's stripe index.
-#[inline]
-pub(crate) fn thread_slot() -> usize {
-    stripe_index()
+    tick % LATENCY_SAMPLE_EVERY == 0
 }
 
 impl Stats {
@@ -108,26 +102,29 @@ impl Stats {
         }
     }
 
+    /// Adds `amount` to `counter` on the calling thread's shard (without a locked
+    /// instruction on a shard the thread owns). Looked up at the call, never carried across
+    /// an `.await`.
     #[inline]
-    pub(crate) fn add_at(&self, slot: usize, counter: Counter, amount: u64) {
-        self.shards.get(slot)[counter as usize].fetch_add(amount, Ordering::Relaxed);
+    pub(crate) fn add(&self, counter: Counter, amount: u64) {
+        self.shards
+            .with_local(|shard, writer| writer.add(&shard[counter as usize], amount));
     }
 
-    /// Adds to the current thread's shard.
     #[inline]
     pub(crate) fn incr(&self, counter: Counter) {
-        self.add_at(thread_slot(), counter, 1);
+        self.add(counter, 1);
     }
 
     pub(crate) fn record_load(&self, elapsed: Duration, ok: bool) {
-        let slot = thread_slot();
         let counter = if ok {
             Counter::LoadsOk
         } else {
             Counter::LoadsFailed
         };
-        self.add_at(slot, counter, 1);
-        self.load_time.get(slot).record_duration(elapsed);
+        self.incr(counter);
+        self.load_time
+            .with_local(|histogram, writer| histogram.record_duration_with(writer, elapsed));
     }
 
     #[inline]

@@ -1,11 +1,22 @@
 //! Per-thread stripes: counters that many threads write, split so that threads do not share
-//! a cache line.
+//! a cache line, and written without a locked instruction by the one thread that owns each.
 //!
-//! A thread gets a number the first time it asks ([`stripe_index`], handed out round robin
-//! from one process-wide counter) and keeps it; a [`Striped`] value holds a power-of-two
-//! number of [`Padded`] stripes and gives each thread the stripe its number falls on. Writers
-//! touch only their own stripe; a reader sums or merges all of them. The index is a
-//! thread-local read and a mask: no hashing, no lock, no syscall.
+//! Every live thread holds a slot number of its own ([`stripe_index`]): the lowest free one,
+//! claimed the first time the thread asks and given back when it exits, so the live threads'
+//! numbers are distinct and dense. A [`Striped`] value holds a power-of-two number of
+//! [`Padded`] stripes, one per slot below that count, and one overflow stripe that the
+//! threads with higher slots share. Two ways to write:
+//!
+//! - [`Striped::with_local`] hands the calling thread's stripe to a closure with a
+//!   [`StripeWriter`]: on a stripe the thread owns (its slot has one), a counter is added to
+//!   with a plain load and store instead of an atomic read-modify-write, which on x86 is a
+//!   `lock`-prefixed instruction of about 20 cycles that also drains the store buffer. No
+//!   other thread writes an owned stripe, so no count is lost; readers load the counters
+//!   atomically as before. On the overflow stripe the writer uses atomic adds.
+//! - [`Striped::local`] and [`Striped::get`] give a stripe by the slot masked to the stripe
+//!   count, for values every writer changes atomically (a lock, a notifier, counters written
+//!   from other threads too). A field must be written one way or the other, never both: a
+//!   plain store by the owner could overwrite another thread's atomic add.
 //!
 //! ```
 //! use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,15 +26,24 @@
 //! let hits: Striped<AtomicU64> = Striped::new(4, AtomicU64::default);
 //! std::thread::scope(|scope| {
 //!     for _ in 0..3 {
-//!         scope.spawn(|| hits.local().fetch_add(1, Ordering::Relaxed));
+//!         scope.spawn(|| {
+//!             for _ in 0..1_000 {
+//!                 hits.with_local(|hits, writer| writer.add(hits, 1));
+//!             }
+//!         });
 //!     }
 //! });
 //! let total: u64 = hits.iter().map(|stripe| stripe.load(Ordering::Relaxed)).sum();
-//! assert_eq!(total, 3);
+//! assert_eq!(total, 3_000);
 //! ```
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use crate::sync::lock;
 
 /// Keeps a value alone on its cache lines: two lines of 64 bytes, because the adjacent-line
 /// prefetcher of x86 cores pulls lines in pairs, so a neighbour on the pair's other line would
@@ -60,67 +80,168 @@ impl<T> DerefMut for Padded<T> {
     }
 }
 
-/// Hands each thread its index, round robin, the first time it asks.
-static NEXT_THREAD: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    static THREAD_INDEX: usize = NEXT_THREAD.fetch_add(1, Ordering::Relaxed);
+/// The slot numbers: the next never handed out, and those given back by exited threads.
+struct Slots {
+    next: usize,
+    free: BinaryHeap<Reverse<usize>>,
 }
 
-/// The calling thread's stripe number: handed out round robin on the thread's first call,
-/// the same ever after. Mask it with a power-of-two count minus one to pick a stripe
-/// ([`Striped`] does), so that consecutive threads land on different stripes.
+static SLOTS: Mutex<Slots> = Mutex::new(Slots {
+    next: 0,
+    free: BinaryHeap::new(),
+});
+
+/// A thread's slot, given back when the thread exits.
+struct ThreadSlot(usize);
+
+impl ThreadSlot {
+    /// The lowest slot no live thread holds.
+    fn claim() -> Self {
+        let mut slots = lock(&SLOTS);
+        let slot = match slots.free.pop() {
+            Some(Reverse(slot)) => slot,
+            None => {
+                slots.next += 1;
+                slots.next - 1
+            }
+        };
+        Self(slot)
+    }
+}
+
+impl Drop for ThreadSlot {
+    /// Runs among the exiting thread's thread-local destructors. The lock orders every write
+    /// this thread made to its owned stripes before those of the slot's next holder; a
+    /// destructor that runs after this one and records something finds no slot
+    /// ([`NO_SLOT`]) and writes atomically.
+    fn drop(&mut self) {
+        lock(&SLOTS).free.push(Reverse(self.0));
+    }
+}
+
+thread_local! {
+    static THREAD_SLOT: ThreadSlot = ThreadSlot::claim();
+}
+
+/// What [`stripe_index`] returns on a thread whose slot was already given back (it is
+/// exiting): above every owned stripe.
+const NO_SLOT: usize = usize::MAX;
+
+/// The calling thread's slot: the lowest number no other live thread holds, claimed on the
+/// thread's first call and kept until it exits (a thread started later may then get it).
+/// Mask it with a power-of-two count minus one to pick a stripe ([`Striped::local`] does).
 #[inline]
 #[must_use]
 pub fn stripe_index() -> usize {
-    THREAD_INDEX.with(|index| *index)
+    THREAD_SLOT.try_with(|slot| slot.0).unwrap_or(NO_SLOT)
 }
 
-/// A power-of-two number of values, each on its own cache lines, one per group of threads:
-/// [`local`](Self::local) is the calling thread's, always the same one for a thread.
+/// How the calling thread writes the stripe [`Striped::with_local`] handed it: only handed
+/// out by reference, for the closure's duration, so it cannot be kept past an `.await` (after
+/// which the task may run on another thread).
+#[derive(Debug)]
+pub struct StripeWriter {
+    owned: bool,
+}
+
+impl StripeWriter {
+    /// The writer of a value any thread may write: atomic adds.
+    pub const ATOMIC: Self = Self { owned: false };
+
+    /// Whether the calling thread is the only one that writes this stripe.
+    #[inline]
+    #[must_use]
+    pub fn owned(&self) -> bool {
+        self.owned
+    }
+
+    /// Adds `amount` to `counter`, a counter of the stripe this writer came with (wrapping,
+    /// as an atomic add does): a plain load and store on an owned stripe, an atomic add on
+    /// the overflow stripe.
+    #[inline]
+    pub fn add(&self, counter: &AtomicU64, amount: u64) {
+        self.fetch_add(counter, amount);
+    }
+
+    /// [`add`](Self::add), returning the counter's previous value.
+    #[inline]
+    pub fn fetch_add(&self, counter: &AtomicU64, amount: u64) -> u64 {
+        if self.owned {
+            let previous = counter.load(Ordering::Relaxed);
+            counter.store(previous.wrapping_add(amount), Ordering::Relaxed);
+            previous
+        } else {
+            counter.fetch_add(amount, Ordering::Relaxed)
+        }
+    }
+}
+
+/// A power-of-two number of values, each on its own cache lines, one per thread slot below
+/// that number, and one more that the threads with higher slots share: see the module
+/// documentation for the two ways to write them.
 #[derive(Debug)]
 pub struct Striped<T> {
+    /// The owned stripes, then the overflow stripe.
     stripes: Box<[Padded<T>]>,
+    /// The owned stripes' count minus one.
+    mask: usize,
 }
 
 impl<T> Striped<T> {
-    /// `count` stripes (rounded up to a power of two, at least one), each made by `make`.
+    /// `count` stripes (rounded up to a power of two, at least one), each made by `make`, and
+    /// the overflow stripe.
     pub fn new(count: usize, mut make: impl FnMut() -> T) -> Self {
         let count = count.max(1).next_power_of_two();
         Self {
-            stripes: (0..count).map(|_| Padded::new(make())).collect(),
+            stripes: (0..=count).map(|_| Padded::new(make())).collect(),
+            mask: count - 1,
         }
     }
 
-    /// The number of stripes (a power of two).
+    /// The number of stripes owned by slots (a power of two; the overflow stripe is not
+    /// counted).
     #[inline]
     #[must_use]
     pub fn stripe_count(&self) -> usize {
-        self.stripes.len()
+        self.mask + 1
     }
 
-    /// The calling thread's stripe.
+    /// The calling thread's stripe by its slot masked to the stripe count, for values written
+    /// atomically only.
     #[inline]
     pub fn local(&self) -> &T {
         self.get(stripe_index())
     }
 
-    /// The index of the calling thread's stripe, below [`stripe_count`](Self::stripe_count):
-    /// for a caller that records on a stripe now and must find the same one later (from
-    /// another thread, say).
+    /// The index of the calling thread's [`local`](Self::local) stripe, below
+    /// [`stripe_count`](Self::stripe_count): for a caller that records on a stripe now and
+    /// must find the same one later (from another thread, say).
     #[inline]
     #[must_use]
     pub fn local_index(&self) -> usize {
-        stripe_index() & (self.stripes.len() - 1)
+        stripe_index() & self.mask
     }
 
-    /// The stripe `index` falls on (`index` modulo the stripe count).
+    /// The stripe `index` falls on (`index` modulo the stripe count), for values written
+    /// atomically only.
     #[inline]
     pub fn get(&self, index: usize) -> &T {
-        &self.stripes[index & (self.stripes.len() - 1)]
+        &self.stripes[index & self.mask]
     }
 
-    /// Every stripe, in index order.
+    /// Runs `write` on the calling thread's own stripe (the overflow stripe when its slot
+    /// has none) with the [`StripeWriter`] that adds to it: without a locked instruction
+    /// when the thread owns the stripe. Every write of a field written this way must come
+    /// through here.
+    #[inline]
+    pub fn with_local<R>(&self, write: impl FnOnce(&T, &StripeWriter) -> R) -> R {
+        let slot = stripe_index();
+        let owned = slot <= self.mask;
+        let index = if owned { slot } else { self.mask + 1 };
+        write(&self.stripes[index], &StripeWriter { owned })
+    }
+
+    /// Every stripe, the overflow stripe last.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &T> {
         self.stripes.iter().map(|stripe| &**stripe)
     }
@@ -161,15 +282,69 @@ mod tests {
     }
 
     #[test]
-    fn a_thread_keeps_its_index_and_threads_take_turns() {
+    fn live_threads_hold_distinct_slots() {
         assert_eq!(stripe_index(), stripe_index());
-        let indices: Vec<usize> = (0..4)
-            .map(|_| std::thread::spawn(stripe_index).join().expect("no panic"))
-            .collect();
-        // Threads started one after another get distinct numbers (other tests' threads may
-        // take numbers in between, never the same one).
-        for (i, a) in indices.iter().enumerate() {
-            assert!(indices[i + 1..].iter().all(|b| a != b), "{indices:?}");
+        let barrier = std::sync::Barrier::new(4);
+        let mut live: Vec<usize> = std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..4)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let slot = stripe_index();
+                        // All four hold their slots at once.
+                        barrier.wait();
+                        slot
+                    })
+                })
+                .collect();
+            threads
+                .into_iter()
+                .map(|thread| thread.join().expect("no panic"))
+                .collect()
+        });
+        live.sort_unstable();
+        live.dedup();
+        assert_eq!(
+            live.len(),
+            4,
+            "slots of live threads are distinct: {live:?}"
+        );
+    }
+
+    #[test]
+    fn owners_add_without_losing_counts_and_overflow_threads_share_one_stripe() {
+        // One stripe: at most one thread owns it, every other thread writes the overflow
+        // stripe atomically.
+        let striped = Striped::new(1, AtomicU64::default);
+        std::thread::scope(|scope| {
+            for _ in 0..8 {
+                scope.spawn(|| {
+                    for _ in 0..10_000 {
+                        striped.with_local(|counter, writer| writer.add(counter, 1));
+                    }
+                });
+            }
+        });
+        let total: u64 = striped
+            .iter()
+            .map(|stripe| stripe.load(Ordering::Relaxed))
+            .sum();
+        assert_eq!(total, 80_000);
+        assert_eq!(striped.iter().len(), 2, "one owned stripe and the overflow");
+    }
+
+    #[test]
+    fn a_writer_adds_and_reports_the_previous_value() {
+        let counter = AtomicU64::new(u64::MAX);
+        for owned in [true, false] {
+            let writer = StripeWriter { owned };
+            counter.store(u64::MAX, Ordering::Relaxed);
+            assert_eq!(writer.fetch_add(&counter, 2), u64::MAX);
+            assert_eq!(
+                counter.load(Ordering::Relaxed),
+                1,
+                "wraps as an atomic add does"
+            );
+            assert_eq!(writer.owned(), owned);
         }
     }
 
@@ -190,6 +365,6 @@ mod tests {
             .map(|stripe| stripe.load(Ordering::Relaxed))
             .sum();
         assert_eq!(total, 8_000);
-        assert_eq!(striped.iter().len(), 4);
+        assert_eq!(striped.iter().len(), 5, "four stripes and the overflow");
     }
 }

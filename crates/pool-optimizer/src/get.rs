@@ -165,9 +165,9 @@ where
             if this.queued.is_none() {
                 // The first poll. A permit is free only while nobody queues (a given-back
                 // permit goes straight to the oldest waiter), so taking it jumps no queue.
-                match stats.gate.try_acquire() {
+                match stats.gate().try_acquire() {
                     Some(permit) => *this.permit = Some(permit),
-                    None => *this.queued = Some(stats.gate.queue()),
+                    None => *this.queued = Some(stats.gate().queue()),
                 }
             }
             if this.permit.is_none() {

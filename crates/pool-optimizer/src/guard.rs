@@ -267,7 +267,7 @@ where
                 // bb8's guard takes the connection back, then the next in line gets the
                 // permit (and finds the connection idle).
                 self.conn = Owned::Returned;
-                self.stats.gate.release_forgotten();
+                self.stats.gate().release_forgotten();
             }
             Owned::Returned => {}
             Owned::Fresh { conn, pool } => {

@@ -22,12 +22,14 @@ use crate::watchdog::Watchdog;
 /// Counters and histograms of one pool. Cumulative; recorded lock-free.
 ///
 /// Laid out for a pool used from many threads at once: what every checkout writes lives in
-/// per-thread shards ([`HotShard`], each on its own cache lines), and the in-use gauge and its
-/// peak share one line that nothing else is on; the remaining counters (connect failures,
-/// exhaustions, validation round trips, ...) are written only when such an event happens.
-/// So a direct checkout + return inside the validation skip window writes its thread's shard
-/// and the in-use line, nothing else. Each shard holds two histograms of 15 KiB: with at
-/// most 16 shards a pool's figures take at most ≈ 500 KiB, and a snapshot merges them.
+/// per-thread shards ([`HotShard`], each on its own cache lines, written without locked
+/// instructions by the thread that owns it), and the checkout gate, the in-use gauge and its
+/// peak share one line pair that nothing else is on ([`Front`]); the remaining counters
+/// (connect failures, exhaustions, validation round trips, ...) are written only when such an
+/// event happens. So a direct checkout + return inside the validation skip window writes its
+/// thread's shard and the front line, nothing else. Each shard holds two histograms of 15 KiB: with at
+/// most 16 shards and the overflow shard a pool's figures take at most ≈ 520 KiB, and a
+/// snapshot merges them.
 /// Figures that can be derived are not stored: acquires = direct + waited, validations
 /// skipped = acquires − passed round trips, Σ hold time = the hold histogram's sum.
 #[derive(Debug)]
@@ -38,13 +40,10 @@ pub(crate) struct PoolStats {
     pub(crate) clock: PoolClock,
     /// Per-thread shards of the checkout counters; a thread always records into the same one.
     shards: Striped<HotShard>,
-    /// Connections checked out now and their peak.
-    occupancy: Padded<Occupancy>,
-    /// The checkout gate (see `gate.rs`): one permit per connection the pool may open
-    /// (`max_size`), taken by every checkout and given back after the return, so that
-    /// waiting `get()` calls are served in the order they came. On its own cache lines: every
-    /// checkout and return writes it.
-    pub(crate) gate: Padded<Gate>,
+    /// The checkout gate and the in-use gauges: every checkout and return writes both, so
+    /// they share one line pair that nothing else is on (one line moves between cores per
+    /// checkout, not two).
+    front: Padded<Front>,
     /// Shared with the pool's watchdog task, which ends waits past their deadline.
     pub(crate) watchdog: Arc<Watchdog>,
     pub(crate) exhaustions: AtomicU64,
@@ -76,14 +75,23 @@ pub(crate) struct PoolStats {
     connect_failed: Striped<Notify>,
 }
 
-/// The gauges every checkout and return of the pool shares.
-#[derive(Debug, Default)]
-struct Occupancy {
+/// What every checkout and return of the pool writes, whichever thread it runs on.
+#[derive(Debug)]
+struct Front {
+    /// The checkout gate (see `gate.rs`): one permit per connection the pool may open
+    /// (`max_size`), taken by every checkout and given back after the return, so that
+    /// waiting `get()` calls are served in the order they came.
+    gate: Gate,
+    /// Connections checked out now.
     in_use: AtomicU64,
+    /// The most connections checked out at once so far.
     peak_in_use: AtomicU64,
 }
 
-/// What a checkout records, for the threads that use one shard.
+/// What a checkout records, for the thread that owns one shard (or the threads that share the
+/// overflow shard). `direct`, `waited` and the histograms are written only through the
+/// shard's `StripeWriter` (plainly by the owner, see perf-core's `stripes`); the wait counts
+/// atomically, as a wait may end on another thread.
 #[derive(Debug)]
 struct HotShard {
     /// Checkouts whose first poll returned a connection (no clock read, no wait).
@@ -109,10 +117,13 @@ pub(crate) struct CheckoutTotals {
     pub(crate) hold_time: HistogramSnapshot,
 }
 
-/// Shards per pool: the machine's parallelism rounded up to a power of two, at most 16.
+/// Shards per pool: the machine's parallelism plus two (a runtime's workers, its
+/// `block_on` thread and one more each own a shard), rounded up to a power of two, at most
+/// 16; threads beyond that share the overflow shard.
 fn shard_count() -> usize {
     std::thread::available_parallelism()
         .map_or(1, std::num::NonZeroUsize::get)
+        .saturating_add(2)
         .next_power_of_two()
         .min(16)
 }
@@ -132,8 +143,11 @@ impl PoolStats {
                 acquire_latency: Histogram::new(),
                 hold_time: Histogram::new(),
             }),
-            occupancy: Padded::default(),
-            gate: Padded::new(Gate::new(max_size)),
+            front: Padded::new(Front {
+                gate: Gate::new(max_size),
+                in_use: AtomicU64::new(0),
+                peak_in_use: AtomicU64::new(0),
+            }),
             watchdog: Arc::default(),
             exhaustions: AtomicU64::new(0),
             unavailable: AtomicU64::new(0),
@@ -154,7 +168,8 @@ impl PoolStats {
         }
     }
 
-    /// The calling thread's shard.
+    /// The calling thread's shard, for its fields written atomically only (`waits_begun`,
+    /// `waits_ended`).
     #[inline]
     fn shard(&self) -> &HotShard {
         self.shards.local()
@@ -182,31 +197,41 @@ impl PoolStats {
     /// Called by a `get()` whose first poll returned a connection.
     #[inline]
     pub(crate) fn checked_out_direct(&self) {
-        self.shard().direct.fetch_add(1, Ordering::Relaxed);
+        self.shards
+            .with_local(|shard, writer| writer.add(&shard.direct, 1));
         self.checked_out();
     }
 
     /// Called by a `get()` that waited `waited` for its connection.
     pub(crate) fn checked_out_waited(&self, waited: Duration) {
-        let shard = self.shard();
-        shard.waited.fetch_add(1, Ordering::Relaxed);
-        shard.acquire_latency.record_duration(waited);
+        self.shards.with_local(|shard, writer| {
+            writer.add(&shard.waited, 1);
+            shard.acquire_latency.record_duration_with(writer, waited);
+        });
         self.checked_out();
     }
 
     /// Records how long a `get()` that failed waited.
     pub(crate) fn failed_wait(&self, waited: Duration) {
-        self.shard().acquire_latency.record_duration(waited);
+        self.shards.with_local(|shard, writer| {
+            shard.acquire_latency.record_duration_with(writer, waited);
+        });
+    }
+
+    /// The checkout gate.
+    #[inline]
+    pub(crate) fn gate(&self) -> &Gate {
+        &self.front.gate
     }
 
     /// Connections checked out now.
     pub(crate) fn in_use(&self) -> u64 {
-        self.occupancy.in_use.load(Ordering::Relaxed)
+        self.front.in_use.load(Ordering::Relaxed)
     }
 
     /// The most connections checked out at once so far.
     pub(crate) fn peak_in_use(&self) -> u64 {
-        self.occupancy.peak_in_use.load(Ordering::Relaxed)
+        self.front.peak_in_use.load(Ordering::Relaxed)
     }
 
     /// `get()` calls waiting now.
@@ -236,19 +261,20 @@ impl PoolStats {
 
     #[inline]
     fn checked_out(&self) {
-        let occupancy = &*self.occupancy;
-        let in_use = occupancy.in_use.fetch_add(1, Ordering::Relaxed) + 1;
+        let front = &*self.front;
+        let in_use = front.in_use.fetch_add(1, Ordering::Relaxed) + 1;
         // A plain load first (same line): the read-modify-write only for a new peak.
-        if in_use > occupancy.peak_in_use.load(Ordering::Relaxed) {
-            occupancy.peak_in_use.fetch_max(in_use, Ordering::Relaxed);
+        if in_use > front.peak_in_use.load(Ordering::Relaxed) {
+            front.peak_in_use.fetch_max(in_use, Ordering::Relaxed);
         }
     }
 
     /// Called by the guard's drop.
     #[inline]
     pub(crate) fn checked_in(&self, held_nanos: u64) {
-        self.occupancy.in_use.fetch_sub(1, Ordering::Relaxed);
-        self.shard().hold_time.record(held_nanos);
+        self.front.in_use.fetch_sub(1, Ordering::Relaxed);
+        self.shards
+            .with_local(|shard, writer| shard.hold_time.record_with(writer, held_nanos));
     }
 
     /// Records a failed connect and wakes every `get()` waiting for one.

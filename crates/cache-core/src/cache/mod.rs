@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use crate::advisor::{Advisor, SampleKind};
 use crate::builder::CacheBuilder;
 use crate::error::Error;
-use crate::stats::{thread_slot, thread_slot_tick, Counter, Stats};
+use crate::stats::{latency_tick, Counter, Stats};
 use crate::stored::Stored;
 
 use causes::{Abandoned, Causes, Tracked};
@@ -126,21 +126,20 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let (slot, value) = self.timed_lookup(key).await;
-        self.inner.record_lookup(slot, key, value.is_some());
+        let value = self.timed_lookup(key).await;
+        self.inner.record_lookup(key, value.is_some());
         value
     }
 
-    /// moka's lookup of `key`, timed for one call in 64 per thread; the thread's stripe.
-    async fn timed_lookup<Q>(&self, key: &Q) -> (usize, Option<V>)
+    /// moka's lookup of `key`, timed for one call in 64 per thread.
+    async fn timed_lookup<Q>(&self, key: &Q) -> Option<V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
         let inner = &*self.inner;
-        let (slot, timed) = thread_slot_tick();
         let moka = inner.store.active();
-        let value = if timed {
+        let value = if latency_tick() {
             let start = Instant::now();
             let value = moka.get(key).await;
             inner.stats.record_get_latency(start.elapsed());
@@ -148,7 +147,7 @@ where
         } else {
             moka.get(key).await
         };
-        (slot, value.map(|stored| stored.value))
+        value.map(|stored| stored.value)
     }
 
     /// The value for `key` if `accept` takes it, for values the caller judges itself (an
@@ -163,10 +162,9 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let (slot, value) = self.timed_lookup(key).await;
-        let value = value?;
+        let value = self.timed_lookup(key).await?;
         if accept(&value) {
-            self.inner.record_lookup(slot, key, true);
+            self.inner.record_lookup(key, true);
             Some(Ok(value))
         } else {
             Some(Err(value))
@@ -276,9 +274,7 @@ where
                 let removed = inner.store.entry_count();
                 // Counted before moka drops them, so that no snapshot sees the entries gone
                 // but not yet counted (which would read as size evictions).
-                inner
-                    .stats
-                    .add_at(thread_slot(), Counter::EvictedExplicit, removed);
+                inner.stats.add(Counter::EvictedExplicit, removed);
                 inner.store.invalidate_all();
                 inner.settle().await;
             }
@@ -358,11 +354,11 @@ where
         }
     }
 
-    /// Counts a lookup's hit or miss on `slot` and hands a sampled key to the advisor;
-    /// returns the key's sample hash, if it is sampled.
-    fn record_lookup<Q: Hash + ?Sized>(&self, slot: usize, key: &Q, hit: bool) -> Option<u64> {
+    /// Counts a lookup's hit or miss and hands a sampled key to the advisor; returns the
+    /// key's sample hash, if it is sampled.
+    fn record_lookup<Q: Hash + ?Sized>(&self, key: &Q, hit: bool) -> Option<u64> {
         let counter = if hit { Counter::Hits } else { Counter::Misses };
-        self.stats.add_at(slot, counter, 1);
+        self.stats.incr(counter);
         let advisor = self.advisor.as_ref()?;
         let hash = advisor.sampled(key)?;
         advisor.record(hash, SampleKind::Get { hit });

@@ -14,7 +14,7 @@ use std::time::Instant;
 use super::causes::{InFlight, Tracked};
 use super::{narrow, Cache};
 use crate::advisor::SampleKind;
-use crate::stats::{thread_slot_tick, Counter};
+use crate::stats::{latency_tick, Counter};
 use crate::stored::{self, Stamp, Stored};
 
 impl<K, V> Cache<K, V>
@@ -89,8 +89,7 @@ where
         E: Send + Sync + 'static,
     {
         let inner = &*self.inner;
-        let (slot, timed) = thread_slot_tick();
-        let lookup_start = timed.then(Instant::now);
+        let lookup_start = latency_tick().then(Instant::now);
         // Set, with the value's weight, when this call's `init` produced the value moka is
         // about to store. It holds the write's in-flight count (without expiration, see
         // `settle`) from then until moka has stored the value, so that a slow load does not
@@ -148,7 +147,7 @@ where
         if let (true, Some(start)) = (hit, lookup_start) {
             inner.stats.record_get_latency(start.elapsed());
         }
-        let sampled = inner.record_lookup(slot, &key, hit);
+        let sampled = inner.record_lookup(&key, hit);
         // `loaded_weight` is set only when this call's load returned `Ok`, i.e. when moka
         // stored its value.
         if let Some(weight) = loaded_weight {

@@ -33,8 +33,8 @@ use super::Weigher;
 use crate::stats::Stats;
 use crate::stored::{Stored, UserExpiry};
 
-/// The moka cache behind this one.
-pub(super) type Moka<K, V> = moka::future::Cache<K, Stored<V>>;
+/// The moka cache behind this one, hashing with aHash.
+pub(super) type Moka<K, V> = moka::future::Cache<K, Stored<V>, ahash::RandomState>;
 
 /// How a moka cache weighs its entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,7 +98,7 @@ where
                 inner: Arc::clone(expiry),
             });
         }
-        (builder.build(), causes)
+        (builder.build_with_hasher(ahash::RandomState::new()), causes)
     }
 }
 
