@@ -46,7 +46,8 @@ use serde::Serialize;
 use crate::bench_gateway::client::{self, Client};
 use crate::bench_gateway::services::Scratch;
 use crate::bench_gateway::wrk::{self, Load};
-use crate::{cargo, interrupt, packages, run_step};
+use crate::binaries::{Binaries, Profile};
+use crate::{interrupt, packages};
 
 use self::metrics::Snapshot;
 use self::setup::{Instance, Setup};
@@ -186,7 +187,7 @@ struct HitRun {
 pub(crate) fn run(root: &Path, options: &Options) -> Result<()> {
     let started = Instant::now();
     let wrk_bin = packages::ensure_wrk_and_redis()?;
-    let (resync, upstream) = build(root)?;
+    let Binaries { resync, upstream } = Binaries::build(root, Profile::Release, None)?;
     let context = report::Context::probe(root, options, &wrk_bin)?;
     context.print();
 
@@ -240,34 +241,6 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// Builds `resync` and `test-upstream` in release; returns their paths.
-fn build(root: &Path) -> Result<(PathBuf, PathBuf)> {
-    let mut command = cargo(root);
-    command.args([
-        "build",
-        "--release",
-        "--locked",
-        "-p",
-        "resync-server",
-        "--bin",
-        "resync",
-        "-p",
-        "test-support",
-        "--bin",
-        "test-upstream",
-    ]);
-    run_step("build (release)", command)
-        .context("building resync and test-upstream (crates/test-support's bin) in release")?;
-    let release =
-        crate::promtool::target_dir(root, std::env::var_os("CARGO_TARGET_DIR").as_deref())
-            .join("release");
-    let (resync, upstream) = (release.join("resync"), release.join("test-upstream"));
-    for binary in [&resync, &upstream] {
-        ensure!(binary.is_file(), "{} is missing", binary.display());
-    }
-    Ok((resync, upstream))
 }
 
 /// A wrk script walking `<prefix><first>` … `<prefix><first + count - 1>` over and over in

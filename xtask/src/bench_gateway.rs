@@ -28,7 +28,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 use serde::Serialize;
 
-use crate::{cargo, interrupt, packages, run_step};
+use crate::binaries::{Binaries, Profile};
+use crate::{interrupt, packages};
 
 use self::client::Pass;
 use self::services::{Scratch, Services};
@@ -160,7 +161,10 @@ struct Run {
 pub(crate) fn run(root: &Path, options: &Options) -> Result<()> {
     let started = Instant::now();
     let (nginx, wrk) = packages::ensure_nginx_and_wrk()?;
-    let (resync, upstream) = build(root, options)?;
+    let Binaries { resync, upstream } =
+        Binaries::build(root, Profile::Release, options.upstream_bin.as_deref()).context(
+            "`--upstream-bin PATH` runs another upstream with test-upstream's command line",
+        )?;
     let context = report::Context::probe(root, options, &nginx, &wrk)?;
     context.print();
 
@@ -210,40 +214,6 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// Builds `resync` and `test-upstream` (unless `--upstream-bin`) in release; returns their
-/// paths.
-fn build(root: &Path, options: &Options) -> Result<(PathBuf, PathBuf)> {
-    let mut command = cargo(root);
-    command.args([
-        "build",
-        "--release",
-        "--locked",
-        "-p",
-        "resync-server",
-        "--bin",
-        "resync",
-    ]);
-    if options.upstream_bin.is_none() {
-        command.args(["-p", "test-support", "--bin", "test-upstream"]);
-    }
-    run_step("build (release)", command).context(
-        "building resync and test-upstream (crates/test-support's bin) in release; \
-         `--upstream-bin PATH` runs another upstream with test-upstream's command line",
-    )?;
-    let release =
-        crate::promtool::target_dir(root, std::env::var_os("CARGO_TARGET_DIR").as_deref())
-            .join("release");
-    let resync = release.join("resync");
-    let upstream = options
-        .upstream_bin
-        .clone()
-        .unwrap_or_else(|| release.join("test-upstream"));
-    for binary in [&resync, &upstream] {
-        ensure!(binary.is_file(), "{} is missing", binary.display());
-    }
-    Ok((resync, upstream))
 }
 
 /// The baseline, then the paired rounds.

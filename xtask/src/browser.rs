@@ -28,8 +28,7 @@
 //! console that was not captured cannot pass). Uncaught exceptions, console errors and
 //! warnings, and content-security-policy reports all fail it.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,7 +39,8 @@ use clap::Args;
 
 use crate::bench_gateway::client::Client;
 use crate::bench_gateway::services::{alive, start_upstream, Resync, Scratch, Service};
-use crate::{cargo, interrupt, packages, promtool, run_step, services};
+use crate::binaries::{cargo_target_dir, Binaries, Profile};
+use crate::{interrupt, packages, services};
 use test_support::{DATABASE_URL_ENV, REDIS_URL_ENV};
 
 /// Every wait gives up after this long (a loaded 2-core machine is slow).
@@ -95,21 +95,7 @@ pub(crate) struct Options {
 /// `cargo xtask services up` when both of their variables are set, else fresh ones.
 pub(crate) fn run(root: &Path, options: &Options) -> Result<()> {
     let chromium = packages::ensure_chromium()?;
-    let mut build = cargo(root);
-    build.args([
-        "build",
-        "--locked",
-        "-p",
-        "resync-server",
-        "--bin",
-        "resync",
-        "-p",
-        "test-support",
-        "--bin",
-        "test-upstream",
-    ]);
-    run_step("build resync and test-upstream", build)?;
-    let binaries = Binaries::in_target(root)?;
+    let binaries = Binaries::build(root, Profile::Debug, None)?;
     let screenshot = root.join(&options.screenshot);
     let shared = |var: &str| std::env::var(var).ok().filter(|url| !url.trim().is_empty());
     if let (Some(database), Some(redis)) = (shared(DATABASE_URL_ENV), shared(REDIS_URL_ENV)) {
@@ -141,8 +127,12 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<()> {
 /// tests built; the screenshot goes under the target directory.
 pub(crate) fn check(root: &Path, running: &services::Running) -> Result<()> {
     let chromium = packages::ensure_chromium()?;
-    let binaries = Binaries::in_target(root)?;
-    let screenshot = target_dir(root).join("browser").join("dashboard.png");
+    let binaries = Binaries::built(
+        root,
+        Profile::Debug,
+        "the workspace's tests (or `cargo xtask browser`)",
+    )?;
+    let screenshot = cargo_target_dir(root).join("browser").join("dashboard.png");
     check_with(
         &binaries,
         &chromium,
@@ -151,35 +141,6 @@ pub(crate) fn check(root: &Path, running: &services::Running) -> Result<()> {
         &screenshot,
         MIN_SAMPLES,
     )
-}
-
-fn target_dir(root: &Path) -> PathBuf {
-    promtool::target_dir(root, std::env::var_os("CARGO_TARGET_DIR").as_deref())
-}
-
-/// The debug `resync` and `test-upstream`.
-#[derive(Debug)]
-struct Binaries {
-    resync: PathBuf,
-    upstream: PathBuf,
-}
-
-impl Binaries {
-    fn in_target(root: &Path) -> Result<Self> {
-        let debug = target_dir(root).join("debug");
-        let binaries = Self {
-            resync: debug.join("resync"),
-            upstream: debug.join("test-upstream"),
-        };
-        for binary in [&binaries.resync, &binaries.upstream] {
-            ensure!(
-                binary.is_file(),
-                "{} is missing: the workspace's tests (or `cargo xtask browser`) build it",
-                binary.display()
-            );
-        }
-        Ok(binaries)
-    }
 }
 
 fn check_with(
@@ -438,26 +399,15 @@ fn load_the_page(
 
 /// `GET path` with the token; the body as JSON.
 fn api_get(addr: SocketAddr, path: &str, token: &str) -> Result<serde_json::Value> {
-    let mut stream = TcpStream::connect_timeout(&addr, BOUND)
-        .with_context(|| format!("connecting to {addr}"))?;
-    stream.set_read_timeout(Some(BOUND))?;
-    stream.set_write_timeout(Some(BOUND))?;
-    // HTTP/1.0: the body is everything up to the close, never chunked.
-    write!(
-        stream,
-        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\r\n"
-    )
-    .with_context(|| format!("sending GET {path}"))?;
-    let mut raw = Vec::new();
-    stream
-        .read_to_end(&mut raw)
-        .with_context(|| format!("reading the answer to GET {path}"))?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .with_context(|| format!("GET {path}: no end of headers in {text:?}"))?;
-    let status = head.split_whitespace().nth(1).unwrap_or_default();
-    ensure!(status == "200", "GET {path} answered {status}: {body}");
+    let authorization = format!("Bearer {token}");
+    let response =
+        crate::http::request(addr, "GET", path, &[("Authorization", &authorization)], "")?;
+    let body = &response.body;
+    ensure!(
+        response.status == 200,
+        "GET {path} answered {}: {body}",
+        response.status
+    );
     serde_json::from_str(body).with_context(|| format!("GET {path}: not JSON: {body}"))
 }
 

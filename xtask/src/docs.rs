@@ -28,7 +28,6 @@
 mod alerts;
 
 mod capture;
-mod http;
 mod json;
 mod metrics;
 mod sections;
@@ -42,7 +41,8 @@ use anyhow::{bail, ensure, Context, Result};
 use clap::Args;
 use test_support::DATABASE_URL_ENV;
 
-use crate::{cargo, packages, run_step, services};
+use crate::binaries::{Binaries, Profile};
+use crate::{packages, services};
 
 /// The guide.
 const GUIDE: &str = "docs/PERFORMANCE_OPTIMIZATION.md";
@@ -117,7 +117,7 @@ struct Section {
 pub(crate) fn run(root: &Path, options: &Options) -> Result<()> {
     let mut generated = static_sections(root)?;
     if !options.no_server {
-        let binaries = build(root)?;
+        let binaries = Binaries::build(root, Profile::Debug, None)?;
         let capture = with_database(|database| capture::capture(&binaries, database))?;
         generated.extend(capture_sections(&capture)?);
     }
@@ -131,19 +131,7 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<()> {
 /// The step of `cargo xtask ci`: captures with the binaries `cargo test` built and the
 /// services the tests ran against, and checks every section.
 pub(crate) fn check_in_ci(root: &Path, running: &services::Running) -> Result<()> {
-    let debug = crate::promtool::target_dir(root, std::env::var_os("CARGO_TARGET_DIR").as_deref())
-        .join("debug");
-    let binaries = capture::Binaries {
-        resync: debug.join("resync"),
-        upstream: debug.join("test-upstream"),
-    };
-    for binary in [&binaries.resync, &binaries.upstream] {
-        ensure!(
-            binary.is_file(),
-            "{} is missing: the tests build it",
-            binary.display()
-        );
-    }
+    let binaries = Binaries::built(root, Profile::Debug, "the workspace's tests")?;
     eprintln!("\n==> docs: capturing the examples from the real server to check the docs");
     let capture = capture::capture(&binaries, &running.database_url())?;
     let mut generated = static_sections(root)?;
@@ -166,30 +154,6 @@ fn with_database<T>(f: impl FnOnce(&str) -> Result<T>) -> Result<T> {
     let result = f(&running.database_url());
     drop(running);
     result
-}
-
-/// Builds the debug `resync` and `test-upstream` binaries.
-fn build(root: &Path) -> Result<capture::Binaries> {
-    let mut build = cargo(root);
-    build.args([
-        "build",
-        "--locked",
-        "-p",
-        "resync-server",
-        "--bin",
-        "resync",
-        "-p",
-        "test-support",
-        "--bin",
-        "test-upstream",
-    ]);
-    run_step("build resync and test-upstream", build)?;
-    let debug = crate::promtool::target_dir(root, std::env::var_os("CARGO_TARGET_DIR").as_deref())
-        .join("debug");
-    Ok(capture::Binaries {
-        resync: debug.join("resync"),
-        upstream: debug.join("test-upstream"),
-    })
 }
 
 /// The sections that need no server: the settings tables and the alert list.

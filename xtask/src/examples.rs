@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use test_support::{DATABASE_URL_ENV, REDIS_URL_ENV};
 
-use crate::{cargo, describe, interrupt, packages, promtool, services};
+use crate::{cargo, describe, interrupt, packages, services};
 
 /// One example and what its output must hold.
 #[derive(Debug, Clone, Copy)]
@@ -78,8 +78,7 @@ pub(crate) fn check(root: &Path, running: &services::Running) -> Result<()> {
 }
 
 fn run_all(root: &Path, database_url: &str, redis_url: &str) -> Result<()> {
-    let outputs = promtool::target_dir(root, std::env::var_os("CARGO_TARGET_DIR").as_deref())
-        .join("xtask-examples");
+    let outputs = crate::binaries::cargo_target_dir(root).join("xtask-examples");
     std::fs::create_dir_all(&outputs).with_context(|| format!("creating {}", outputs.display()))?;
     let started = Instant::now();
     for example in EXAMPLES {

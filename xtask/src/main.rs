@@ -25,11 +25,13 @@
 
 mod bench_distributed;
 mod bench_gateway;
+mod binaries;
 mod browser;
 mod ci;
 mod docs;
 mod docs_crates;
 mod examples;
+mod http;
 mod interrupt;
 mod ops;
 mod packages;

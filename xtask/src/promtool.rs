@@ -12,10 +12,8 @@
 //! `# EOF` (promtool 2.42 cannot parse OpenMetrics). The server is stopped afterwards,
 //! whether the checks pass or not.
 
-use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -24,7 +22,9 @@ use anyhow::{bail, ensure, Context, Result};
 use nix::sys::signal::Signal;
 use test_support::{ServiceProcess, DATABASE_URL_ENV, REDIS_URL_ENV};
 
-use crate::{cargo, interrupt, packages, run_step, services};
+use crate::binaries::{Binaries, Profile};
+use crate::http::get;
+use crate::{interrupt, packages, services};
 
 /// Every wait gives up after this long (a loaded 2-core machine is slow).
 const BOUND: Duration = Duration::from_secs(60);
@@ -55,11 +55,11 @@ pub(crate) fn exposition(root: &Path) -> Result<String> {
     let shared = |var: &str| std::env::var(var).ok().filter(|url| !url.trim().is_empty());
     if let (Some(database), Some(redis)) = (shared(DATABASE_URL_ENV), shared(REDIS_URL_ENV)) {
         eprintln!("==> using the servers of {DATABASE_URL_ENV} and {REDIS_URL_ENV}");
-        let binary = build_server(root)?;
+        let binary = Binaries::build(root, Profile::Debug, None)?.resync;
         return check_with(&binary, &promtool, &database, &redis);
     }
     packages::ensure_installed()?;
-    let binary = build_server(root)?;
+    let binary = Binaries::build(root, Profile::Debug, None)?.resync;
     let running = services::Running::start()?;
     let result = check_with(
         &binary,
@@ -77,12 +77,7 @@ pub(crate) fn exposition(root: &Path) -> Result<String> {
 /// Returns the Prometheus text of `/metrics` that passed the checks.
 pub(crate) fn check(root: &Path, running: &services::Running) -> Result<String> {
     let promtool = packages::ensure_promtool()?;
-    let binary = server_binary(root);
-    ensure!(
-        binary.is_file(),
-        "{} is missing: the tests build it",
-        binary.display()
-    );
+    let binary = Binaries::built(root, Profile::Debug, "the workspace's tests")?.resync;
     check_with(
         &binary,
         &promtool,
@@ -166,43 +161,6 @@ fn check_with(
     Ok(report.text)
 }
 
-/// Builds the server binary and returns its path.
-fn build_server(root: &Path) -> Result<PathBuf> {
-    let mut build = cargo(root);
-    build.args([
-        "build",
-        "-p",
-        "resync-server",
-        "--bin",
-        "resync",
-        "--locked",
-    ]);
-    run_step("build resync", build)?;
-    let binary = server_binary(root);
-    ensure!(
-        binary.is_file(),
-        "{} is missing after the build",
-        binary.display()
-    );
-    Ok(binary)
-}
-
-/// Where cargo puts the debug `resync` binary.
-fn server_binary(root: &Path) -> PathBuf {
-    target_dir(root, std::env::var_os("CARGO_TARGET_DIR").as_deref())
-        .join("debug")
-        .join("resync")
-}
-
-/// Cargo's target directory: `CARGO_TARGET_DIR` (relative to the workspace root, where the
-/// build runs) when set, else `<root>/target`.
-pub(crate) fn target_dir(root: &Path, from_env: Option<&OsStr>) -> PathBuf {
-    match from_env {
-        Some(dir) if !dir.is_empty() => root.join(dir),
-        _ => root.join("target"),
-    }
-}
-
 /// Every check against the running server.
 fn exercise(
     server: &mut ServiceProcess,
@@ -220,10 +178,10 @@ fn exercise(
         text.status,
         text.body
     );
+    let content_type = text.header("content-type").unwrap_or_default();
     ensure!(
-        text.content_type.starts_with("text/plain"),
-        "GET /metrics has content type {:?}, not Prometheus text",
-        text.content_type
+        content_type.starts_with("text/plain"),
+        "GET /metrics has content type {content_type:?}, not Prometheus text"
     );
     let missing: Vec<&str> = EXPECTED_LABELS
         .iter()
@@ -246,11 +204,10 @@ fn exercise(
         open.status,
         open.body
     );
+    let content_type = open.header("content-type").unwrap_or_default();
     ensure!(
-        open.content_type
-            .starts_with("application/openmetrics-text"),
-        "GET /metrics with `Accept: {OPENMETRICS}` has content type {:?}",
-        open.content_type
+        content_type.starts_with("application/openmetrics-text"),
+        "GET /metrics with `Accept: {OPENMETRICS}` has content type {content_type:?}"
     );
     ensure!(
         open.body.trim_end().ends_with("# EOF"),
@@ -370,103 +327,6 @@ fn alive(server: &mut ServiceProcess) -> Result<()> {
     Ok(())
 }
 
-/// A response of the server.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Response {
-    pub(crate) status: u16,
-    pub(crate) content_type: String,
-    pub(crate) body: String,
-}
-
-/// `GET path` over HTTP/1.1 on a fresh connection, closed by the server after the response.
-pub(crate) fn get(addr: SocketAddr, path: &str, accept: Option<&str>) -> Result<Response> {
-    let mut stream = TcpStream::connect_timeout(&addr, BOUND)
-        .with_context(|| format!("connecting to {addr}"))?;
-    stream.set_read_timeout(Some(BOUND))?;
-    stream.set_write_timeout(Some(BOUND))?;
-    let accept = accept.map_or(String::new(), |accept| format!("Accept: {accept}\r\n"));
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{accept}Connection: close\r\n\r\n"
-    )
-    .with_context(|| format!("sending GET {path}"))?;
-    let mut raw = Vec::new();
-    stream
-        .read_to_end(&mut raw)
-        .with_context(|| format!("reading the response to GET {path}"))?;
-    parse_response(&raw).with_context(|| format!("the response to GET {path}"))
-}
-
-/// Parses a whole HTTP/1.1 response: status, `Content-Type` and body (by `Content-Length`,
-/// chunked, or up to the close).
-fn parse_response(raw: &[u8]) -> Result<Response> {
-    let split = raw
-        .windows(4)
-        .position(|window| window == b"\r\n\r\n")
-        .context("no end of headers")?;
-    let head = std::str::from_utf8(&raw[..split]).context("headers are not UTF-8")?;
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .with_context(|| format!("bad status line {status_line:?}"))?;
-    let headers: Vec<(String, &str)> = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim()))
-        .collect();
-    let header = |name: &str| {
-        headers
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|&(_, value)| value)
-    };
-    let rest = &raw[split + 4..];
-    let body = if header("transfer-encoding").is_some_and(|value| value.contains("chunked")) {
-        dechunk(rest)?
-    } else if let Some(length) = header("content-length") {
-        let length: usize = length
-            .parse()
-            .with_context(|| format!("bad Content-Length {length:?}"))?;
-        ensure!(
-            rest.len() >= length,
-            "body cut short: {} of {length} bytes",
-            rest.len()
-        );
-        rest[..length].to_vec()
-    } else {
-        rest.to_vec()
-    };
-    Ok(Response {
-        status,
-        content_type: header("content-type").unwrap_or_default().to_owned(),
-        body: String::from_utf8(body).context("the body is not UTF-8")?,
-    })
-}
-
-/// Decodes a chunked body.
-fn dechunk(mut rest: &[u8]) -> Result<Vec<u8>> {
-    let mut body = Vec::new();
-    loop {
-        let end = rest
-            .windows(2)
-            .position(|window| window == b"\r\n")
-            .context("a chunk size line without an end")?;
-        let line = std::str::from_utf8(&rest[..end]).context("a chunk size is not UTF-8")?;
-        let hex = line.split(';').next().unwrap_or_default().trim();
-        let size =
-            usize::from_str_radix(hex, 16).with_context(|| format!("bad chunk size {line:?}"))?;
-        rest = &rest[end + 2..];
-        if size == 0 {
-            return Ok(body);
-        }
-        ensure!(rest.len() >= size + 2, "a chunk cut short");
-        body.extend_from_slice(&rest[..size]);
-        rest = &rest[size + 2..];
-    }
-}
-
 /// The number of samples in a Prometheus text exposition (lines other than comments).
 fn samples(text: &str) -> usize {
     text.lines()
@@ -515,57 +375,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_a_response_with_a_content_length() {
-        let raw = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\n\
-                    Content-Length: 5\r\n\r\nhello";
-        assert_eq!(
-            parse_response(raw).ok(),
-            Some(Response {
-                status: 200,
-                content_type: "text/plain; version=0.0.4".to_owned(),
-                body: "hello".to_owned(),
-            })
-        );
-    }
-
-    #[test]
-    fn parses_a_chunked_response() {
-        let raw = b"HTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: chunked\r\n\r\n\
-                    3\r\nabc\r\na;ext=1\r\n0123456789\r\n0\r\n\r\n";
-        let response = parse_response(raw).ok();
-        assert_eq!(response.as_ref().map(|r| r.status), Some(503));
-        assert_eq!(response.map(|r| r.body), Some("abc0123456789".to_owned()));
-    }
-
-    #[test]
-    fn rejects_a_body_cut_short() {
-        let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort";
-        assert!(parse_response(raw).is_err());
-        assert!(parse_response(b"HTTP/1.1 200 OK\r\n").is_err());
-    }
-
-    #[test]
     fn counts_samples_not_comments() {
         let text = "# HELP a A.\n# TYPE a counter\na_total 1\n\nb{x=\"1\"} 2\n";
         assert_eq!(samples(text), 2);
-    }
-
-    #[test]
-    fn target_dir_follows_the_variable() {
-        let root = Path::new("/repo");
-        assert_eq!(target_dir(root, None), Path::new("/repo/target"));
-        assert_eq!(
-            target_dir(root, Some(OsStr::new(""))),
-            Path::new("/repo/target")
-        );
-        assert_eq!(
-            target_dir(root, Some(OsStr::new("out"))),
-            Path::new("/repo/out")
-        );
-        assert_eq!(
-            target_dir(root, Some(OsStr::new("/tmp/t"))),
-            Path::new("/tmp/t")
-        );
     }
 
     #[test]

@@ -5,13 +5,14 @@
 //! a [`Histogram`], judge themselves with a [`HealthStatus`], explain what to change with
 //! [`Recommendation`]s whose [`evidence`](Recommendation::evidence) holds the measured figures,
 //! and rate their efficiency 0–100 with [`weighted_score`]. The crate does no I/O and has no
-//! global state (beyond the counter that numbers threads for [`stripes`]): it only holds
-//! numbers and the rules for combining them.
+//! global state (beyond the table of thread slots for [`stripes`]): it only holds numbers and
+//! the rules for combining them.
 //!
 //! Two helpers every crate shares: [`stripes`] (values padded to their own cache lines and
 //! striped per thread: [`Padded`](stripes::Padded), [`Striped`](stripes::Striped),
-//! [`stripe_index`](stripes::stripe_index)) and [`sync`] (poison-tolerant
-//! [`lock`](sync::lock)).
+//! [`stripe_index`](stripes::stripe_index); a thread that owns its stripe adds to it without
+//! a locked instruction through [`Striped::with_local`](stripes::Striped::with_local)) and
+//! [`sync`] (poison-tolerant [`lock`](sync::lock)).
 //!
 //! Counters are cumulative and never reset. Windowed figures (rates, recent percentiles) are
 //! the difference of two snapshots, through [`Sample::window`] and the [`Delta`] trait.

@@ -32,7 +32,7 @@ pub(super) struct Snapshot {
 impl Snapshot {
     /// `GET /metrics` of the instance at `addr`.
     pub(super) fn fetch(addr: SocketAddr) -> Result<Self> {
-        let response = crate::promtool::get(addr, "/metrics", None)
+        let response = crate::http::get(addr, "/metrics", None)
             .with_context(|| format!("GET /metrics from {addr}"))?;
         ensure!(
             response.status == 200,

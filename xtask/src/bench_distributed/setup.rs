@@ -81,7 +81,7 @@ impl Setup {
 
     /// How many requests the upstream has served (its own counter).
     pub(super) fn upstream_requests(&self) -> Result<u64> {
-        let response = crate::promtool::get(self.upstream.addr, STATS_PATH, None)
+        let response = crate::http::get(self.upstream.addr, STATS_PATH, None)
             .context("reading the upstream's request count")?;
         ensure!(
             response.status == 200,

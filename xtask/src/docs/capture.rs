@@ -14,8 +14,9 @@ use anyhow::{bail, ensure, Context, Result};
 use nix::sys::signal::Signal;
 use test_support::{RedisServer, ServiceProcess};
 
-use super::http::{self, Response};
 use crate::bench_gateway::services::{self as procs, Service};
+use crate::binaries::Binaries;
+use crate::http::{self, Response};
 use crate::{describe, interrupt};
 
 /// Every wait gives up after this long (a loaded 2-core machine is slow).
@@ -117,13 +118,6 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
     },
     endpoint("api-error-404", "/api/performance/no-such-thing", 404),
 ];
-
-/// The binaries the capture runs.
-#[derive(Debug, Clone)]
-pub(crate) struct Binaries {
-    pub(crate) resync: PathBuf,
-    pub(crate) upstream: PathBuf,
-}
 
 /// One captured response.
 #[derive(Debug, Clone)]

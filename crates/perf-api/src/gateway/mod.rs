@@ -112,7 +112,8 @@ pub struct GatewayStats {
 /// The stripes of one recorder.
 struct Stripes(Striped<Stripe>);
 
-/// What the requests of one thread group record.
+/// What the requests of one thread record (or of the threads that share the overflow
+/// stripe): written only through the stripe's `StripeWriter`.
 struct Stripe {
     /// By `request_cell(method, status class, cache outcome)`.
     requests: [AtomicU64; REQUEST_CELLS],
@@ -124,11 +125,13 @@ struct Stripe {
     upstream_latency: Histogram,
 }
 
-/// Stripes per recorder: the machine's parallelism rounded up to a power of two, at most 16
-/// (as a pool's checkout shards).
+/// Stripes per recorder: the machine's parallelism plus two (the runtime's workers, its
+/// `block_on` thread and one more each own a stripe), rounded up to a power of two, at most
+/// 16 (as a pool's checkout shards).
 fn stripe_count() -> usize {
     std::thread::available_parallelism()
         .map_or(1, std::num::NonZeroUsize::get)
+        .saturating_add(2)
         .next_power_of_two()
         .min(16)
 }
@@ -169,30 +172,34 @@ impl GatewayStats {
         Self::default()
     }
 
-    /// Records one request: a few relaxed atomic adds on the calling thread's stripe, no
-    /// lock, no allocation.
+    /// Records one request on the calling thread's stripe: a few adds (plain loads and
+    /// stores where the thread owns the stripe, relaxed atomic adds on the shared overflow
+    /// stripe), no lock, no allocation.
     #[inline]
     pub fn record(&self, exchange: &GatewayExchange<'_>) {
-        let stripe = self.inner.0.local();
         let cell = request_cell(
             MethodLabel::of(exchange.method),
             StatusClass::of(exchange.status),
             exchange.cache,
         );
-        stripe.requests[cell].fetch_add(1, Ordering::Relaxed);
-        stripe.request_latency.record_duration(exchange.latency);
-        if exchange.body_bytes > 0 {
-            let bytes = if exchange.cache.served_from_cache() {
-                &stripe.bytes_from_cache
-            } else {
-                &stripe.bytes_from_upstream
-            };
-            bytes.fetch_add(exchange.body_bytes, Ordering::Relaxed);
-        }
-        if let Some((took, outcome)) = exchange.upstream {
-            stripe.upstream[outcome.index()].fetch_add(1, Ordering::Relaxed);
-            stripe.upstream_latency.record_duration(took);
-        }
+        self.inner.0.with_local(|stripe, writer| {
+            writer.add(&stripe.requests[cell], 1);
+            stripe
+                .request_latency
+                .record_duration_with(writer, exchange.latency);
+            if exchange.body_bytes > 0 {
+                let bytes = if exchange.cache.served_from_cache() {
+                    &stripe.bytes_from_cache
+                } else {
+                    &stripe.bytes_from_upstream
+                };
+                writer.add(bytes, exchange.body_bytes);
+            }
+            if let Some((took, outcome)) = exchange.upstream {
+                writer.add(&stripe.upstream[outcome.index()], 1);
+                stripe.upstream_latency.record_duration_with(writer, took);
+            }
+        });
     }
 
     /// A snapshot of the cumulative figures (sums the stripes; allocates only the

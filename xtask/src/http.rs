@@ -1,5 +1,7 @@
 //! One HTTP/1.1 request on a fresh loopback connection, closed by the server after the
-//! response: enough for the capture's traffic and its `GET`s of every endpoint.
+//! response: the one HTTP client of xtask's commands (the docs capture's traffic and its
+//! `GET`s of every endpoint, promtool's and ops' scrapes of `/metrics`, the dashboard's API
+//! reads in `browser`, the benches' stats).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -8,7 +10,7 @@ use std::time::Duration;
 use anyhow::{bail, ensure, Context, Result};
 
 /// How long connecting, sending and reading one response may take.
-const TIMEOUT: Duration = Duration::from_secs(30);
+const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A response: its status, headers (names in lower case) and body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +27,14 @@ impl Response {
             .iter()
             .find(|(key, _)| key == name)
             .map(|(_, value)| value.as_str())
+    }
+}
+
+/// `GET target` to `addr`, with an `Accept` header when given one.
+pub(crate) fn get(addr: SocketAddr, target: &str, accept: Option<&str>) -> Result<Response> {
+    match accept {
+        Some(accept) => request(addr, "GET", target, &[("Accept", accept)], ""),
+        None => request(addr, "GET", target, &[], ""),
     }
 }
 
@@ -140,5 +150,13 @@ mod tests {
         let response = parse(raw).unwrap();
         assert_eq!((response.status, response.body.as_str()), (503, "abcde"));
         assert!(parse(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort").is_err());
+        assert!(parse(b"HTTP/1.1 200 OK\r\n").is_err(), "no end of headers");
+    }
+
+    #[test]
+    fn skips_chunk_extensions() {
+        let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+                    a;ext=1\r\n0123456789\r\n0\r\n\r\n";
+        assert_eq!(parse(raw).unwrap().body, "0123456789");
     }
 }

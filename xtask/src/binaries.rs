@@ -1,0 +1,135 @@
+//! The `resync` server and `test-upstream` (test-support's sample upstream) binaries that
+//! `browser`, `docs`, `promtool` and the benches run: built here with one cargo command, or
+//! found where `cargo test` left them.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{ensure, Context, Result};
+
+use crate::{cargo, run_step};
+
+/// Which build of the binaries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Profile {
+    /// The dev profile, as the tests build it.
+    Debug,
+    /// `--release`, for the benches.
+    Release,
+}
+
+impl Profile {
+    fn dir(self) -> &'static str {
+        match self {
+            Self::Debug => "debug",
+            Self::Release => "release",
+        }
+    }
+}
+
+/// The server and the sample upstream.
+#[derive(Debug, Clone)]
+pub(crate) struct Binaries {
+    pub(crate) resync: PathBuf,
+    pub(crate) upstream: PathBuf,
+}
+
+impl Binaries {
+    /// Builds `resync` and, without `upstream_bin`, `test-upstream` in `profile`; with it,
+    /// that binary (which takes test-upstream's command line) is the upstream.
+    pub(crate) fn build(
+        root: &Path,
+        profile: Profile,
+        upstream_bin: Option<&Path>,
+    ) -> Result<Self> {
+        let mut command = cargo(root);
+        command.arg("build");
+        if profile == Profile::Release {
+            command.arg("--release");
+        }
+        command.args(["--locked", "-p", "resync-server", "--bin", "resync"]);
+        if upstream_bin.is_none() {
+            command.args(["-p", "test-support", "--bin", "test-upstream"]);
+        }
+        run_step(
+            &format!("build resync and test-upstream ({})", profile.dir()),
+            command,
+        )
+        .context("building resync and test-upstream (crates/test-support's bin)")?;
+        let mut binaries = Self::in_target(root, profile);
+        if let Some(upstream) = upstream_bin {
+            binaries.upstream = upstream.to_path_buf();
+        }
+        binaries.ensure_present("after the build")?;
+        Ok(binaries)
+    }
+
+    /// The binaries an earlier build left (the workspace's tests build the debug ones):
+    /// an error naming `built_by` when one is missing.
+    pub(crate) fn built(root: &Path, profile: Profile, built_by: &str) -> Result<Self> {
+        let binaries = Self::in_target(root, profile);
+        binaries.ensure_present(&format!("{built_by} builds it"))?;
+        Ok(binaries)
+    }
+
+    fn in_target(root: &Path, profile: Profile) -> Self {
+        let dir = cargo_target_dir(root).join(profile.dir());
+        Self {
+            resync: dir.join("resync"),
+            upstream: dir.join("test-upstream"),
+        }
+    }
+
+    fn ensure_present(&self, hint: &str) -> Result<()> {
+        for binary in [&self.resync, &self.upstream] {
+            ensure!(binary.is_file(), "{} is missing: {hint}", binary.display());
+        }
+        Ok(())
+    }
+}
+
+/// Cargo's target directory for builds run at `root`: `CARGO_TARGET_DIR` when set.
+pub(crate) fn cargo_target_dir(root: &Path) -> PathBuf {
+    target_dir(root, std::env::var_os("CARGO_TARGET_DIR").as_deref())
+}
+
+/// Cargo's target directory: `from_env` (relative to the workspace root, where the build
+/// runs) when set, else `<root>/target`.
+fn target_dir(root: &Path, from_env: Option<&OsStr>) -> PathBuf {
+    match from_env {
+        Some(dir) if !dir.is_empty() => root.join(dir),
+        _ => root.join("target"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_dir_follows_the_variable() {
+        let root = Path::new("/repo");
+        assert_eq!(target_dir(root, None), Path::new("/repo/target"));
+        assert_eq!(
+            target_dir(root, Some(OsStr::new(""))),
+            Path::new("/repo/target")
+        );
+        assert_eq!(
+            target_dir(root, Some(OsStr::new("out"))),
+            Path::new("/repo/out")
+        );
+        assert_eq!(
+            target_dir(root, Some(OsStr::new("/tmp/t"))),
+            Path::new("/tmp/t")
+        );
+    }
+
+    #[test]
+    fn profiles_pick_their_directories() {
+        let root = Path::new("/repo");
+        let debug = Binaries::in_target(root, Profile::Debug);
+        let release = Binaries::in_target(root, Profile::Release);
+        assert!(debug.resync.ends_with("debug/resync"));
+        assert!(release.upstream.ends_with("release/test-upstream"));
+    }
+}
