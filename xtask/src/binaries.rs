@@ -3,7 +3,9 @@
 //! found where `cargo test` left them.
 
 use std::ffi::OsStr;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use anyhow::{ensure, Context, Result};
 
@@ -86,6 +88,24 @@ impl Binaries {
         }
         Ok(())
     }
+}
+
+/// A command starting the `resync` at `binary` in `cwd`, listening on `addr`, with none of
+/// the caller's `RESYNC_*` settings or `RUST_LOG` (only the settings the caller adds apply)
+/// and no colour codes in its log (which a failure quotes).
+pub(crate) fn resync_command(binary: &Path, cwd: &Path, addr: SocketAddr) -> Command {
+    let mut command = Command::new(binary);
+    command
+        .current_dir(cwd)
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1");
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("RESYNC_") {
+            command.env_remove(key);
+        }
+    }
+    command.env("RESYNC_BIND_ADDR", addr.to_string());
+    command
 }
 
 /// Cargo's target directory for builds run at `root`: `CARGO_TARGET_DIR` when set.

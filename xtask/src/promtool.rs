@@ -22,7 +22,7 @@ use anyhow::{bail, ensure, Context, Result};
 use nix::sys::signal::Signal;
 use test_support::{ServiceProcess, DATABASE_URL_ENV, REDIS_URL_ENV};
 
-use crate::binaries::{Binaries, Profile};
+use crate::binaries::{resync_command, Binaries, Profile};
 use crate::http::get;
 use crate::{interrupt, packages, services};
 
@@ -107,24 +107,12 @@ fn check_with(
     let port = test_support::free_port().context("finding a free loopback port")?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
 
-    let mut command = Command::new(binary);
-    // No colour codes in the log quoted on failure.
-    command
-        .current_dir(scratch.path())
-        .env_remove("RUST_LOG")
-        .env("NO_COLOR", "1");
-    // Only the settings below apply: none inherited from the caller's environment.
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("RESYNC_") {
-            command.env_remove(key);
-        }
-    }
+    let mut command = resync_command(binary, scratch.path(), addr);
     // An upstream that refuses every connection: the gateway and the `http` pool exist, so
     // their families (`resync_gateway_*`, `pool="http"`) are checked too.
     let refused = test_support::RefusedPort::reserve().context("reserving a refused port")?;
     let upstream = format!("http://127.0.0.1:{}", refused.port());
     command.envs([
-        ("RESYNC_BIND_ADDR", addr.to_string().as_str()),
         ("RESYNC_DATABASE_URL", database_url),
         ("RESYNC_REDIS_URL", redis_url),
         ("RESYNC_TWS_BASE_URL", upstream.as_str()),

@@ -402,18 +402,8 @@ impl Resync<'_> {
         } = *self;
         start_on_free_port(name, |port| {
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            let mut command = Command::new(binary);
-            command
-                .current_dir(&cwd)
-                .env_remove("RUST_LOG")
-                .env("NO_COLOR", "1");
-            for (key, _) in std::env::vars_os() {
-                if key.to_string_lossy().starts_with("RESYNC_") {
-                    command.env_remove(key);
-                }
-            }
+            let mut command = crate::binaries::resync_command(binary, &cwd, addr);
             command.envs([
-                ("RESYNC_BIND_ADDR", addr.to_string()),
                 ("RESYNC_TWS_BASE_URL", format!("http://{upstream}")),
                 ("RESYNC_DATABASE_URL", String::new()),
                 ("RESYNC_REDIS_URL", String::new()),

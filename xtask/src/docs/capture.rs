@@ -7,7 +7,6 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, ensure, Context, Result};
@@ -197,18 +196,8 @@ fn start_resync(
     std::fs::create_dir_all(&cwd).with_context(|| format!("creating {}", cwd.display()))?;
     procs::start_on_free_port("resync", |port| {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let mut command = Command::new(binary);
-        command
-            .current_dir(&cwd)
-            .env_remove("RUST_LOG")
-            .env("NO_COLOR", "1");
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("RESYNC_") {
-                command.env_remove(key);
-            }
-        }
+        let mut command = crate::binaries::resync_command(binary, &cwd, addr);
         command.envs([
-            ("RESYNC_BIND_ADDR", addr.to_string()),
             ("RESYNC_TWS_BASE_URL", format!("http://{upstream}")),
             ("RESYNC_DATABASE_URL", database_url.to_owned()),
             ("RESYNC_REDIS_URL", redis_url.to_owned()),
