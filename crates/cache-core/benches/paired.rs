@@ -14,8 +14,10 @@
 //! tasks' spawn to the last one's end; building and dropping the cache are not timed). The
 //! subjects take turns going first. Printed per round: ops/s of each subject, the ratio
 //! resync / moka and the hit rates; per workload: the median ratio with its min and max.
-//! `RESYNC_BENCH_ADVISOR_OFF=1` adds a third subject, the instrumented cache with its
-//! advisor off, and the ratio resync / that (what the advisor costs).
+//! `RESYNC_BENCH_ADVISOR_OFF=1` adds a subject, the instrumented cache with its advisor off,
+//! and the ratio resync / that (what the advisor costs); `RESYNC_BENCH_MOKA_AHASH=1` adds bare
+//! moka built with the hasher this cache gives its moka (aHash instead of SipHash), and the
+//! ratio resync / that (this cache's cost with the hasher's share taken out).
 //!
 //! Every inserted value is a fresh `Bytes` (one allocation and a 128-byte copy per miss, for
 //! both subjects alike), so the values do not all share one reference count that the two
@@ -53,6 +55,7 @@ const DEFAULT_ENTRIES: [u64; 3] = [100_000, 1_000, 256];
 enum Subject {
     Resync(Cache<u64, Bytes>),
     Moka(moka::future::Cache<u64, Bytes>),
+    MokaAhash(moka::future::Cache<u64, Bytes, ahash::RandomState>),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -60,6 +63,7 @@ enum Kind {
     Resync,
     Moka,
     ResyncNoAdvisor,
+    MokaAhash,
 }
 
 impl Kind {
@@ -68,6 +72,7 @@ impl Kind {
             Kind::Resync => "resync",
             Kind::Moka => "moka",
             Kind::ResyncNoAdvisor => "resync-no-advisor",
+            Kind::MokaAhash => "moka-ahash",
         }
     }
 
@@ -86,6 +91,11 @@ impl Kind {
             Kind::Resync => resync(true),
             Kind::ResyncNoAdvisor => resync(false),
             Kind::Moka => Subject::Moka(moka::future::Cache::new(entries)),
+            Kind::MokaAhash => Subject::MokaAhash(
+                moka::future::Cache::builder()
+                    .max_capacity(entries)
+                    .build_with_hasher(ahash::RandomState::new()),
+            ),
         }
     }
 }
@@ -104,6 +114,13 @@ impl Subject {
                     }
                 }
                 Subject::Moka(cache) => {
+                    if cache.get(&key).await.is_some() {
+                        hits += 1;
+                    } else {
+                        cache.insert(key, value()).await;
+                    }
+                }
+                Subject::MokaAhash(cache) => {
                     if cache.get(&key).await.is_some() {
                         hits += 1;
                     } else {
@@ -210,11 +227,16 @@ fn main() {
             .collect(),
         Err(_) => DEFAULT_ENTRIES.to_vec(),
     };
-    let advisor_off = std::env::var("RESYNC_BENCH_ADVISOR_OFF").is_ok_and(|value| value == "1");
+    let flag = |name: &str| std::env::var(name).is_ok_and(|value| value == "1");
+    // Resync and bare moka first, then the optional subjects, each compared with resync.
     let mut kinds = vec![Kind::Resync, Kind::Moka];
-    if advisor_off {
+    if flag("RESYNC_BENCH_ADVISOR_OFF") {
         kinds.push(Kind::ResyncNoAdvisor);
     }
+    if flag("RESYNC_BENCH_MOKA_AHASH") {
+        kinds.push(Kind::MokaAhash);
+    }
+    let extras = &kinds[2..];
 
     let zipf = zipf::Zipf::new(KEYS, EXPONENT);
     let traces: Vec<Arc<Vec<u64>>> = (0..TASKS)
@@ -240,15 +262,15 @@ fn main() {
             print!(" {:>23}", format!("{} Mop/s", kind.name()));
         }
         print!(" {:>13}", "resync/moka");
-        if advisor_off {
-            print!(" {:>15}", "resync/no-adv");
+        for kind in extras {
+            print!(" {:>17}", format!("resync/{}", short(*kind)));
         }
         for kind in &kinds {
             print!(" {:>12}", format!("hit {}", short(*kind)));
         }
         println!();
         let mut ratios = Vec::with_capacity(rounds);
-        let mut advisor_ratios = Vec::with_capacity(rounds);
+        let mut extra_ratios: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); extras.len()];
         let mut rates: Vec<Vec<f64>> = vec![Vec::new(); kinds.len()];
         let mut hits: Vec<Vec<f64>> = vec![Vec::new(); kinds.len()];
         for round in 0..rounds {
@@ -272,10 +294,10 @@ fn main() {
             let ratio = rate(0) / rate(1);
             ratios.push(ratio);
             print!(" {ratio:>13.3}");
-            if advisor_off {
-                let ratio = rate(0) / rate(2);
-                advisor_ratios.push(ratio);
-                print!(" {ratio:>15.3}");
+            for (extra, ratios) in extra_ratios.iter_mut().enumerate() {
+                let ratio = rate(0) / rate(2 + extra);
+                ratios.push(ratio);
+                print!(" {ratio:>17.3}");
             }
             for run in &runs {
                 print!(" {:>11.2}%", 100.0 * run.hit_rate);
@@ -291,11 +313,13 @@ fn main() {
             100.0 * mean(&hits[0]),
             100.0 * mean(&hits[1]),
         );
-        if advisor_off {
+        for (extra, kind) in extras.iter().enumerate() {
             println!(
-                "capacity {capacity}: resync/resync-no-advisor min · median · max {}; mean hit rate without the advisor {:.2} %",
-                spread(&advisor_ratios),
-                100.0 * mean(&hits[2]),
+                "capacity {capacity}: resync/{} min · median · max {}; mean hit rate {} {:.2} %",
+                kind.name(),
+                spread(&extra_ratios[extra]),
+                kind.name(),
+                100.0 * mean(&hits[2 + extra]),
             );
         }
         summary.push((capacity, sorted(ratios)));
@@ -316,5 +340,6 @@ fn short(kind: Kind) -> &'static str {
         Kind::Resync => "resync",
         Kind::Moka => "moka",
         Kind::ResyncNoAdvisor => "no-adv",
+        Kind::MokaAhash => "moka-ahash",
     }
 }
