@@ -3,8 +3,8 @@
 //! The counters and the load-time histograms are perf-core [`Striped`] values: each thread
 //! records into its own stripe ([`Striped::with_local`]), with a plain load and store where
 //! the thread owns the stripe (no locked instruction) and relaxed atomic adds on the overflow
-//! stripe, so threads do not fight over one cache line. Reading sums all stripes. Get latency is timed for one get in [`LATENCY_SAMPLE_EVERY`] per
-//! thread.
+//! stripe, so threads do not fight over one cache line. Reading sums all stripes. Get
+//! latency is timed for one get in [`LATENCY_SAMPLE_EVERY`] per thread.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -43,7 +43,11 @@ async fn a_small_cache_under_zipf_load_is_told_to_grow() {
         .max_memory_bytes(2_000 * 1024)
         .build()
         .expect("valid settings");
-    for key in Zipf::new(50_000, 0.9).trace(300_000, 7) {
+    // Zipf 0.8: doubling this cache is predicted to gain 0.064–0.066 of hit rate (8 runs of
+    // the trace), well clear of GROW_MIN_GAIN (0.05). At Zipf 0.9 it was 0.0505–0.054 (30 runs),
+    // so moka's random hash seed and the advisor's replay windows could tip it under the
+    // threshold: the test failed once under a loaded full test run.
+    for key in Zipf::new(50_000, 0.8).trace(300_000, 7) {
         if cache.get(&key).await.is_none() {
             cache.insert(key, key).await.expect("fits");
         }

@@ -27,9 +27,9 @@ use crate::watchdog::Watchdog;
 /// peak share one line pair that nothing else is on ([`Front`]); the remaining counters
 /// (connect failures, exhaustions, validation round trips, ...) are written only when such an
 /// event happens. So a direct checkout + return inside the validation skip window writes its
-/// thread's shard and the front line, nothing else. Each shard holds two histograms of 15 KiB: with at
-/// most 16 shards and the overflow shard a pool's figures take at most ≈ 520 KiB, and a
-/// snapshot merges them.
+/// thread's shard and the front line, nothing else. Each shard holds two histograms of
+/// 15 KiB: with at most 16 shards and the overflow shard a pool's figures take at most
+/// ≈ 520 KiB, and a snapshot merges them.
 /// Figures that can be derived are not stored: acquires = direct + waited, validations
 /// skipped = acquires − passed round trips, Σ hold time = the hold histogram's sum.
 #[derive(Debug)]
