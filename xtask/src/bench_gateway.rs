@@ -161,10 +161,9 @@ struct Run {
 pub(crate) fn run(root: &Path, options: &Options) -> Result<()> {
     let started = Instant::now();
     let (nginx, wrk) = packages::ensure_nginx_and_wrk()?;
+    // `--upstream-bin PATH` runs another upstream with test-upstream's command line.
     let Binaries { resync, upstream } =
-        Binaries::build(root, Profile::Release, options.upstream_bin.as_deref()).context(
-            "`--upstream-bin PATH` runs another upstream with test-upstream's command line",
-        )?;
+        Binaries::build(root, Profile::Release, options.upstream_bin.as_deref())?;
     let context = report::Context::probe(root, options, &nginx, &wrk)?;
     context.print();
 

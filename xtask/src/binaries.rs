@@ -44,25 +44,16 @@ impl Binaries {
         profile: Profile,
         upstream_bin: Option<&Path>,
     ) -> Result<Self> {
-        let mut command = cargo(root);
-        command.arg("build");
-        if profile == Profile::Release {
-            command.arg("--release");
-        }
-        command.args(["--locked", "-p", "resync-server", "--bin", "resync"]);
-        if upstream_bin.is_none() {
-            command.args(["-p", "test-support", "--bin", "test-upstream"]);
-        }
-        run_step(
-            &format!("build resync and test-upstream ({})", profile.dir()),
-            command,
-        )
-        .context("building resync and test-upstream (crates/test-support's bin)")?;
+        cargo_build(root, profile, upstream_bin.is_none())?;
         let mut binaries = Self::in_target(root, profile);
-        if let Some(upstream) = upstream_bin {
-            binaries.upstream = upstream.to_path_buf();
+        ensure_file(&binaries.resync, "after the build")?;
+        match upstream_bin {
+            Some(upstream) => {
+                binaries.upstream = upstream.to_path_buf();
+                ensure_file(&binaries.upstream, "the upstream binary given")?;
+            }
+            None => ensure_file(&binaries.upstream, "after the build")?,
         }
-        binaries.ensure_present("after the build")?;
         Ok(binaries)
     }
 
@@ -70,7 +61,9 @@ impl Binaries {
     /// an error naming `built_by` when one is missing.
     pub(crate) fn built(root: &Path, profile: Profile, built_by: &str) -> Result<Self> {
         let binaries = Self::in_target(root, profile);
-        binaries.ensure_present(&format!("{built_by} builds it"))?;
+        for binary in [&binaries.resync, &binaries.upstream] {
+            ensure_file(binary, &format!("{built_by} builds it"))?;
+        }
         Ok(binaries)
     }
 
@@ -81,13 +74,44 @@ impl Binaries {
             upstream: dir.join("test-upstream"),
         }
     }
+}
 
-    fn ensure_present(&self, hint: &str) -> Result<()> {
-        for binary in [&self.resync, &self.upstream] {
-            ensure!(binary.is_file(), "{} is missing: {hint}", binary.display());
-        }
-        Ok(())
+/// Builds `resync` alone in `profile` (for a command that needs no upstream); its path.
+pub(crate) fn build_server(root: &Path, profile: Profile) -> Result<PathBuf> {
+    cargo_build(root, profile, false)?;
+    let resync = Binaries::in_target(root, profile).resync;
+    ensure_file(&resync, "after the build")?;
+    Ok(resync)
+}
+
+/// The `resync` an earlier build left: an error naming `built_by` when it is missing.
+pub(crate) fn built_server(root: &Path, profile: Profile, built_by: &str) -> Result<PathBuf> {
+    let resync = Binaries::in_target(root, profile).resync;
+    ensure_file(&resync, &format!("{built_by} builds it"))?;
+    Ok(resync)
+}
+
+/// `cargo build` of `resync`, and of `test-upstream` when `with_upstream`.
+fn cargo_build(root: &Path, profile: Profile, with_upstream: bool) -> Result<()> {
+    let mut command = cargo(root);
+    command.arg("build");
+    if profile == Profile::Release {
+        command.arg("--release");
     }
+    command.args(["--locked", "-p", "resync-server", "--bin", "resync"]);
+    let what = if with_upstream {
+        command.args(["-p", "test-support", "--bin", "test-upstream"]);
+        "resync and test-upstream (crates/test-support's bin)"
+    } else {
+        "resync"
+    };
+    run_step(&format!("build {what} ({})", profile.dir()), command)
+        .with_context(|| format!("building {what}"))
+}
+
+fn ensure_file(binary: &Path, hint: &str) -> Result<()> {
+    ensure!(binary.is_file(), "{} is missing: {hint}", binary.display());
+    Ok(())
 }
 
 /// A command starting the `resync` at `binary` in `cwd`, listening on `addr`, with none of

@@ -22,7 +22,7 @@ use anyhow::{bail, ensure, Context, Result};
 use nix::sys::signal::Signal;
 use test_support::{ServiceProcess, DATABASE_URL_ENV, REDIS_URL_ENV};
 
-use crate::binaries::{resync_command, Binaries, Profile};
+use crate::binaries::{build_server, built_server, resync_command, Profile};
 use crate::http::get;
 use crate::{interrupt, packages, services};
 
@@ -55,11 +55,11 @@ pub(crate) fn exposition(root: &Path) -> Result<String> {
     let shared = |var: &str| std::env::var(var).ok().filter(|url| !url.trim().is_empty());
     if let (Some(database), Some(redis)) = (shared(DATABASE_URL_ENV), shared(REDIS_URL_ENV)) {
         eprintln!("==> using the servers of {DATABASE_URL_ENV} and {REDIS_URL_ENV}");
-        let binary = Binaries::build(root, Profile::Debug, None)?.resync;
+        let binary = build_server(root, Profile::Debug)?;
         return check_with(&binary, &promtool, &database, &redis);
     }
     packages::ensure_installed()?;
-    let binary = Binaries::build(root, Profile::Debug, None)?.resync;
+    let binary = build_server(root, Profile::Debug)?;
     let running = services::Running::start()?;
     let result = check_with(
         &binary,
@@ -77,7 +77,7 @@ pub(crate) fn exposition(root: &Path) -> Result<String> {
 /// Returns the Prometheus text of `/metrics` that passed the checks.
 pub(crate) fn check(root: &Path, running: &services::Running) -> Result<String> {
     let promtool = packages::ensure_promtool()?;
-    let binary = Binaries::built(root, Profile::Debug, "the workspace's tests")?.resync;
+    let binary = built_server(root, Profile::Debug, "the workspace's tests")?;
     check_with(
         &binary,
         &promtool,

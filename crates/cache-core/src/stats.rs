@@ -62,8 +62,9 @@ impl Totals {
     }
 }
 
-/// Load-time histograms at most (each is 15 KiB): loads are frequent enough under a
-/// read-through workload that one shared histogram's sum line would bounce between cores.
+/// Load-time histograms at most, besides the overflow stripe's (each is 15 KiB): loads are
+/// frequent enough under a read-through workload that one shared histogram's sum line would
+/// bounce between cores.
 const MAX_LOAD_STRIPES: usize = 8;
 
 /// Striped counters plus the (striped) load-time and sampled get-latency histograms.

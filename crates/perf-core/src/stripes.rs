@@ -39,6 +39,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -138,15 +139,26 @@ pub fn stripe_index() -> usize {
 
 /// How the calling thread writes the stripe [`Striped::with_local`] handed it: only handed
 /// out by reference, for the closure's duration, so it cannot be kept past an `.await` (after
-/// which the task may run on another thread).
+/// which the task may run on another thread), and neither `Send` nor `Sync`, so the closure
+/// cannot pass it to another thread either:
+///
+/// ```compile_fail
+/// fn sendable<T: Send>() {}
+/// sendable::<resync_perf_core::stripes::StripeWriter>();
+/// ```
 #[derive(Debug)]
 pub struct StripeWriter {
     owned: bool,
+    /// Keeps the writer on the thread it was made for.
+    _thread_bound: PhantomData<*const ()>,
 }
 
 impl StripeWriter {
     /// The writer of a value any thread may write: atomic adds.
-    pub const ATOMIC: Self = Self { owned: false };
+    pub const ATOMIC: Self = Self {
+        owned: false,
+        _thread_bound: PhantomData,
+    };
 
     /// Whether the calling thread is the only one that writes this stripe.
     #[inline]
@@ -238,7 +250,11 @@ impl<T> Striped<T> {
         let slot = stripe_index();
         let owned = slot <= self.mask;
         let index = if owned { slot } else { self.mask + 1 };
-        write(&self.stripes[index], &StripeWriter { owned })
+        let writer = StripeWriter {
+            owned,
+            _thread_bound: PhantomData,
+        };
+        write(&self.stripes[index], &writer)
     }
 
     /// Every stripe, the overflow stripe last.
@@ -336,7 +352,10 @@ mod tests {
     fn a_writer_adds_and_reports_the_previous_value() {
         let counter = AtomicU64::new(u64::MAX);
         for owned in [true, false] {
-            let writer = StripeWriter { owned };
+            let writer = StripeWriter {
+                owned,
+                _thread_bound: PhantomData,
+            };
             counter.store(u64::MAX, Ordering::Relaxed);
             assert_eq!(writer.fetch_add(&counter, 2), u64::MAX);
             assert_eq!(

@@ -6,8 +6,9 @@
 //!
 //! Recording is on the gateway's hot path, so [`GatewayStats::record`] takes no lock and
 //! allocates nothing: every counter and both latency histograms live in per-thread stripes
-//! (perf-core's [`Striped`]), each on its own cache lines, and a request is a few relaxed
-//! `fetch_add`s on the calling thread's stripe. A snapshot sums the stripes.
+//! (perf-core's [`Striped`]), each on its own cache lines, and a request is a few adds on the
+//! calling thread's stripe: plain loads and stores where the thread owns the stripe, relaxed
+//! atomic adds on the shared overflow stripe. A snapshot sums the stripes.
 //!
 //! Every label set is bounded: methods are `GET`, `HEAD`, `POST`, `PUT`, `PATCH`, `DELETE`,
 //! `OPTIONS` or `OTHER` ([`MethodLabel`]); statuses count by class `1xx` … `5xx`
@@ -100,10 +101,11 @@ pub struct GatewayExchange<'a> {
 /// upstream exchanges by outcome, body bytes by source, request and upstream latency.
 ///
 /// Cheap to clone; clones share. Recording takes no lock and allocates nothing (striped
-/// atomics and perf-core's [`Histogram`]); counters are cumulative and never reset.
+/// counters and perf-core's [`Histogram`]); counters are cumulative and never reset.
 ///
-/// Memory: one stripe per thread group (the machine's parallelism rounded up to a power of
-/// two, at most 16), each with two 15 KiB histograms and 170 counters: at most ≈ 520 KiB.
+/// Memory: one stripe per thread slot (the machine's parallelism plus two, rounded up to a
+/// power of two, at most 16) and the overflow stripe, each with two 15 KiB histograms and 170
+/// counters: at most ≈ 530 KiB.
 #[derive(Clone, Debug, Default)]
 pub struct GatewayStats {
     inner: Arc<Stripes>,

@@ -20,9 +20,9 @@ pub use snapshot::{HistogramSnapshot, HistogramSummary};
 
 /// A lock-free histogram of `u64` values (nanoseconds for latencies).
 ///
-/// Recording is one relaxed `fetch_add` on the value's bucket and one on the running sum (or,
-/// for a histogram of a thread's own stripe, [`record_with`](Self::record_with), a plain load
-/// and store of each): no lock, no allocation, no syscall. Any number of threads may record into the same histogram
+/// Recording is one relaxed `fetch_add` on the value's bucket and one on the running sum
+/// (or, for a histogram of a thread's own stripe, [`record_with`](Self::record_with), a
+/// plain load and store of each): no lock, no allocation, no syscall. Any number of threads may record into the same histogram
 /// through a shared reference (wrap it in an `Arc` to share it).
 ///
 /// Counters are cumulative and never reset; windowed figures come from

@@ -208,8 +208,9 @@ pub const L2_MAX_MESSAGE_BYTES: usize = 512;
 /// *unavailable* until [`set_available(true, …)`](Self::set_available): L2 is not usable
 /// before the gateway has connected to it.
 ///
-/// Memory: one stripe per thread group (the machine's parallelism rounded up to a power of
-/// two, at most 16), each with two 15 KiB histograms and 18 counters: at most ≈ 490 KiB.
+/// Memory: one stripe per thread slot (the machine's parallelism plus two, rounded up to a
+/// power of two, at most 16) and the overflow stripe, each with two 15 KiB histograms and 18
+/// counters: at most ≈ 515 KiB.
 #[derive(Clone, Default)]
 pub struct L2Stats {
     inner: Arc<Inner>,
@@ -222,7 +223,8 @@ struct Inner {
     status: Mutex<Status>,
 }
 
-/// What the requests of one thread group record.
+/// What the requests of one thread slot (or of the overflow stripe's threads) record, written
+/// atomically through `local()`.
 struct Stripe {
     counters: [AtomicU64; COUNTERS],
     lookup_latency: Histogram,
