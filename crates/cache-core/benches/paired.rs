@@ -113,24 +113,26 @@ impl Subject {
                         cache.insert(key, value()).await.expect("fits");
                     }
                 }
-                Subject::Moka(cache) => {
-                    if cache.get(&key).await.is_some() {
-                        hits += 1;
-                    } else {
-                        cache.insert(key, value()).await;
-                    }
-                }
-                Subject::MokaAhash(cache) => {
-                    if cache.get(&key).await.is_some() {
-                        hits += 1;
-                    } else {
-                        cache.insert(key, value()).await;
-                    }
-                }
+                Subject::Moka(cache) => hits += u64::from(moka_step(cache, key).await),
+                Subject::MokaAhash(cache) => hits += u64::from(moka_step(cache, key).await),
             }
         }
         hits
     }
+}
+
+/// Get, then insert a fresh value on a miss, through bare moka with hasher `S`; whether the
+/// get hit.
+#[inline]
+async fn moka_step<S>(cache: &moka::future::Cache<u64, Bytes, S>, key: u64) -> bool
+where
+    S: std::hash::BuildHasher + Clone + Send + Sync + 'static,
+{
+    if cache.get(&key).await.is_some() {
+        return true;
+    }
+    cache.insert(key, value()).await;
+    false
 }
 
 fn value() -> Bytes {
