@@ -1,18 +1,19 @@
 //! The future [`MonitoredPool::get`](crate::MonitoredPool::get) returns: a permit of the
-//! pool's checkout gate, then bb8's get, measured, with the fail-fast wait for an unreachable
-//! backend.
+//! pool's checkout gate, then a connection from the pool's stash (see `stash.rs`) or else
+//! bb8's get, measured, with the fail-fast wait for an unreachable backend.
 //!
 //! Written by hand rather than as an `async` block: the block needed a poll-once step to tell
 //! a direct checkout from a waited one and carried the wait's `select!` state inline, which
 //! cost ≈ 90 instructions per checkout (callgrind) over awaiting bb8's future alone. Here a
 //! direct checkout is a gate permit taken at once (one compare-and-swap, see `gate.rs`)
-//! and bb8's future ready at the first poll; the wait's pieces (start instant, waiting gauge,
-//! connect-failure listener, the queued permit request) are set up only
-//! when one of them is not.
+//! and a stashed connection (or bb8's future ready at the first poll); the wait's pieces
+//! (start instant, waiting gauge, connect-failure listener, the queued permit request) are
+//! set up only when one of them is not.
 //!
 //! The gate (see `PoolStats::gate`) serves waiting checkouts in arrival order. A permit
-//! holder finds an idle connection in bb8 unless one is being made, so bb8's own waiting
-//! (unfair: a returned connection goes to whoever asks first) is left for connects.
+//! holder finds an idle connection in the stash or in bb8 unless one is being made, so bb8's
+//! own waiting (unfair: a returned connection goes to whoever asks first) is left for
+//! connects; while a permit holder waits there, returns go to bb8, which wakes it.
 
 use std::future::Future;
 use std::marker::PhantomData;
@@ -29,50 +30,47 @@ use crate::error::{Error, SharedError};
 use crate::gate::{Permit, Ticket};
 use crate::guard::{OwnedPoolConnection, PoolConnection};
 use crate::pool::PoolShared;
+use crate::stash::{Checkout, InBb8};
 use crate::stats::{ConnectFailed, Waiting};
-use crate::wrapper::MonitoredManager;
 
-/// What bb8 hands out for a pool over `M`.
-pub(crate) type Checkout<'a, M> = bb8::PooledConnection<'a, MonitoredManager<M>>;
-
-/// The guard a checkout of lifetime `'c` becomes: [`PoolConnection`] for `get()` (bb8's
-/// borrowing get), [`OwnedPoolConnection`] for `get_owned()` (bb8's owned get).
-pub(crate) trait FromCheckout<'a, 'c, M>
+/// The guard a checkout becomes: [`PoolConnection`] for `get()`, [`OwnedPoolConnection`] for
+/// `get_owned()`.
+pub(crate) trait FromCheckout<'a, M>
 where
     M: bb8::ManageConnection,
     M::Error: std::error::Error + Send + Sync + 'static,
 {
     fn from_checkout(
-        conn: Checkout<'c, M>,
+        conn: Checkout<M>,
         permit: Permit<'a>,
         shared: &'a PoolShared<M>,
         acquired_at: Nanos,
     ) -> Self;
 }
 
-impl<'a, M> FromCheckout<'a, 'a, M> for PoolConnection<'a, M>
+impl<'a, M> FromCheckout<'a, M> for PoolConnection<'a, M>
 where
     M: bb8::ManageConnection,
     M::Error: std::error::Error + Send + Sync + 'static,
 {
     #[inline]
     fn from_checkout(
-        conn: Checkout<'a, M>,
+        conn: Checkout<M>,
         permit: Permit<'a>,
         shared: &'a PoolShared<M>,
         acquired_at: Nanos,
     ) -> Self {
-        PoolConnection::new(conn, permit, &shared.stats, acquired_at)
+        PoolConnection::new(conn, permit, shared, acquired_at)
     }
 }
 
-impl<'a, M> FromCheckout<'a, 'static, M> for OwnedPoolConnection<M>
+impl<'a, M> FromCheckout<'a, M> for OwnedPoolConnection<M>
 where
     M: bb8::ManageConnection,
     M::Error: std::error::Error + Send + Sync + 'static,
 {
     fn from_checkout(
-        conn: Checkout<'static, M>,
+        conn: Checkout<M>,
         permit: Permit<'a>,
         shared: &'a PoolShared<M>,
         acquired_at: Nanos,
@@ -85,9 +83,9 @@ where
 }
 
 pin_project! {
-    /// A checkout in progress: a gate permit, then bb8's get future `F` (yielding a checkout
-    /// of lifetime `'c`), plus what measuring it needs; it completes with the guard `G`.
-    pub(crate) struct Get<'a, 'c, M, F, G>
+    /// A checkout in progress: a gate permit, then the pool's stash or bb8's (owned) get
+    /// future `F`, plus what measuring it needs; it completes with the guard `G`.
+    pub(crate) struct Get<'a, M, F, G>
     where
         M: bb8::ManageConnection,
         M::Error: std::error::Error,
@@ -103,6 +101,10 @@ pin_project! {
         // Set when the first poll found no connection: the wait's start on the pool clock
         // and its place in the waiting gauge (left on drop, also when cancelled).
         waiting: Option<(Nanos, Waiting<'a>)>,
+        // Set once the permit holder has looked in the stash (before bb8's get is polled).
+        stash_tried: bool,
+        // Set while the permit holder waits in bb8 (for a connect): returns then go to bb8.
+        in_bb8: Option<InBb8<'a>>,
         // bb8's get, polled once the permit is held; dropped when the get fails early
         // (`Unavailable`, or the gate wait's deadline), so that bb8's pending get (its
         // in-flight count, its wait registration, its timer) ends with it.
@@ -117,11 +119,11 @@ pin_project! {
         // `getting`: a get that fails or is cancelled ends bb8's get first, then gives the
         // permit to the next in line.
         permit: Option<Permit<'a>>,
-        guard: PhantomData<fn(Checkout<'c, M>) -> G>,
+        guard: PhantomData<fn(Checkout<M>) -> G>,
     }
 }
 
-impl<'a, 'c, M, F, G> Get<'a, 'c, M, F, G>
+impl<'a, M, F, G> Get<'a, M, F, G>
 where
     M: bb8::ManageConnection,
     M::Error: std::error::Error + Send + Sync + 'static,
@@ -136,6 +138,8 @@ where
             location,
             failures_seen: None,
             waiting: None,
+            stash_tried: false,
+            in_bb8: None,
             getting: Some(getting),
             connect_failed: None,
             queued: None,
@@ -145,12 +149,12 @@ where
     }
 }
 
-impl<'a, 'c, M, F, G> Future for Get<'a, 'c, M, F, G>
+impl<'a, M, F, G> Future for Get<'a, M, F, G>
 where
     M: bb8::ManageConnection,
     M::Error: std::error::Error + Send + Sync + 'static,
-    F: Future<Output = Result<Checkout<'c, M>, bb8::RunError<SharedError>>>,
-    G: FromCheckout<'a, 'c, M>,
+    F: Future<Output = Result<Checkout<M>, bb8::RunError<SharedError>>>,
+    G: FromCheckout<'a, M>,
 {
     type Output = Result<G, Error>;
 
@@ -179,34 +183,65 @@ where
             }
         }
         if let Some(permit) = this.permit.take() {
+            if !*this.stash_tried {
+                // The permit's first use: the most recently returned connection, if fresh.
+                *this.stash_tried = true;
+                if let Some(conn) = shared.stash.take(&shared.manager) {
+                    this.getting.set(None);
+                    let (waiting, connect_failed) = (this.waiting, this.connect_failed);
+                    return Poll::Ready(Ok(checked_out(
+                        shared,
+                        this.location,
+                        waiting,
+                        connect_failed,
+                        conn,
+                        permit,
+                    )));
+                }
+            }
             let Some(getting) = this.getting.as_mut().as_pin_mut() else {
                 // Only after it failed: polling a completed future is a caller bug.
                 panic!("pool get polled after it completed");
             };
             match getting.poll(cx) {
                 Poll::Ready(Ok(conn)) => {
-                    // Stamped by the checkout validation: no clock read here.
-                    let acquired_at = conn.meta.checked_out_at;
-                    match this.waiting.take() {
-                        None => stats.checked_out_direct(),
-                        Some((started, _waiting)) => {
-                            stats.checked_out_waited(Duration::from_nanos(span(
-                                started,
-                                acquired_at,
-                            )));
-                            this.connect_failed.set(None);
-                        }
-                    }
-                    // The connection's slot, registered at connect: a few stores, with the
-                    // caller's line and the checkout instant the validation already read.
-                    conn.meta.lease.checkout_nanos(this.location, acquired_at);
-                    return Poll::Ready(Ok(G::from_checkout(conn, permit, shared, acquired_at)));
+                    *this.in_bb8 = None;
+                    let (waiting, connect_failed) = (this.waiting, this.connect_failed);
+                    return Poll::Ready(Ok(checked_out(
+                        shared,
+                        this.location,
+                        waiting,
+                        connect_failed,
+                        conn,
+                        permit,
+                    )));
                 }
                 Poll::Ready(Err(_timed_out)) => {
                     // bb8's own timeout: the permit goes back (dropped here).
+                    *this.in_bb8 = None;
                     return Poll::Ready(Err(timed_out(shared, this.waiting, failures_seen)));
                 }
-                Poll::Pending => *this.permit = Some(permit),
+                Poll::Pending => {
+                    if this.in_bb8.is_none() {
+                        // Waiting in bb8 (for a connect): from now on returns go to bb8, and
+                        // one stashed before this registration is taken here.
+                        *this.in_bb8 = Some(shared.stash.wait_in_bb8());
+                        if let Some(conn) = shared.stash.take(&shared.manager) {
+                            this.getting.set(None);
+                            *this.in_bb8 = None;
+                            let (waiting, connect_failed) = (this.waiting, this.connect_failed);
+                            return Poll::Ready(Ok(checked_out(
+                                shared,
+                                this.location,
+                                waiting,
+                                connect_failed,
+                                conn,
+                                permit,
+                            )));
+                        }
+                    }
+                    *this.permit = Some(permit);
+                }
             }
         }
         if this.waiting.is_none() {
@@ -222,6 +257,7 @@ where
             let timeout = nanos(shared.config.effective_acquire_timeout());
             if span(started, stats.clock.now()) >= u64::try_from(timeout).unwrap_or(u64::MAX) {
                 this.getting.set(None);
+                *this.in_bb8 = None;
                 this.connect_failed.set(None);
                 *this.queued = None;
                 *this.permit = None;
@@ -242,6 +278,7 @@ where
                     }
                     this.connect_failed.set(None);
                     this.getting.set(None);
+                    *this.in_bb8 = None;
                     *this.queued = None;
                     *this.permit = None;
                     return Poll::Ready(Err(shared.unavailable(source)));
@@ -256,6 +293,38 @@ where
         }
         Poll::Pending
     }
+}
+
+/// A checkout's connection `conn`, found with `permit`: counted (direct, or waited since the
+/// wait began), its lease checked out with the caller's `location`, made the guard `G`.
+#[inline]
+fn checked_out<'a, M, G>(
+    shared: &'a PoolShared<M>,
+    location: &'static Location<'static>,
+    waiting: &mut Option<(Nanos, Waiting<'a>)>,
+    mut connect_failed: Pin<&mut Option<ConnectFailed<'a>>>,
+    conn: Checkout<M>,
+    permit: Permit<'a>,
+) -> G
+where
+    M: bb8::ManageConnection,
+    M::Error: std::error::Error + Send + Sync + 'static,
+    G: FromCheckout<'a, M>,
+{
+    let stats = &*shared.stats;
+    // Stamped by the stash or the checkout validation: no clock read here.
+    let acquired_at = conn.meta.checked_out_at;
+    match waiting.take() {
+        None => stats.checked_out_direct(),
+        Some((started, _waiting)) => {
+            stats.checked_out_waited(Duration::from_nanos(span(started, acquired_at)));
+            connect_failed.set(None);
+        }
+    }
+    // The connection's slot, registered at connect: a few stores, with the caller's line and
+    // the checkout instant already read.
+    conn.meta.lease.checkout_nanos(location, acquired_at);
+    G::from_checkout(conn, permit, shared, acquired_at)
 }
 
 /// The error of a get that timed out (bb8's timeout, or the wait's deadline), its wait

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use crate::clock::{span, Nanos};
 use crate::gate::Permit;
-
+use crate::pool::PoolShared;
+use crate::stash::Checkout;
 use crate::stats::PoolStats;
 use crate::wrapper::{Meta, MonitoredManager, Tracked};
 
@@ -24,11 +25,12 @@ where
     M: bb8::ManageConnection,
     M::Error: std::error::Error + Send + Sync + 'static,
 {
-    conn: bb8::PooledConnection<'a, MonitoredManager<M>>,
-    // The pool's checkout gate permit. Declared after `conn`: the connection goes back to
-    // bb8 before the permit goes to the next `get()` in line, which then finds it idle.
+    // `None` only while the guard drops: the connection goes back to the pool's stash (or
+    // to bb8) before the permit goes to the next `get()` in line, which then finds it idle.
+    conn: Option<Checkout<M>>,
+    // The pool's checkout gate permit, given back after the connection.
     _permit: Permit<'a>,
-    stats: &'a PoolStats,
+    shared: &'a PoolShared<M>,
     acquired_at: Nanos,
 }
 
@@ -38,17 +40,27 @@ where
     M::Error: std::error::Error + Send + Sync + 'static,
 {
     pub(crate) fn new(
-        conn: bb8::PooledConnection<'a, MonitoredManager<M>>,
+        conn: Checkout<M>,
         permit: Permit<'a>,
-        stats: &'a PoolStats,
+        shared: &'a PoolShared<M>,
         acquired_at: Nanos,
     ) -> Self {
         Self {
-            conn,
+            conn: Some(conn),
             _permit: permit,
-            stats,
+            shared,
             acquired_at,
         }
+    }
+
+    fn tracked(&self) -> &Tracked<M::Connection> {
+        // Taken only by `drop`.
+        self.conn.as_ref().expect("present until dropped")
+    }
+
+    fn tracked_mut(&mut self) -> &mut Tracked<M::Connection> {
+        // Taken only by `drop`.
+        self.conn.as_mut().expect("present until dropped")
     }
 
     /// Reports that the connection itself failed (an I/O or protocol error, a dropped
@@ -56,16 +68,17 @@ where
     /// when returned. Do not call it for the caller's own failures (a constraint violation,
     /// a 404), which say nothing about the pool.
     pub fn report_error(&mut self) {
-        if !self.conn.meta.reported {
-            self.conn.meta.reported = true;
-            PoolStats::count(&self.stats.caller_errors);
+        let meta = &mut self.tracked_mut().meta;
+        if !meta.reported {
+            meta.reported = true;
+            PoolStats::count(&self.shared.stats.caller_errors);
         }
     }
 
     /// Whether [`report_error`](Self::report_error) was called on this checkout.
     #[must_use]
     pub fn is_reported_broken(&self) -> bool {
-        self.conn.meta.reported
+        self.tracked().meta.reported
     }
 }
 
@@ -77,7 +90,7 @@ where
     type Target = M::Connection;
 
     fn deref(&self) -> &Self::Target {
-        &self.conn.conn
+        &self.tracked().conn
     }
 }
 
@@ -87,7 +100,7 @@ where
     M::Error: std::error::Error + Send + Sync + 'static,
 {
     fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.conn.conn
+        &mut self.tracked_mut().conn
     }
 }
 
@@ -97,7 +110,11 @@ where
     M::Error: std::error::Error + Send + Sync + 'static,
 {
     fn drop(&mut self) {
-        check_in(self.stats, &mut self.conn.meta, self.acquired_at);
+        if let Some(mut conn) = self.conn.take() {
+            let shared = self.shared;
+            check_in(&shared.stats, &mut conn.meta, self.acquired_at);
+            shared.stash.give_back(&shared.manager, conn);
+        }
     }
 }
 
@@ -143,7 +160,7 @@ where
 {
     /// Checked out of the pool by bb8's owned get, holding one of the gate's permits: bb8
     /// takes it back on drop, then the guard gives the permit back.
-    Pooled(bb8::PooledConnection<'static, MonitoredManager<M>>),
+    Pooled(Checkout<M>),
     /// A pooled connection already given back to bb8: only while the guard drops.
     Returned,
     /// Made for this checkout outside bb8's count (bb8's `dedicated_connection`): offered to
@@ -160,11 +177,7 @@ where
     M: bb8::ManageConnection,
     M::Error: std::error::Error + Send + Sync + 'static,
 {
-    pub(crate) fn pooled(
-        conn: bb8::PooledConnection<'static, MonitoredManager<M>>,
-        stats: Arc<PoolStats>,
-        acquired_at: Nanos,
-    ) -> Self {
+    pub(crate) fn pooled(conn: Checkout<M>, stats: Arc<PoolStats>, acquired_at: Nanos) -> Self {
         Self {
             conn: Owned::Pooled(conn),
             stats,
@@ -308,12 +321,12 @@ where
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PoolConnection")
-            .field("pool", &self.stats.name)
+            .field("pool", &self.shared.stats.name)
             .field(
                 "held_for",
-                &Duration::from_nanos(span(self.acquired_at, self.stats.clock.now())),
+                &Duration::from_nanos(span(self.acquired_at, self.shared.stats.clock.now())),
             )
-            .field("reported_broken", &self.conn.meta.reported)
+            .field("reported_broken", &self.is_reported_broken())
             .finish_non_exhaustive()
     }
 }

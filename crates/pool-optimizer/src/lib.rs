@@ -69,6 +69,7 @@ mod manager;
 mod metrics;
 mod pool;
 mod probe;
+mod stash;
 mod stats;
 mod tls;
 mod watchdog;

@@ -133,7 +133,9 @@ impl PoolMetrics {
             max_size: shared.config.max_size,
             min_size: shared.config.min_size,
             connections: state.connections,
-            idle: state.idle_connections,
+            // bb8 counts the stash's connections as checked out. Read apart from bb8's state, a
+            // connection moving between the two could be seen twice: never more than are open.
+            idle: (state.idle_connections + shared.stash.len()).min(state.connections),
             in_use: stats.in_use(),
             waiting: stats.waiting(),
             peak_in_use: stats.peak_in_use(),

@@ -14,6 +14,7 @@ use crate::error::{Error, SharedError};
 use crate::get::Get;
 use crate::guard::{OwnedPoolConnection, PoolConnection};
 use crate::metrics::PoolMetrics;
+use crate::stash::Stash;
 use crate::stats::{PoolStats, Waiting};
 use crate::wrapper::MonitoredManager;
 
@@ -41,6 +42,10 @@ where
     pub(crate) config: PoolConfig,
     /// The slots of this pool's connections, with the count of its checkouts leaked now.
     pub(crate) leases: LeaseGroup,
+    /// Connections returned recently, handed out before bb8 is asked (see `stash.rs`).
+    /// Declared last: dropped after bb8's pool handle, it gives its connections back to
+    /// bb8's internals, which its entries keep alive.
+    pub(crate) stash: Arc<Stash<M>>,
 }
 
 impl<M> Clone for MonitoredPool<M>
@@ -152,6 +157,13 @@ where
             &stats,
             crate::watchdog::tick(config.effective_acquire_timeout()),
         );
+        let stash = Arc::new(Stash::new(
+            Arc::clone(&stats),
+            config.max_size,
+            config.validation_skip_window,
+        ));
+        // Detached: it ends by itself once the stash is dropped.
+        drop(crate::stash::spawn_sweeper(&stash));
         Ok(Self {
             inner: Arc::new(PoolShared {
                 pool,
@@ -159,6 +171,7 @@ where
                 stats,
                 config,
                 leases,
+                stash,
             }),
         })
     }
@@ -197,7 +210,9 @@ where
     #[track_caller]
     pub fn get(&self) -> impl Future<Output = Result<PoolConnection<'_, M>, Error>> + Send + '_ {
         let shared = &*self.inner;
-        Get::<M, _, PoolConnection<'_, M>>::new(shared, Location::caller(), shared.pool.get())
+        // bb8's owned get: a connection that goes back to the stash must not borrow bb8's
+        // pool handle (one reference-count increment, only when the stash had none).
+        Get::<M, _, PoolConnection<'_, M>>::new(shared, Location::caller(), shared.pool.get_owned())
     }
 
     /// Checks out a connection as [`get`](Self::get) does — the same wait, errors and

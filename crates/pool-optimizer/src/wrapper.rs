@@ -246,7 +246,8 @@ where
             PoolStats::count(&self.stats.closed_broken);
             return true;
         }
-        // `last_used` is the return instant the guard just read.
+        // `last_used` is the return instant the guard just read (or, for a connection the
+        // stash gives back past its lifetime, the instant it did).
         if tracked.meta.last_used >= tracked.meta.expires_at {
             // bb8 counts it as broken too: the metrics take the pool's own closure counts.
             PoolStats::count(&self.stats.expired);

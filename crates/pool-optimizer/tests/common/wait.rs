@@ -1,12 +1,34 @@
-//! Waiting for a pool's health verdict: by polling events, with a generous bound.
+//! Waiting for a pool's figures or health verdict: by polling events, with a generous bound.
 
 use std::time::{Duration, Instant};
 
 use resync_perf_core::HealthStatus;
-use resync_pool_optimizer::{HealthCheckRecord, PoolManager};
+use resync_pool_optimizer::{HealthCheckRecord, MonitoredPool, PoolManager, PoolMetrics};
 
 /// Generous bound for anything the tests wait for on a loaded machine.
 pub const WAIT_BOUND: Duration = Duration::from_secs(60);
+
+/// Polls `pool`'s metrics every 5 ms until `done` accepts them, and returns them. Panics with
+/// `what` after [`WAIT_BOUND`].
+pub async fn wait_for_metrics<M>(
+    pool: &MonitoredPool<M>,
+    what: &str,
+    done: impl Fn(&PoolMetrics) -> bool,
+) -> PoolMetrics
+where
+    M: bb8::ManageConnection,
+    M::Error: std::error::Error + Send + Sync + 'static,
+{
+    let started = Instant::now();
+    loop {
+        let metrics = pool.metrics();
+        if done(&metrics) {
+            return metrics;
+        }
+        assert!(started.elapsed() < WAIT_BOUND, "{what}: still {metrics:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
 
 /// Waits until the pool `name` is judged `wanted` after at least one health check, and
 /// returns its check record at that moment. Panics with `what` after [`WAIT_BOUND`].

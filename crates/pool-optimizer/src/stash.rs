@@ -1,0 +1,302 @@
+//! The pool's idle stash: connections a [`PoolConnection`](crate::PoolConnection) returned
+//! recently, kept in front of bb8 so that the next checkout takes one without bb8's get.
+//!
+//! bb8's get + return locks its pool's mutex four times (the get's in-flight count up, the
+//! idle queue's pop, the count down, the return's push), clones and drops its pool's `Arc`,
+//! counts two statistics and reads the OS clock (its timeout, the idle stamp): most of a
+//! checkout's cost once the pool's own accounting is lean. Here a checkout takes the most
+//! recently returned connection from one short mutex-guarded stack and the return pushes it
+//! back: one lock each. bb8 is asked only when the stash has no fresh connection.
+//!
+//! To bb8 a stashed connection is still checked out (it came from bb8's owned get and goes
+//! back when dropped), so bb8 never hands it to anyone else and its open count stays exact.
+//! What bb8 would do to an idle connection, the stash does or leaves to bb8:
+//!
+//! - **Validation.** Only a connection used within the freshness window (the validation skip
+//!   window, at most [`MAX_FRESH`]) is handed out from the stash, after the backend's
+//!   synchronous `has_broken` and the `max_lifetime` check (what the wrapper's checkout
+//!   validation does within the window). An older one goes back to bb8, whose checkout
+//!   validation decides with a round trip. A pool whose skip window is zero (a round trip on
+//!   every checkout) has no stash.
+//! - **Idle timeout and lifetime.** A sweeper task returns connections idle past the
+//!   freshness window to bb8, whose reaper then closes them at `idle_timeout` (counted from
+//!   the return, so at most [`MAX_FRESH`] plus the sweep period late). It sleeps while the
+//!   stash is empty.
+//! - **Broken connections** (reported by the caller, broken by `has_broken`, or past their
+//!   lifetime at return) never enter the stash: they go back to bb8, which closes them.
+//! - **Waiters.** The checkout gate hands permits in arrival order and a permit holder takes
+//!   from the stash first; one that finds neither a stashed nor an idle bb8 connection waits
+//!   in bb8 for a connect. While any does, returns go to bb8 (which wakes it) instead of the
+//!   stash. The check is made under the stash's lock, and the waiter registers before it
+//!   looks in the stash once more, so a connection is never stashed while a waiter misses it.
+//!
+//! Idle figures add the stash to bb8's idle count. `min_size` (bb8's `min_idle`) counts
+//! connections idle in bb8, so a pool whose stash holds idle connections may open up to
+//! `min_size` more (never past `max_size`) before the sweeper hands them back.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use resync_perf_core::stripes::Padded;
+use resync_perf_core::sync::lock;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::clock::{nanos, span, Nanos};
+use crate::stats::PoolStats;
+use crate::wrapper::MonitoredManager;
+
+/// The longest a connection stays in the stash after its return, whatever the skip window.
+pub(crate) const MAX_FRESH: Duration = Duration::from_secs(1);
+/// The shortest sweep period (a skip window below it still bounds what is handed out).
+const MIN_SWEEP: Duration = Duration::from_millis(10);
+
+/// A connection checked out of bb8 (owned), in a guard or in the stash.
+pub(crate) type Checkout<M> = bb8::PooledConnection<'static, MonitoredManager<M>>;
+
+/// The stash of one pool (see the module's documentation).
+pub(crate) struct Stash<M>
+where
+    M: bb8::ManageConnection,
+    M::Error: std::error::Error + Send + Sync + 'static,
+{
+    /// What a checkout and a return touch, alone on its lines.
+    line: Padded<Line<M>>,
+    /// Connections returned longer ago than this (ns) are not handed out.
+    fresh_nanos: u64,
+    /// `false` when the skip window is zero: nothing is stashed.
+    enabled: bool,
+    /// Wakes the parked sweeper: a connection entered the empty stash, or the stash is gone.
+    wake: Arc<Notify>,
+    pub(crate) stats: Arc<PoolStats>,
+}
+
+struct Line<M>
+where
+    M: bb8::ManageConnection,
+    M::Error: std::error::Error + Send + Sync + 'static,
+{
+    /// The stashed connections, the most recently returned last.
+    idle: Mutex<VecDeque<Checkout<M>>>,
+    /// Permit holders waiting in bb8 for a connect: while any does, returns go to bb8.
+    bb8_waiters: AtomicUsize,
+    /// Set (under `idle`'s lock) when the sweeper parked on an empty stash.
+    sweeper_parked: AtomicBool,
+}
+
+impl<M> std::fmt::Debug for Stash<M>
+where
+    M: bb8::ManageConnection,
+    M::Error: std::error::Error + Send + Sync + 'static,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stash")
+            .field("enabled", &self.enabled)
+            .field("fresh_nanos", &self.fresh_nanos)
+            .field(
+                "bb8_waiters",
+                &self.line.bb8_waiters.load(Ordering::Relaxed),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// A permit holder's registration as waiting in bb8; leaves when dropped.
+#[derive(Debug)]
+pub(crate) struct InBb8<'a>(&'a AtomicUsize);
+
+impl Drop for InBb8<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl<M> Stash<M>
+where
+    M: bb8::ManageConnection,
+    M::Error: std::error::Error + Send + Sync + 'static,
+{
+    /// The stash of a pool of `max_size` connections whose validation skip window is
+    /// `skip_window`.
+    pub(crate) fn new(stats: Arc<PoolStats>, max_size: u32, skip_window: Duration) -> Self {
+        let fresh = skip_window.min(MAX_FRESH);
+        Self {
+            line: Padded::new(Line {
+                idle: Mutex::new(VecDeque::with_capacity(max_size as usize)),
+                bb8_waiters: AtomicUsize::new(0),
+                sweeper_parked: AtomicBool::new(false),
+            }),
+            fresh_nanos: u64::try_from(nanos(fresh)).unwrap_or(0),
+            enabled: !fresh.is_zero(),
+            wake: Arc::new(Notify::new()),
+            stats,
+        }
+    }
+
+    /// The most recently returned connection, if it is fresh, not broken and not past its
+    /// lifetime, stamped as checked out now. A stale top means the whole stash is stale (it
+    /// is ordered by return): all of it goes back to bb8.
+    #[inline]
+    pub(crate) fn take(&self, manager: &M) -> Option<Checkout<M>> {
+        if !self.enabled {
+            return None;
+        }
+        let mut conn = lock(&self.line.idle).pop_back()?;
+        let now = self.stats.clock.now();
+        if span(conn.meta.last_used, now) >= self.fresh_nanos || now >= conn.meta.expires_at {
+            self.all_stale(conn, now);
+            return None;
+        }
+        if manager.has_broken(&mut conn.conn) {
+            // bb8 takes it back, asks the wrapper's `has_broken` (which counts and closes it).
+            return None;
+        }
+        conn.meta.checked_out_at = now;
+        Some(conn)
+    }
+
+    /// The top of the stash was stale (or expired): it and everything under it go back to
+    /// bb8.
+    #[cold]
+    fn all_stale(&self, top: Checkout<M>, now: Nanos) {
+        let stale: Vec<_> = lock(&self.line.idle).drain(..).collect();
+        to_bb8(top, now);
+        for conn in stale {
+            to_bb8(conn, now);
+        }
+    }
+
+    /// Takes back a connection a guard returned at `now` (its `last_used`): into the stash,
+    /// or to bb8 (dropped) when it is broken or expired, when a permit holder waits in bb8,
+    /// or when the stash is off.
+    #[inline]
+    pub(crate) fn give_back(&self, manager: &M, mut conn: Checkout<M>) {
+        if !self.enabled
+            || conn.meta.reported
+            || conn.meta.last_used >= conn.meta.expires_at
+            || manager.has_broken(&mut conn.conn)
+        {
+            return;
+        }
+        let line = &*self.line;
+        let mut idle = lock(&line.idle);
+        // Read under the lock: see the module's documentation.
+        if line.bb8_waiters.load(Ordering::Relaxed) != 0 {
+            drop(idle);
+            return;
+        }
+        let wake = idle.is_empty() && line.sweeper_parked.load(Ordering::Relaxed);
+        if wake {
+            line.sweeper_parked.store(false, Ordering::Relaxed);
+        }
+        idle.push_back(conn);
+        drop(idle);
+        if wake {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Registers a permit holder that is about to wait in bb8; the caller then looks in the
+    /// stash once more ([`take`](Self::take)).
+    pub(crate) fn wait_in_bb8(&self) -> InBb8<'_> {
+        self.line.bb8_waiters.fetch_add(1, Ordering::Relaxed);
+        InBb8(&self.line.bb8_waiters)
+    }
+
+    /// Connections in the stash now.
+    pub(crate) fn len(&self) -> u32 {
+        u32::try_from(lock(&self.line.idle).len()).unwrap_or(u32::MAX)
+    }
+
+    /// Returns the connections idle past the freshness window to bb8; parks the sweeper
+    /// (returns `true`) when the stash is then empty.
+    fn sweep(&self) -> bool {
+        let now = self.stats.clock.now();
+        let mut idle = lock(&self.line.idle);
+        let fresh_from = idle
+            .iter()
+            .position(|conn| span(conn.meta.last_used, now) < self.fresh_nanos)
+            .unwrap_or(idle.len());
+        let stale: Vec<_> = idle.drain(..fresh_from).collect();
+        let parked = idle.is_empty();
+        if parked {
+            self.line.sweeper_parked.store(true, Ordering::Relaxed);
+        }
+        drop(idle);
+        for conn in stale {
+            to_bb8(conn, now);
+        }
+        parked
+    }
+
+    /// How often the sweeper runs: the freshness window, at least [`MIN_SWEEP`].
+    fn sweep_period(&self) -> Duration {
+        Duration::from_nanos(self.fresh_nanos).max(MIN_SWEEP)
+    }
+}
+
+/// Gives a connection taken out of the stash at `now` back to bb8 (it stays open, idle in
+/// bb8, unless it is past its lifetime). One past its lifetime is stamped as returned now, so
+/// that bb8's return check (the wrapper's `has_broken`) closes it as expired.
+fn to_bb8<M>(mut conn: Checkout<M>, now: Nanos)
+where
+    M: bb8::ManageConnection,
+    M::Error: std::error::Error + Send + Sync + 'static,
+{
+    if now >= conn.meta.expires_at {
+        conn.meta.last_used = now;
+    }
+    drop(conn);
+}
+
+impl<M> Drop for Stash<M>
+where
+    M: bb8::ManageConnection,
+    M::Error: std::error::Error + Send + Sync + 'static,
+{
+    fn drop(&mut self) {
+        // The sweeper, parked or not, finds the stash gone and ends.
+        self.wake.notify_one();
+    }
+}
+
+/// Starts the sweeper of `stash` (within a tokio runtime), unless the stash is off; it holds
+/// only a weak reference and ends when the stash is dropped.
+pub(crate) fn spawn_sweeper<M>(stash: &Arc<Stash<M>>) -> Option<JoinHandle<()>>
+where
+    M: bb8::ManageConnection,
+    M::Error: std::error::Error + Send + Sync + 'static,
+{
+    stash.enabled.then(|| {
+        tokio::spawn(sweeper(
+            Arc::downgrade(stash),
+            Arc::clone(&stash.wake),
+            stash.sweep_period(),
+        ))
+    })
+}
+
+async fn sweeper<M>(stash: Weak<Stash<M>>, wake: Arc<Notify>, period: Duration)
+where
+    M: bb8::ManageConnection,
+    M::Error: std::error::Error + Send + Sync + 'static,
+{
+    loop {
+        let parked = {
+            let Some(stash) = stash.upgrade() else {
+                return;
+            };
+            stash.sweep()
+        };
+        if parked {
+            // Woken by the first connection stashed after this (or by the stash's drop).
+            wake.notified().await;
+        }
+        tokio::time::sleep(period).await;
+    }
+}
+
+#[cfg(test)]
+mod tests;
