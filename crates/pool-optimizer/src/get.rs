@@ -76,9 +76,9 @@ where
         acquired_at: Nanos,
     ) -> Self {
         // The owned guard cannot borrow the gate: it gives the permit back itself, from the
-        // pool statistics it keeps alive.
+        // pool's stash (and statistics) it keeps alive.
         permit.forget();
-        OwnedPoolConnection::pooled(conn, Arc::clone(&shared.stats), acquired_at)
+        OwnedPoolConnection::pooled(conn, Arc::clone(&shared.stash), acquired_at)
     }
 }
 
@@ -186,7 +186,7 @@ where
             if !*this.stash_tried {
                 // The permit's first use: the most recently returned connection, if fresh.
                 *this.stash_tried = true;
-                if let Some(conn) = shared.stash.take(&shared.manager) {
+                if let Some(conn) = shared.stash.take() {
                     this.getting.set(None);
                     let (waiting, connect_failed) = (this.waiting, this.connect_failed);
                     return Poll::Ready(Ok(checked_out(
@@ -226,7 +226,7 @@ where
                         // Waiting in bb8 (for a connect): from now on returns go to bb8, and
                         // one stashed before this registration is taken here.
                         *this.in_bb8 = Some(shared.stash.wait_in_bb8());
-                        if let Some(conn) = shared.stash.take(&shared.manager) {
+                        if let Some(conn) = shared.stash.take() {
                             this.getting.set(None);
                             *this.in_bb8 = None;
                             let (waiting, connect_failed) = (this.waiting, this.connect_failed);

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::clock::{span, Nanos};
 use crate::gate::Permit;
 use crate::pool::PoolShared;
-use crate::stash::Checkout;
+use crate::stash::{Checkout, Stash};
 use crate::stats::PoolStats;
 use crate::wrapper::{Meta, MonitoredManager, Tracked};
 
@@ -113,7 +113,7 @@ where
         if let Some(mut conn) = self.conn.take() {
             let shared = self.shared;
             check_in(&shared.stats, &mut conn.meta, self.acquired_at);
-            shared.stash.give_back(&shared.manager, conn);
+            shared.stash.give_back(conn);
         }
     }
 }
@@ -148,7 +148,8 @@ where
     M::Error: std::error::Error + Send + Sync + 'static,
 {
     conn: Owned<M>,
-    stats: Arc<PoolStats>,
+    /// The pool's stash (which holds its statistics): the connection goes back there.
+    stash: Arc<Stash<M>>,
     acquired_at: Nanos,
 }
 
@@ -158,16 +159,16 @@ where
     M: bb8::ManageConnection,
     M::Error: std::error::Error + Send + Sync + 'static,
 {
-    /// Checked out of the pool by bb8's owned get, holding one of the gate's permits: bb8
-    /// takes it back on drop, then the guard gives the permit back.
+    /// Checked out of the pool (the stash or bb8's owned get), holding one of the gate's
+    /// permits: the stash (or bb8) takes it back on drop, then the guard gives the permit
+    /// back.
     Pooled(Checkout<M>),
-    /// A pooled connection already given back to bb8: only while the guard drops.
+    /// The connection was given back: only while the guard drops.
     Returned,
     /// Made for this checkout outside bb8's count (bb8's `dedicated_connection`): offered to
     /// the pool on drop (`Pool::add`: kept if not broken and the pool has room, else closed).
-    /// `None` only during that drop.
     Fresh {
-        conn: Option<Tracked<M::Connection>>,
+        conn: Tracked<M::Connection>,
         pool: bb8::Pool<MonitoredManager<M>>,
     },
 }
@@ -177,10 +178,10 @@ where
     M: bb8::ManageConnection,
     M::Error: std::error::Error + Send + Sync + 'static,
 {
-    pub(crate) fn pooled(conn: Checkout<M>, stats: Arc<PoolStats>, acquired_at: Nanos) -> Self {
+    pub(crate) fn pooled(conn: Checkout<M>, stash: Arc<Stash<M>>, acquired_at: Nanos) -> Self {
         Self {
             conn: Owned::Pooled(conn),
-            stats,
+            stash,
             acquired_at,
         }
     }
@@ -188,15 +189,12 @@ where
     pub(crate) fn fresh(
         conn: Tracked<M::Connection>,
         pool: bb8::Pool<MonitoredManager<M>>,
-        stats: Arc<PoolStats>,
+        stash: Arc<Stash<M>>,
         acquired_at: Nanos,
     ) -> Self {
         Self {
-            conn: Owned::Fresh {
-                conn: Some(conn),
-                pool,
-            },
-            stats,
+            conn: Owned::Fresh { conn, pool },
+            stash,
             acquired_at,
         }
     }
@@ -204,8 +202,7 @@ where
     fn tracked(&self) -> &Tracked<M::Connection> {
         match &self.conn {
             Owned::Pooled(conn) => conn,
-            // Taken only by `drop`.
-            Owned::Fresh { conn, .. } => conn.as_ref().expect("present until dropped"),
+            Owned::Fresh { conn, .. } => conn,
             Owned::Returned => unreachable!("returned only by drop"),
         }
     }
@@ -213,8 +210,7 @@ where
     fn tracked_mut(&mut self) -> &mut Tracked<M::Connection> {
         match &mut self.conn {
             Owned::Pooled(conn) => conn,
-            // Taken only by `drop`.
-            Owned::Fresh { conn, .. } => conn.as_mut().expect("present until dropped"),
+            Owned::Fresh { conn, .. } => conn,
             Owned::Returned => unreachable!("returned only by drop"),
         }
     }
@@ -226,7 +222,7 @@ where
         let meta = &mut self.tracked_mut().meta;
         if !meta.reported {
             meta.reported = true;
-            PoolStats::count(&self.stats.caller_errors);
+            PoolStats::count(&self.stash.stats.caller_errors);
         }
     }
 
@@ -273,24 +269,22 @@ where
     M::Error: std::error::Error + Send + Sync + 'static,
 {
     fn drop(&mut self) {
-        let (stats, acquired_at) = (&*self.stats, self.acquired_at);
-        match &mut self.conn {
-            Owned::Pooled(conn) => {
-                check_in(stats, &mut conn.meta, acquired_at);
-                // bb8's guard takes the connection back, then the next in line gets the
-                // permit (and finds the connection idle).
-                self.conn = Owned::Returned;
-                self.stats.gate().release_forgotten();
+        let (stash, acquired_at) = (&*self.stash, self.acquired_at);
+        match std::mem::replace(&mut self.conn, Owned::Returned) {
+            Owned::Pooled(mut conn) => {
+                check_in(&stash.stats, &mut conn.meta, acquired_at);
+                // Into the stash (or bb8), then the next in line gets the permit (and finds
+                // the connection idle).
+                stash.give_back(conn);
+                stash.stats.gate().release_forgotten();
             }
             Owned::Returned => {}
-            Owned::Fresh { conn, pool } => {
-                if let Some(mut conn) = conn.take() {
-                    check_in(stats, &mut conn.meta, acquired_at);
-                    // bb8 asks the wrapper's `has_broken` first (which counts a broken or
-                    // expired connection as on any return), then takes it if it has room.
-                    // Refused, the connection is closed here.
-                    drop(pool.add(conn));
-                }
+            Owned::Fresh { mut conn, pool } => {
+                check_in(&stash.stats, &mut conn.meta, acquired_at);
+                // bb8 asks the wrapper's `has_broken` first (which counts a broken or expired
+                // connection as on any return), then takes it if it has room. Refused, the
+                // connection is closed here.
+                drop(pool.add(conn));
             }
         }
     }
@@ -303,11 +297,11 @@ where
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OwnedPoolConnection")
-            .field("pool", &self.stats.name)
+            .field("pool", &self.stash.stats.name)
             .field("fresh", &self.is_fresh())
             .field(
                 "held_for",
-                &Duration::from_nanos(span(self.acquired_at, self.stats.clock.now())),
+                &Duration::from_nanos(span(self.acquired_at, self.stash.stats.clock.now())),
             )
             .field("reported_broken", &self.is_reported_broken())
             .finish_non_exhaustive()

@@ -159,6 +159,7 @@ where
         );
         let stash = Arc::new(Stash::new(
             Arc::clone(&stats),
+            Arc::clone(&manager),
             config.max_size,
             config.validation_skip_window,
         ));
@@ -280,7 +281,7 @@ where
                     Ok(OwnedPoolConnection::fresh(
                         conn,
                         shared.pool.clone(),
-                        Arc::clone(&shared.stats),
+                        Arc::clone(&shared.stash),
                         now,
                     ))
                 }

@@ -1,5 +1,6 @@
-//! The pool's idle stash: connections a [`PoolConnection`](crate::PoolConnection) returned
-//! recently, kept in front of bb8 so that the next checkout takes one without bb8's get.
+//! The pool's idle stash: connections a [`PoolConnection`](crate::PoolConnection) or an
+//! [`OwnedPoolConnection`](crate::OwnedPoolConnection) returned recently, kept in front of
+//! bb8 so that the next checkout takes one without bb8's get.
 //!
 //! bb8's get + return locks its pool's mutex four times (the get's in-flight count up, the
 //! idle queue's pop, the count down, the return's push), clones and drops its pool's `Arc`,
@@ -71,6 +72,8 @@ where
     /// Wakes the parked sweeper: a connection entered the empty stash, or the stash is gone.
     wake: Arc<Notify>,
     pub(crate) stats: Arc<PoolStats>,
+    /// The backend's manager, for its `has_broken`.
+    manager: Arc<M>,
 }
 
 struct Line<M>
@@ -120,7 +123,12 @@ where
 {
     /// The stash of a pool of `max_size` connections whose validation skip window is
     /// `skip_window`.
-    pub(crate) fn new(stats: Arc<PoolStats>, max_size: u32, skip_window: Duration) -> Self {
+    pub(crate) fn new(
+        stats: Arc<PoolStats>,
+        manager: Arc<M>,
+        max_size: u32,
+        skip_window: Duration,
+    ) -> Self {
         let fresh = skip_window.min(MAX_FRESH);
         Self {
             line: Padded::new(Line {
@@ -132,6 +140,7 @@ where
             enabled: !fresh.is_zero(),
             wake: Arc::new(Notify::new()),
             stats,
+            manager,
         }
     }
 
@@ -139,7 +148,7 @@ where
     /// lifetime, stamped as checked out now. A stale top means the whole stash is stale (it
     /// is ordered by return): all of it goes back to bb8.
     #[inline]
-    pub(crate) fn take(&self, manager: &M) -> Option<Checkout<M>> {
+    pub(crate) fn take(&self) -> Option<Checkout<M>> {
         if !self.enabled {
             return None;
         }
@@ -149,7 +158,7 @@ where
             self.all_stale(conn, now);
             return None;
         }
-        if manager.has_broken(&mut conn.conn) {
+        if self.manager.has_broken(&mut conn.conn) {
             // bb8 takes it back, asks the wrapper's `has_broken` (which counts and closes it).
             return None;
         }
@@ -172,11 +181,11 @@ where
     /// or to bb8 (dropped) when it is broken or expired, when a permit holder waits in bb8,
     /// or when the stash is off.
     #[inline]
-    pub(crate) fn give_back(&self, manager: &M, mut conn: Checkout<M>) {
+    pub(crate) fn give_back(&self, mut conn: Checkout<M>) {
         if !self.enabled
             || conn.meta.reported
             || conn.meta.last_used >= conn.meta.expires_at
-            || manager.has_broken(&mut conn.conn)
+            || self.manager.has_broken(&mut conn.conn)
         {
             return;
         }

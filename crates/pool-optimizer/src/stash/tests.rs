@@ -124,7 +124,7 @@ async fn a_stale_top_sends_the_whole_stash_back_to_bb8() {
     // The sweeper may take them first: either way they end in bb8, never handed out stale.
     tokio::time::sleep(window).await;
     assert!(left.elapsed() >= window);
-    assert!(stash.take(&pool.inner.manager).is_none());
+    assert!(stash.take().is_none());
     assert_eq!(stash.len(), 0);
     assert_eq!(pool.inner.pool.state().idle_connections, 2);
 }
