@@ -24,7 +24,9 @@ pub struct PoolConfig {
     /// smallest threshold of the kind wins; a limit and backtrace flag set on the kind stay),
     /// see [`MonitoredPool::new`](crate::MonitoredPool::new).
     pub resource_kind: &'static str,
-    /// Idle connections kept open (`*_MIN_SIZE`, bb8's `min_idle`).
+    /// Idle connections kept open (`*_MIN_SIZE`): by the pool's stash keeper, counting the
+    /// stash and bb8's idle connections together, or (with a skip window under 10 ms, so no
+    /// stash) by bb8's `min_idle`.
     pub min_size: u32,
     /// Most connections open at once (`*_MAX_SIZE`).
     pub max_size: u32,
@@ -33,8 +35,9 @@ pub struct PoolConfig {
     pub connect_timeout: Duration,
     /// Longest a `get()` waits for a free connection; `None` means the connect timeout.
     pub acquire_timeout: Option<Duration>,
-    /// Idle connections are closed after this long (`*_IDLE_TIMEOUT`); bb8 then opens new ones
-    /// up to `min_size`.
+    /// Idle connections are closed after this long (`*_IDLE_TIMEOUT`; bb8's reaper, which
+    /// looks every 30 s; a connection idle in the stash goes back to bb8 within about a
+    /// second); new ones are then opened up to `min_size`.
     pub idle_timeout: Option<Duration>,
     /// Connections are closed after this age (`*_MAX_LIFETIME`): when returned past it, or
     /// when a checkout finds an idle one past it (it is never handed out). An idle connection

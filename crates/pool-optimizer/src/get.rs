@@ -223,22 +223,9 @@ where
                 }
                 Poll::Pending => {
                     if this.in_bb8.is_none() {
-                        // Waiting in bb8 (for a connect): from now on returns go to bb8, and
-                        // one stashed before this registration is taken here.
+                        // Waiting in bb8 (for a connect or a return): from now on returns go
+                        // to bb8, which wakes this get, and so does what the stash holds.
                         *this.in_bb8 = Some(shared.stash.wait_in_bb8());
-                        if let Some(conn) = shared.stash.take() {
-                            this.getting.set(None);
-                            *this.in_bb8 = None;
-                            let (waiting, connect_failed) = (this.waiting, this.connect_failed);
-                            return Poll::Ready(Ok(checked_out(
-                                shared,
-                                this.location,
-                                waiting,
-                                connect_failed,
-                                conn,
-                                permit,
-                            )));
-                        }
                     }
                     *this.permit = Some(permit);
                 }

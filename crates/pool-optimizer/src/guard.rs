@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::{span, Nanos};
-use crate::gate::Permit;
+use crate::gate::{Gate, Permit};
 use crate::pool::PoolShared;
 use crate::stash::{Checkout, Stash};
 use crate::stats::PoolStats;
@@ -272,11 +272,11 @@ where
         let (stash, acquired_at) = (&*self.stash, self.acquired_at);
         match std::mem::replace(&mut self.conn, Owned::Returned) {
             Owned::Pooled(mut conn) => {
-                check_in(&stash.stats, &mut conn.meta, acquired_at);
                 // Into the stash (or bb8), then the next in line gets the permit (and finds
-                // the connection idle).
+                // the connection idle): given back when this goes, also if the return panics.
+                let _permit = ForgottenPermit(stash.stats.gate());
+                check_in(&stash.stats, &mut conn.meta, acquired_at);
                 stash.give_back(conn);
-                stash.stats.gate().release_forgotten();
             }
             Owned::Returned => {}
             Owned::Fresh { mut conn, pool } => {
@@ -287,6 +287,15 @@ where
                 drop(pool.add(conn));
             }
         }
+    }
+}
+
+/// An owned guard's permit (taken by its get and forgotten), given back when dropped.
+struct ForgottenPermit<'a>(&'a Gate);
+
+impl Drop for ForgottenPermit<'_> {
+    fn drop(&mut self) {
+        self.0.release_forgotten();
     }
 }
 

@@ -30,11 +30,11 @@ pub struct PoolMetrics {
     pub elapsed_secs: f64,
     /// Configured `max_size`.
     pub max_size: u32,
-    /// Configured `min_size` (bb8's `min_idle`).
+    /// Configured `min_size`.
     pub min_size: u32,
     /// Open connections (idle + in use).
     pub connections: u32,
-    /// Idle connections.
+    /// Idle connections (in the pool's stash and in bb8).
     pub idle: u32,
     /// Connections checked out now.
     pub in_use: u64,
@@ -72,8 +72,8 @@ pub struct PoolMetrics {
     /// Checkout validations that failed (the connection was discarded; bb8 counts it in
     /// `closed_invalid`).
     pub validation_failures: u64,
-    /// Connections created: bb8's (its statistics) and the fresh ones of
-    /// `MonitoredPool::get_fresh_owned`.
+    /// Connections created: bb8's (its statistics), the fresh ones of
+    /// `MonitoredPool::get_fresh_owned` and those the stash's keeper opened for `min_size`.
     pub created: u64,
     /// Connections closed on return because they were broken (reported by a caller, or by the
     /// backend).
@@ -153,7 +153,9 @@ impl PoolMetrics {
             // Every checkout passed exactly one validation: skipped, or a round trip.
             validations_skipped: acquires.saturating_sub(validations_passed),
             validation_failures: load(&stats.validation_failures),
-            created: bb8.connections_created + load(&stats.fresh_connections),
+            created: bb8.connections_created
+                + load(&stats.fresh_connections)
+                + load(&stats.kept_idle),
             // The wrapper retires connections at `max_lifetime` by telling bb8 they are broken
             // (on return) or invalid (at checkout), so bb8's counts of those mix reasons: the
             // pool's own counts, each made where the decision is, are used instead (and never

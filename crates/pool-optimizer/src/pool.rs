@@ -131,28 +131,33 @@ where
             max_lifetime_nanos: config.max_lifetime.map_or(Nanos::MAX, nanos),
             leases: leases.clone(),
         };
-        let pool = bb8::Pool::builder()
-            .max_size(config.max_size)
-            .min_idle(Some(config.min_size).filter(|&min| min > 0))
-            .connection_timeout(config.effective_acquire_timeout())
-            .idle_timeout(config.idle_timeout)
-            // The wrapper retires connections at `max_lifetime` on the pool clock; bb8's own
-            // check would read the OS clock on every return (see `MonitoredManager`). An idle
-            // connection no checkout picks is then closed by the idle timeout; without one,
-            // bb8 keeps the lifetime for its reaper.
-            .max_lifetime(
-                config
-                    .max_lifetime
-                    .filter(|_| config.idle_timeout.is_none()),
-            )
-            // The wrapper decides per checkout whether the round trip is needed, and its
-            // `is_valid` stamps the checkout instant `get()` uses: it must stay on.
-            .test_on_check_out(true)
-            // One attempt per approval: a failed connect is reported at once, and the
-            // next `get()` (or the reaper) asks again.
-            .retry_connection(false)
-            .error_sink(Box::new(CountedElsewhere))
-            .build_unchecked(wrapper);
+        let pool =
+            bb8::Pool::builder()
+                .max_size(config.max_size)
+                // With a stash, its keeper keeps `min_size` idle across the stash and bb8 (bb8
+                // would count the stash's connections as checked out: see `stash.rs`).
+                .min_idle(Some(config.min_size).filter(|&min| {
+                    min > 0 && !Stash::<M>::enabled_for(config.validation_skip_window)
+                }))
+                .connection_timeout(config.effective_acquire_timeout())
+                .idle_timeout(config.idle_timeout)
+                // The wrapper retires connections at `max_lifetime` on the pool clock; bb8's own
+                // check would read the OS clock on every return (see `MonitoredManager`). An idle
+                // connection no checkout picks is then closed by the idle timeout; without one,
+                // bb8 keeps the lifetime for its reaper.
+                .max_lifetime(
+                    config
+                        .max_lifetime
+                        .filter(|_| config.idle_timeout.is_none()),
+                )
+                // The wrapper decides per checkout whether the round trip is needed, and its
+                // `is_valid` stamps the checkout instant `get()` uses: it must stay on.
+                .test_on_check_out(true)
+                // One attempt per approval: a failed connect is reported at once, and the
+                // next `get()` (or the reaper) asks again.
+                .retry_connection(false)
+                .error_sink(Box::new(CountedElsewhere))
+                .build_unchecked(wrapper);
         crate::watchdog::spawn(
             &stats,
             crate::watchdog::tick(config.effective_acquire_timeout()),
@@ -160,11 +165,12 @@ where
         let stash = Arc::new(Stash::new(
             Arc::clone(&stats),
             Arc::clone(&manager),
-            config.max_size,
+            pool.clone(),
+            (config.min_size, config.max_size),
             config.validation_skip_window,
         ));
         // Detached: it ends by itself once the stash is dropped.
-        drop(crate::stash::spawn_sweeper(&stash));
+        drop(crate::stash::spawn_keeper(&stash));
         Ok(Self {
             inner: Arc::new(PoolShared {
                 pool,

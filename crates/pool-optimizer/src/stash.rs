@@ -13,46 +13,56 @@
 //! back when dropped), so bb8 never hands it to anyone else and its open count stays exact.
 //! What bb8 would do to an idle connection, the stash does or leaves to bb8:
 //!
-//! - **Validation.** Only a connection used within the freshness window (the validation skip
-//!   window, at most [`MAX_FRESH`]) is handed out from the stash, after the backend's
+//! - **Validation.** Only a connection returned within the freshness window (the validation
+//!   skip window, at most [`MAX_FRESH`]) is handed out from the stash, after the backend's
 //!   synchronous `has_broken` and the `max_lifetime` check (what the wrapper's checkout
-//!   validation does within the window). An older one goes back to bb8, whose checkout
-//!   validation decides with a round trip. A pool whose skip window is zero (a round trip on
-//!   every checkout) has no stash.
-//! - **Idle timeout and lifetime.** A sweeper task returns connections idle past the
-//!   freshness window to bb8, whose reaper then closes them at `idle_timeout` (counted from
-//!   the return, so at most [`MAX_FRESH`] plus the sweep period late). It sleeps while the
-//!   stash is empty.
+//!   validation does within the window); one found broken there is a validation failure,
+//!   closed by bb8, and the next one is tried. If the top is older, the whole stash (ordered
+//!   by return) goes back to bb8, whose checkout validation makes the round trip. A pool whose
+//!   skip window is below [`MIN_FRESH`] (a round trip on almost every checkout) has no stash.
+//! - **Idle timeout and lifetime.** The keeper task (`keeper.rs`) returns connections idle
+//!   past the freshness window to bb8, whose reaper then closes them at `idle_timeout`
+//!   (counted from that return, so at most [`MAX_FRESH`] plus a keeper period late); one past
+//!   its lifetime is closed then.
+//! - **`min_size`.** bb8's `min_idle` would count only bb8's idle connections: the stash's
+//!   would look checked out, and bb8 would keep opening (and reaping) `min_size` more that
+//!   nobody uses. So a pool with a stash builds bb8 without `min_idle`, and the keeper opens
+//!   connections (bb8's `dedicated_connection`, handed to bb8 with `Pool::add`) while fewer
+//!   than `min_size` are idle in the stash and bb8 together.
 //! - **Broken connections** (reported by the caller, broken by `has_broken`, or past their
 //!   lifetime at return) never enter the stash: they go back to bb8, which closes them.
 //! - **Waiters.** The checkout gate hands permits in arrival order and a permit holder takes
 //!   from the stash first; one that finds neither a stashed nor an idle bb8 connection waits
-//!   in bb8 for a connect. While any does, returns go to bb8 (which wakes it) instead of the
-//!   stash. The check is made under the stash's lock, and the waiter registers before it
-//!   looks in the stash once more, so a connection is never stashed while a waiter misses it.
+//!   in bb8 (for a connect, or a return). While any does, returns go to bb8 (which wakes it)
+//!   instead of the stash: the count is read under the stash's lock, and a waiter registers
+//!   before it sends what the stash holds to bb8 too (taking one itself would end bb8's get,
+//!   perhaps in the middle of a validation round trip), so no connection stays stashed while
+//!   a waiter waits. A registered get that is never polled again (nor dropped) keeps returns
+//!   going to bb8 until it is: slower, never wrong.
 //!
-//! Idle figures add the stash to bb8's idle count. `min_size` (bb8's `min_idle`) counts
-//! connections idle in bb8, so a pool whose stash holds idle connections may open up to
-//! `min_size` more (never past `max_size`) before the sweeper hands them back.
+//! Idle figures add the stash to bb8's idle count.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use resync_perf_core::stripes::Padded;
 use resync_perf_core::sync::lock;
 use tokio::sync::Notify;
-use tokio::task::JoinHandle;
 
 use crate::clock::{nanos, span, Nanos};
 use crate::stats::PoolStats;
 use crate::wrapper::MonitoredManager;
 
+mod keeper;
+
+pub(crate) use keeper::spawn_keeper;
+
 /// The longest a connection stays in the stash after its return, whatever the skip window.
 pub(crate) const MAX_FRESH: Duration = Duration::from_secs(1);
-/// The shortest sweep period (a skip window below it still bounds what is handed out).
-const MIN_SWEEP: Duration = Duration::from_millis(10);
+/// The shortest skip window a stash is kept for (and the shortest keeper period).
+pub(crate) const MIN_FRESH: Duration = Duration::from_millis(10);
 
 /// A connection checked out of bb8 (owned), in a guard or in the stash.
 pub(crate) type Checkout<M> = bb8::PooledConnection<'static, MonitoredManager<M>>;
@@ -67,13 +77,17 @@ where
     line: Padded<Line<M>>,
     /// Connections returned longer ago than this (ns) are not handed out.
     fresh_nanos: u64,
-    /// `false` when the skip window is zero: nothing is stashed.
+    /// `false` when the skip window is below [`MIN_FRESH`]: nothing is stashed.
     enabled: bool,
-    /// Wakes the parked sweeper: a connection entered the empty stash, or the stash is gone.
+    /// Wakes the parked keeper: a connection entered the empty stash, or the stash is gone.
     wake: Arc<Notify>,
     pub(crate) stats: Arc<PoolStats>,
     /// The backend's manager, for its `has_broken`.
     manager: Arc<M>,
+    /// bb8's pool, for the keeper: its state and the connections it opens for `min_size`.
+    pool: bb8::Pool<MonitoredManager<M>>,
+    min_size: u32,
+    max_size: u32,
 }
 
 struct Line<M>
@@ -85,8 +99,8 @@ where
     idle: Mutex<VecDeque<Checkout<M>>>,
     /// Permit holders waiting in bb8 for a connect: while any does, returns go to bb8.
     bb8_waiters: AtomicUsize,
-    /// Set (under `idle`'s lock) when the sweeper parked on an empty stash.
-    sweeper_parked: AtomicBool,
+    /// Set (under `idle`'s lock) when the keeper parked on an empty stash.
+    keeper_parked: AtomicBool,
 }
 
 impl<M> std::fmt::Debug for Stash<M>
@@ -121,12 +135,19 @@ where
     M: bb8::ManageConnection,
     M::Error: std::error::Error + Send + Sync + 'static,
 {
-    /// The stash of a pool of `max_size` connections whose validation skip window is
-    /// `skip_window`.
+    /// Whether a pool with this validation skip window keeps a stash (and builds bb8
+    /// without `min_idle`).
+    pub(crate) fn enabled_for(skip_window: Duration) -> bool {
+        skip_window >= MIN_FRESH
+    }
+
+    /// The stash of the pool `pool` over `manager` (`min_size` ..= `max_size` connections)
+    /// whose validation skip window is `skip_window`.
     pub(crate) fn new(
         stats: Arc<PoolStats>,
         manager: Arc<M>,
-        max_size: u32,
+        pool: bb8::Pool<MonitoredManager<M>>,
+        (min_size, max_size): (u32, u32),
         skip_window: Duration,
     ) -> Self {
         let fresh = skip_window.min(MAX_FRESH);
@@ -134,36 +155,52 @@ where
             line: Padded::new(Line {
                 idle: Mutex::new(VecDeque::with_capacity(max_size as usize)),
                 bb8_waiters: AtomicUsize::new(0),
-                sweeper_parked: AtomicBool::new(false),
+                keeper_parked: AtomicBool::new(false),
             }),
             fresh_nanos: u64::try_from(nanos(fresh)).unwrap_or(0),
-            enabled: !fresh.is_zero(),
+            enabled: Self::enabled_for(skip_window),
             wake: Arc::new(Notify::new()),
             stats,
             manager,
+            pool,
+            min_size,
+            max_size,
         }
     }
 
     /// The most recently returned connection, if it is fresh, not broken and not past its
     /// lifetime, stamped as checked out now. A stale top means the whole stash is stale (it
-    /// is ordered by return): all of it goes back to bb8.
+    /// is ordered by return): all of it goes back to bb8. A broken one is closed and the
+    /// next one tried.
     #[inline]
     pub(crate) fn take(&self) -> Option<Checkout<M>> {
         if !self.enabled {
             return None;
         }
-        let mut conn = lock(&self.line.idle).pop_back()?;
-        let now = self.stats.clock.now();
-        if span(conn.meta.last_used, now) >= self.fresh_nanos || now >= conn.meta.expires_at {
-            self.all_stale(conn, now);
-            return None;
+        loop {
+            let mut conn = lock(&self.line.idle).pop_back()?;
+            let now = self.stats.clock.now();
+            if span(conn.meta.last_used, now) >= self.fresh_nanos || now >= conn.meta.expires_at {
+                self.all_stale(conn, now);
+                return None;
+            }
+            if self.manager.has_broken(&mut conn.conn) {
+                self.broke_while_idle(conn);
+                continue;
+            }
+            conn.meta.checked_out_at = now;
+            return Some(conn);
         }
-        if self.manager.has_broken(&mut conn.conn) {
-            // bb8 takes it back, asks the wrapper's `has_broken` (which counts and closes it).
-            return None;
-        }
-        conn.meta.checked_out_at = now;
-        Some(conn)
+    }
+
+    /// A stashed connection the backend reports broken: a validation failure, as checkout
+    /// validation would count it (not a pool error), closed by bb8 (the wrapper's
+    /// `has_broken` says so without counting it again).
+    #[cold]
+    fn broke_while_idle(&self, mut conn: Checkout<M>) {
+        conn.meta.rejected_idle = true;
+        PoolStats::count(&self.stats.validation_failures);
+        drop(conn);
     }
 
     /// The top of the stash was stale (or expired): it and everything under it go back to
@@ -196,9 +233,9 @@ where
             drop(idle);
             return;
         }
-        let wake = idle.is_empty() && line.sweeper_parked.load(Ordering::Relaxed);
+        let wake = idle.is_empty() && line.keeper_parked.load(Ordering::Relaxed);
         if wake {
-            line.sweeper_parked.store(false, Ordering::Relaxed);
+            line.keeper_parked.store(false, Ordering::Relaxed);
         }
         idle.push_back(conn);
         drop(idle);
@@ -207,10 +244,17 @@ where
         }
     }
 
-    /// Registers a permit holder that is about to wait in bb8; the caller then looks in the
-    /// stash once more ([`take`](Self::take)).
+    /// Registers a permit holder that is about to wait in bb8, and sends what the stash
+    /// holds to bb8 (which wakes it): see the module's documentation.
     pub(crate) fn wait_in_bb8(&self) -> InBb8<'_> {
         self.line.bb8_waiters.fetch_add(1, Ordering::Relaxed);
+        let stashed: Vec<_> = lock(&self.line.idle).drain(..).collect();
+        if !stashed.is_empty() {
+            let now = self.stats.clock.now();
+            for conn in stashed {
+                to_bb8(conn, now);
+            }
+        }
         InBb8(&self.line.bb8_waiters)
     }
 
@@ -219,8 +263,8 @@ where
         u32::try_from(lock(&self.line.idle).len()).unwrap_or(u32::MAX)
     }
 
-    /// Returns the connections idle past the freshness window to bb8; parks the sweeper
-    /// (returns `true`) when the stash is then empty.
+    /// Returns the connections idle past the freshness window to bb8. Returns `true` (the
+    /// keeper parks) when the stash is then empty and there is no `min_size` to keep.
     fn sweep(&self) -> bool {
         let now = self.stats.clock.now();
         let mut idle = lock(&self.line.idle);
@@ -229,20 +273,20 @@ where
             .position(|conn| span(conn.meta.last_used, now) < self.fresh_nanos)
             .unwrap_or(idle.len());
         let stale: Vec<_> = idle.drain(..fresh_from).collect();
-        let parked = idle.is_empty();
-        if parked {
-            self.line.sweeper_parked.store(true, Ordering::Relaxed);
+        let park = idle.is_empty() && self.min_size == 0;
+        if park {
+            self.line.keeper_parked.store(true, Ordering::Relaxed);
         }
         drop(idle);
         for conn in stale {
             to_bb8(conn, now);
         }
-        parked
+        park
     }
 
-    /// How often the sweeper runs: the freshness window, at least [`MIN_SWEEP`].
-    fn sweep_period(&self) -> Duration {
-        Duration::from_nanos(self.fresh_nanos).max(MIN_SWEEP)
+    /// How often the keeper runs: the freshness window, at least [`MIN_FRESH`].
+    fn keeper_period(&self) -> Duration {
+        Duration::from_nanos(self.fresh_nanos).max(MIN_FRESH)
     }
 }
 
@@ -266,44 +310,8 @@ where
     M::Error: std::error::Error + Send + Sync + 'static,
 {
     fn drop(&mut self) {
-        // The sweeper, parked or not, finds the stash gone and ends.
+        // The keeper, parked or not, finds the stash gone and ends.
         self.wake.notify_one();
-    }
-}
-
-/// Starts the sweeper of `stash` (within a tokio runtime), unless the stash is off; it holds
-/// only a weak reference and ends when the stash is dropped.
-pub(crate) fn spawn_sweeper<M>(stash: &Arc<Stash<M>>) -> Option<JoinHandle<()>>
-where
-    M: bb8::ManageConnection,
-    M::Error: std::error::Error + Send + Sync + 'static,
-{
-    stash.enabled.then(|| {
-        tokio::spawn(sweeper(
-            Arc::downgrade(stash),
-            Arc::clone(&stash.wake),
-            stash.sweep_period(),
-        ))
-    })
-}
-
-async fn sweeper<M>(stash: Weak<Stash<M>>, wake: Arc<Notify>, period: Duration)
-where
-    M: bb8::ManageConnection,
-    M::Error: std::error::Error + Send + Sync + 'static,
-{
-    loop {
-        let parked = {
-            let Some(stash) = stash.upgrade() else {
-                return;
-            };
-            stash.sweep()
-        };
-        if parked {
-            // Woken by the first connection stashed after this (or by the stash's drop).
-            wake.notified().await;
-        }
-        tokio::time::sleep(period).await;
     }
 }
 

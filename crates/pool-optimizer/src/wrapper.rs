@@ -40,6 +40,9 @@ pub(crate) struct Meta {
     /// `max_lifetime`): bb8 closes it as invalid, so `has_broken` must not count (or close) it
     /// a second time.
     pub(crate) invalidated: bool,
+    /// Set when the stash found the connection broken while idle (counted as a validation
+    /// failure there): `has_broken` closes it without counting it again.
+    pub(crate) rejected_idle: bool,
     /// The connection's tracking slot, registered once at connect: `get()` checks it out
     /// with the caller's line and the checkout instant, the guard checks it in on return.
     /// Dropped with the connection (which unregisters it).
@@ -182,6 +185,7 @@ where
                             checked_out_at: now,
                             reported: false,
                             invalidated: false,
+                            rejected_idle: false,
                             lease,
                         }),
                     });
@@ -235,6 +239,10 @@ where
         if tracked.meta.invalidated {
             // bb8 drops an invalid connection anyway and has counted it as closed_invalid.
             return false;
+        }
+        if tracked.meta.rejected_idle {
+            // Counted as a validation failure by the stash; closed here.
+            return true;
         }
         if tracked.meta.reported {
             // Counted as a caller error when reported; closed here as broken.

@@ -385,7 +385,7 @@ async fn a_checkout_skips_an_expired_idle_connection_for_a_fresh_one_without_con
     // out the younger with no new connect, and the older is closed as expired. Through bb8
     // (no stash: a round trip on every checkout) the checkout itself closes the older, which
     // bb8's idle queue (first in, first out) offers first; through the stash (the default) the
-    // checkout takes the most recently returned, the younger, and the stash's sweeper closes
+    // checkout takes the most recently returned, the younger, and the stash's keeper closes
     // the older. That needs the get to run after the older's lifetime ends and before the
     // younger's does; a machine that stalls past that window makes the attempt inconclusive
     // (never wrong), and it is tried again with a lifetime twice as long.
@@ -435,7 +435,7 @@ async fn expired_idle_connection_is_skipped(lifetime: Duration, skip_window: Dur
     }
     assert_eq!(*conn, 1, "the younger connection, not a new one");
     drop(conn);
-    // Through the stash the older is closed by the sweeper, within a second or so.
+    // Through the stash the older is closed by the keeper, within a second or so.
     let metrics = wait_for_metrics(&pool, "the older connection closed as expired", |metrics| {
         metrics.closed_max_lifetime == 1
     })

@@ -98,8 +98,8 @@ async fn connections_idle_past_the_freshness_window_go_back_to_bb8() {
     let returned = Instant::now();
     drop(pool.get().await.expect("get"));
     let stash = &pool.inner.stash;
-    // The sweeper hands it back (it may be gone already on a slow machine).
-    until("the sweeper empties the stash", || stash.len() == 0).await;
+    // The keeper hands it back (it may be gone already on a slow machine).
+    until("the keeper empties the stash", || stash.len() == 0).await;
     assert!(returned.elapsed() >= window, "not before it went stale");
     assert_eq!(pool.inner.pool.state().idle_connections, 1);
     let metrics = pool.metrics();
@@ -121,7 +121,7 @@ async fn a_stale_top_sends_the_whole_stash_back_to_bb8() {
     drop((a, b));
     let stash = &pool.inner.stash;
     let left = Instant::now();
-    // The sweeper may take them first: either way they end in bb8, never handed out stale.
+    // The keeper may take them first: either way they end in bb8, never handed out stale.
     tokio::time::sleep(window).await;
     assert!(left.elapsed() >= window);
     assert!(stash.take().is_none());
@@ -153,18 +153,62 @@ async fn reported_and_broken_connections_never_enter_the_stash() {
 }
 
 #[tokio::test]
-async fn a_connection_that_broke_in_the_stash_is_not_handed_out() {
-    let (pool, made, broken) = counted(config(2, Duration::from_secs(60)));
-    drop(pool.get().await.expect("get"));
-    assert_eq!(pool.inner.stash.len(), 1);
-    broken.store(0, Ordering::Relaxed);
-    // The stashed one is closed as broken; bb8 makes a new one.
+async fn a_connection_that_broke_in_the_stash_is_a_validation_failure_and_the_next_is_tried() {
+    let (pool, made, broken) = counted(config(3, Duration::from_secs(60)));
+    let (a, b) = (
+        pool.get().await.expect("get"),
+        pool.get().await.expect("get"),
+    );
+    assert_eq!((*a, *b), (0, 1));
+    drop((a, b));
+    assert_eq!(pool.inner.stash.len(), 2);
+    // The top (1, returned last) broke while idle: closed, and 0 under it handed out.
+    broken.store(1, Ordering::Relaxed);
     let conn = pool.get().await.expect("get");
-    assert_eq!(*conn, 1);
-    assert_eq!(made.load(Ordering::Relaxed), 2);
+    assert_eq!(*conn, 0);
+    assert_eq!(made.load(Ordering::Relaxed), 2, "no connect");
     let metrics = pool.metrics();
-    assert_eq!((metrics.broken, metrics.closed_broken), (1, 1));
+    // Counted as checkout validation counts it, not as a pool error.
+    assert_eq!(
+        (metrics.validation_failures, metrics.closed_invalid),
+        (1, 1)
+    );
+    assert_eq!((metrics.broken, metrics.closed_broken), (0, 0));
     assert_eq!(metrics.connections, 1);
+}
+
+#[tokio::test]
+async fn min_size_is_kept_across_the_stash_and_bb8_without_churn() {
+    let config = PoolConfig {
+        min_size: 2,
+        ..config(4, Duration::from_secs(60))
+    };
+    let (pool, made, broken) = counted(config);
+    // The keeper opens them (bb8 is built without `min_idle`).
+    until("the keeper opens min_size connections", || {
+        pool.metrics().idle == 2
+    })
+    .await;
+    for _ in 0..100 {
+        drop(pool.get().await.expect("get"));
+    }
+    // One connection serves every checkout from the stash; bb8 opens none beside it.
+    let metrics = pool.metrics();
+    assert_eq!(
+        (metrics.connections, metrics.idle, metrics.created),
+        (2, 2, 2)
+    );
+    assert_eq!(made.load(Ordering::Relaxed), 2);
+    // A connection closed as broken is replaced by the keeper, not by a get.
+    let conn = pool.get().await.expect("get");
+    broken.store(*conn, Ordering::Relaxed);
+    drop(conn);
+    until("the keeper replaces the broken connection", || {
+        let metrics = pool.metrics();
+        metrics.idle == 2 && metrics.created == 3
+    })
+    .await;
+    assert_eq!(made.load(Ordering::Relaxed), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,7 +248,7 @@ async fn a_return_goes_to_the_get_waiting_in_bb8_for_a_connect() {
     })
     .await;
     drop(held);
-    // Straight to bb8, which wakes the waiter: stashed, it would wait for the sweeper.
+    // Straight to bb8, which wakes the waiter: stashed, it would wait for the keeper.
     assert_eq!(pool.inner.stash.len(), 0);
     let got = tokio::time::timeout(BOUND, waiter)
         .await
@@ -215,18 +259,18 @@ async fn a_return_goes_to_the_get_waiting_in_bb8_for_a_connect() {
 }
 
 #[tokio::test]
-async fn the_sweeper_ends_with_its_pool_and_a_zero_window_has_none() {
+async fn the_keeper_ends_with_its_pool_and_a_short_window_has_no_stash() {
     let (pool, _, _) = counted(config(1, Duration::from_secs(60)));
-    let sweeper = spawn_sweeper(&pool.inner.stash).expect("a stash");
+    let keeper = spawn_keeper(&pool.inner.stash).expect("a stash");
     drop(pool.get().await.expect("get"));
     drop(pool);
-    tokio::time::timeout(BOUND, sweeper)
+    tokio::time::timeout(BOUND, keeper)
         .await
-        .expect("the sweeper ends")
+        .expect("the keeper ends")
         .expect("no panic");
 
-    let (pool, _, _) = counted(config(1, Duration::ZERO));
-    assert!(spawn_sweeper(&pool.inner.stash).is_none());
+    let (pool, _, _) = counted(config(1, MIN_FRESH / 2));
+    assert!(spawn_keeper(&pool.inner.stash).is_none());
     drop(pool.get().await.expect("get"));
     assert_eq!(pool.inner.stash.len(), 0, "no stash");
     assert_eq!(pool.inner.pool.state().idle_connections, 1);
