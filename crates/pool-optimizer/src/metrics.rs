@@ -69,8 +69,8 @@ pub struct PoolMetrics {
     /// Checkouts whose connection skipped the round trip because it was used recently
     /// (derived: acquires − round trips that passed).
     pub validations_skipped: u64,
-    /// Checkout validations that failed (the connection was discarded; bb8 counts it in
-    /// `closed_invalid`).
+    /// Checkout validations that failed, including connections found broken in the pool's
+    /// stash (the connection was discarded).
     pub validation_failures: u64,
     /// Connections created: bb8's (its statistics), the fresh ones of
     /// `MonitoredPool::get_fresh_owned` and those the stash's keeper opened for `min_size`.
@@ -155,7 +155,7 @@ impl PoolMetrics {
             validation_failures: load(&stats.validation_failures),
             created: bb8.connections_created
                 + load(&stats.fresh_connections)
-                + load(&stats.kept_idle),
+                + load(&stats.keeper_connections),
             // The wrapper retires connections at `max_lifetime` by telling bb8 they are broken
             // (on return) or invalid (at checkout), so bb8's counts of those mix reasons: the
             // pool's own counts, each made where the decision is, are used instead (and never

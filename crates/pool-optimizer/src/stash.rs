@@ -284,6 +284,20 @@ where
         park
     }
 
+    /// Connections to open for `min_size`: fewer than it idle in the stash and bb8 together,
+    /// within `max_size` open (bb8's pending connects are not seen: bb8 refuses what has no
+    /// room).
+    fn wanted(&self) -> u32 {
+        if self.min_size == 0 {
+            return 0;
+        }
+        let state = self.pool.state();
+        let idle = state.idle_connections.saturating_add(self.len());
+        self.min_size
+            .saturating_sub(idle)
+            .min(self.max_size.saturating_sub(state.connections))
+    }
+
     /// How often the keeper runs: the freshness window, at least [`MIN_FRESH`].
     fn keeper_period(&self) -> Duration {
         Duration::from_nanos(self.fresh_nanos).max(MIN_FRESH)

@@ -65,9 +65,9 @@ pub(crate) struct PoolStats {
     pub(crate) expired: AtomicU64,
     /// Connections made for `get_fresh_owned` (bb8 counts only the ones it makes).
     pub(crate) fresh_connections: AtomicU64,
-    /// Connections the stash's keeper opened for `min_size` and bb8 kept (bb8 counts only
-    /// the ones it makes).
-    pub(crate) kept_idle: AtomicU64,
+    /// Connections the stash's keeper opened for `min_size` (kept by bb8, or closed at once
+    /// as broken); bb8 counts only the ones it makes.
+    pub(crate) keeper_connections: AtomicU64,
     pub(crate) connect_latency: Histogram,
     /// Only touched when a connect fails.
     last_connect_error: Mutex<Option<SharedError>>,
@@ -165,7 +165,7 @@ impl PoolStats {
             closed_broken: AtomicU64::new(0),
             expired: AtomicU64::new(0),
             fresh_connections: AtomicU64::new(0),
-            kept_idle: AtomicU64::new(0),
+            keeper_connections: AtomicU64::new(0),
             connect_latency: Histogram::new(),
             last_connect_error: Mutex::new(None),
             connect_failed: Striped::new(shard_count(), Notify::new),

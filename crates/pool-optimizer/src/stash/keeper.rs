@@ -4,15 +4,23 @@
 //! It runs every freshness window (at least 10 ms, at most 1 s). With no `min_size` to keep
 //! it sleeps while the stash is empty, until a return fills it. It holds the stash weakly
 //! and ends once the stash is dropped (with the pool and its last owned guard).
+//!
+//! Connections for `min_size` are opened one at a time in a task of their own (bb8 opened
+//! its `min_idle` concurrently); after a failed connect, or a connection bb8 refused, the
+//! next round waits twice as long as the last, from one period up to [`MAX_RETRY`]. A failed
+//! connect is a connect failure like any other: counted, and it wakes waiting gets, which
+//! fail as unavailable if no connection is open (bb8's own `min_idle` connects did the same).
 
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use super::Stash;
 use crate::stats::PoolStats;
+use crate::wrapper::MonitoredManager;
 
 /// The longest pause between two attempts to open connections for `min_size` after one
 /// failed (doubling from the keeper's period).
@@ -39,13 +47,31 @@ where
     M::Error: std::error::Error + Send + Sync + 'static,
 {
     let mut retry = Retry::new(period);
+    // The connects for `min_size` run in a task of their own, so that sweeps go on meanwhile
+    // (a connect may take up to the connect timeout).
+    let mut topping_up: Option<JoinHandle<TopUp>> = None;
     loop {
+        if topping_up.as_ref().is_some_and(JoinHandle::is_finished) {
+            if let Some(task) = topping_up.take() {
+                match task.await {
+                    Ok(TopUp::Done) => retry.succeeded(),
+                    Ok(TopUp::Stopped) => retry.failed(),
+                    // Panicked (a manager's connect or `has_broken`): try again later.
+                    Err(_) => retry.failed(),
+                }
+            }
+        }
         let park = {
-            let Some(stash) = stash.upgrade() else {
+            let Some(strong) = stash.upgrade() else {
                 return;
             };
-            let park = stash.sweep();
-            top_up(&stash, &mut retry).await;
+            let park = strong.sweep();
+            if topping_up.is_none() && retry.due() && strong.wanted() > 0 {
+                topping_up = Some(tokio::spawn(top_up(
+                    Weak::clone(&stash),
+                    strong.pool.clone(),
+                )));
+            }
             park
         };
         if park {
@@ -56,43 +82,49 @@ where
     }
 }
 
+/// How a round of connects for `min_size` ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TopUp {
+    /// Enough connections are idle (or the pool is gone).
+    Done,
+    /// A connect failed (counted by the wrapper, which also wakes waiting gets), or bb8
+    /// refused the connection (broken, or no room: its own connects for gets took it).
+    Stopped,
+}
+
 /// Opens connections for bb8 while fewer than `min_size` are idle in the stash and bb8
 /// together (and fewer than `max_size` are open), one at a time, each bounded by the
-/// wrapper's connect timeout; stops at the first failure (counted by the wrapper, which
-/// wakes waiting gets) and tries again after a pause that doubles up to [`MAX_RETRY`].
-async fn top_up<M>(stash: &Stash<M>, retry: &mut Retry)
+/// wrapper's connect timeout, re-reading the need before each. Holds the stash only between
+/// connects, so a pool dropped meanwhile ends the round (its last connection is closed).
+async fn top_up<M>(stash: Weak<Stash<M>>, pool: bb8::Pool<MonitoredManager<M>>) -> TopUp
 where
     M: bb8::ManageConnection,
     M::Error: std::error::Error + Send + Sync + 'static,
 {
-    if stash.min_size == 0 || !retry.due() {
-        return;
-    }
-    let state = stash.pool.state();
-    let idle = state.idle_connections.saturating_add(stash.len());
-    let wanted = stash
-        .min_size
-        .saturating_sub(idle)
-        .min(stash.max_size.saturating_sub(state.connections));
-    for _ in 0..wanted {
-        match stash.pool.dedicated_connection().await {
-            Ok(conn) => {
-                retry.succeeded();
-                // bb8 keeps it if it has room (it may have opened connections for gets
-                // meanwhile) and it is not broken; otherwise it is closed here.
-                if stash.pool.add(conn).is_ok() {
-                    PoolStats::count(&stash.stats.kept_idle);
-                }
+    loop {
+        if stash.upgrade().is_none_or(|stash| stash.wanted() == 0) {
+            return TopUp::Done;
+        }
+        let Ok(conn) = pool.dedicated_connection().await else {
+            return TopUp::Stopped;
+        };
+        let Some(stash) = stash.upgrade() else {
+            return TopUp::Done;
+        };
+        match pool.add(conn) {
+            Ok(()) => PoolStats::count(&stash.stats.keeper_connections),
+            Err(bb8::AddError::Broken(_closed)) => {
+                // Made, then closed as broken (the wrapper's `has_broken` counted it).
+                PoolStats::count(&stash.stats.keeper_connections);
+                return TopUp::Stopped;
             }
-            Err(_counted_by_the_wrapper) => {
-                retry.failed();
-                return;
-            }
+            // Never part of the pool: only its connect attempt is counted.
+            Err(bb8::AddError::NoCapacity(_closed)) => return TopUp::Stopped,
         }
     }
 }
 
-/// When the keeper may try to open connections again.
+/// When the keeper may start connects for `min_size` again.
 #[derive(Debug)]
 struct Retry {
     period: Duration,
@@ -128,8 +160,8 @@ impl Retry {
 mod tests {
     use super::*;
 
-    #[test]
-    fn retries_back_off_to_the_cap_and_reset_on_success() {
+    #[tokio::test]
+    async fn retries_back_off_to_the_cap_and_reset_on_success() {
         let mut retry = Retry::new(Duration::from_millis(500));
         assert!(retry.due());
         retry.failed();
