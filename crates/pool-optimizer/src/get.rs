@@ -183,29 +183,44 @@ where
             }
         }
         if let Some(permit) = this.permit.take() {
-            if !*this.stash_tried {
-                // The permit's first use: the most recently returned connection, if fresh.
+            // The permit's first use: the most recently returned connection, if fresh.
+            let stashed = if *this.stash_tried {
+                None
+            } else {
                 *this.stash_tried = true;
-                if let Some(conn) = shared.stash.take() {
-                    this.getting.set(None);
-                    let (waiting, connect_failed) = (this.waiting, this.connect_failed);
-                    return Poll::Ready(Ok(checked_out(
-                        shared,
-                        this.location,
-                        waiting,
-                        connect_failed,
-                        conn,
-                        permit,
-                    )));
-                }
-            }
-            let Some(getting) = this.getting.as_mut().as_pin_mut() else {
-                // Only after it failed: polling a completed future is a caller bug.
-                panic!("pool get polled after it completed");
+                shared.stash.take()
             };
-            match getting.poll(cx) {
-                Poll::Ready(Ok(conn)) => {
-                    *this.in_bb8 = None;
+            let found = if stashed.is_some() {
+                this.getting.set(None);
+                stashed
+            } else {
+                let Some(getting) = this.getting.as_mut().as_pin_mut() else {
+                    // Only after it failed: polling a completed future is a caller bug.
+                    panic!("pool get polled after it completed");
+                };
+                match getting.poll(cx) {
+                    Poll::Ready(Ok(conn)) => {
+                        *this.in_bb8 = None;
+                        Some(conn)
+                    }
+                    Poll::Ready(Err(_timed_out)) => {
+                        // bb8's own timeout: the permit goes back (dropped here).
+                        *this.in_bb8 = None;
+                        return Poll::Ready(Err(timed_out(shared, this.waiting, failures_seen)));
+                    }
+                    Poll::Pending => {
+                        if this.in_bb8.is_none() {
+                            // Waiting in bb8 (for a connect or a return): from now on returns
+                            // go to bb8, which wakes this get, and so does what the stash
+                            // holds.
+                            *this.in_bb8 = Some(shared.stash.wait_in_bb8());
+                        }
+                        None
+                    }
+                }
+            };
+            match found {
+                Some(conn) => {
                     let (waiting, connect_failed) = (this.waiting, this.connect_failed);
                     return Poll::Ready(Ok(checked_out(
                         shared,
@@ -216,19 +231,7 @@ where
                         permit,
                     )));
                 }
-                Poll::Ready(Err(_timed_out)) => {
-                    // bb8's own timeout: the permit goes back (dropped here).
-                    *this.in_bb8 = None;
-                    return Poll::Ready(Err(timed_out(shared, this.waiting, failures_seen)));
-                }
-                Poll::Pending => {
-                    if this.in_bb8.is_none() {
-                        // Waiting in bb8 (for a connect or a return): from now on returns go
-                        // to bb8, which wakes this get, and so does what the stash holds.
-                        *this.in_bb8 = Some(shared.stash.wait_in_bb8());
-                    }
-                    *this.permit = Some(permit);
-                }
+                None => *this.permit = Some(permit),
             }
         }
         if this.waiting.is_none() {
