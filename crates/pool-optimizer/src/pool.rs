@@ -131,33 +131,32 @@ where
             max_lifetime_nanos: config.max_lifetime.map_or(Nanos::MAX, nanos),
             leases: leases.clone(),
         };
-        let pool =
-            bb8::Pool::builder()
-                .max_size(config.max_size)
-                // With a stash, its keeper keeps `min_size` idle across the stash and bb8 (bb8
-                // would count the stash's connections as checked out: see `stash.rs`).
-                .min_idle(Some(config.min_size).filter(|&min| {
-                    min > 0 && !Stash::<M>::enabled_for(config.validation_skip_window)
-                }))
-                .connection_timeout(config.effective_acquire_timeout())
-                .idle_timeout(config.idle_timeout)
-                // The wrapper retires connections at `max_lifetime` on the pool clock; bb8's own
-                // check would read the OS clock on every return (see `MonitoredManager`). An idle
-                // connection no checkout picks is then closed by the idle timeout; without one,
-                // bb8 keeps the lifetime for its reaper.
-                .max_lifetime(
-                    config
-                        .max_lifetime
-                        .filter(|_| config.idle_timeout.is_none()),
-                )
-                // The wrapper decides per checkout whether the round trip is needed, and its
-                // `is_valid` stamps the checkout instant `get()` uses: it must stay on.
-                .test_on_check_out(true)
-                // One attempt per approval: a failed connect is reported at once, and the
-                // next `get()` (or the reaper) asks again.
-                .retry_connection(false)
-                .error_sink(Box::new(CountedElsewhere))
-                .build_unchecked(wrapper);
+        // With a stash, its keeper keeps `min_size` idle across the stash and bb8 (bb8 would
+        // count the stash's connections as checked out: see `stash.rs`).
+        let bb8_min_idle = Some(config.min_size)
+            .filter(|&min| min > 0 && !Stash::<M>::enabled_for(config.validation_skip_window));
+        let pool = bb8::Pool::builder()
+            .max_size(config.max_size)
+            .min_idle(bb8_min_idle)
+            .connection_timeout(config.effective_acquire_timeout())
+            .idle_timeout(config.idle_timeout)
+            // The wrapper retires connections at `max_lifetime` on the pool clock; bb8's own
+            // check would read the OS clock on every return (see `MonitoredManager`). An idle
+            // connection no checkout picks is then closed by the idle timeout; without one,
+            // bb8 keeps the lifetime for its reaper.
+            .max_lifetime(
+                config
+                    .max_lifetime
+                    .filter(|_| config.idle_timeout.is_none()),
+            )
+            // The wrapper decides per checkout whether the round trip is needed, and its
+            // `is_valid` stamps the checkout instant `get()` uses: it must stay on.
+            .test_on_check_out(true)
+            // One attempt per approval: a failed connect is reported at once, and the
+            // next `get()` (or the reaper) asks again.
+            .retry_connection(false)
+            .error_sink(Box::new(CountedElsewhere))
+            .build_unchecked(wrapper);
         crate::watchdog::spawn(
             &stats,
             crate::watchdog::tick(config.effective_acquire_timeout()),
@@ -228,8 +227,9 @@ where
     /// the connection stays checked out (in use, its hold time running, leak-tracked) until
     /// the guard is dropped. The guard keeps the pool's internals alive until then.
     ///
-    /// Costs one reference-count increment and a slightly larger future over `get()` (bb8's
-    /// owned checkout); prefer `get()` where the borrow is no obstacle.
+    /// Costs one reference-count increment over `get()` (the guard's hold on the pool's
+    /// stash, where its connection goes back); prefer `get()` where the borrow is no
+    /// obstacle.
     #[track_caller]
     pub fn get_owned(
         &self,

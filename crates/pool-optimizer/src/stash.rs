@@ -97,7 +97,8 @@ where
 {
     /// The stashed connections, the most recently returned last.
     idle: Mutex<VecDeque<Checkout<M>>>,
-    /// Permit holders waiting in bb8 for a connect: while any does, returns go to bb8.
+    /// Permit holders waiting in bb8 (for a connect or a return): while any does, returns go
+    /// to bb8.
     bb8_waiters: AtomicUsize,
     /// Set (under `idle`'s lock) when the keeper parked on an empty stash.
     keeper_parked: AtomicBool,
