@@ -5,9 +5,10 @@
 //! it sleeps while the stash is empty, until a return fills it. It holds the stash weakly
 //! and ends once the stash is dropped (with the pool and its last owned guard).
 //!
-//! Connections for `min_size` are opened one at a time in a task of their own (bb8 opened
-//! its `min_idle` concurrently); after a failed connect, or a connection bb8 refused, the
-//! next round waits twice as long as the last, from one period up to [`MAX_RETRY`]. A failed
+//! Connections for `min_size` are opened in a task of their own, as many at once as are
+//! wanted (as bb8 opened its `min_idle`); after a failed connect, or a connection bb8
+//! refused, the next round waits twice as long as the last, from one period up to
+//! [`MAX_RETRY`]. A failed
 //! connect is a connect failure like any other: counted, and it wakes waiting gets, which
 //! fail as unavailable if no connection is open (bb8's own `min_idle` connects did the same).
 
@@ -15,7 +16,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use tokio::sync::Notify;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
 use super::Stash;
@@ -93,33 +94,49 @@ enum TopUp {
 }
 
 /// Opens connections for bb8 while fewer than `min_size` are idle in the stash and bb8
-/// together (and fewer than `max_size` are open), one at a time, each bounded by the
-/// wrapper's connect timeout, re-reading the need before each. Holds the stash only between
-/// connects, so a pool dropped meanwhile ends the round (its last connection is closed).
+/// together (and fewer than `max_size` are open): as many connects at once as are wanted,
+/// each bounded by the wrapper's connect timeout, then the need is read again. Holds the
+/// stash only between connects, so a pool dropped meanwhile ends the round (the connections
+/// it still made are closed).
 async fn top_up<M>(stash: Weak<Stash<M>>, pool: bb8::Pool<MonitoredManager<M>>) -> TopUp
 where
     M: bb8::ManageConnection,
     M::Error: std::error::Error + Send + Sync + 'static,
 {
     loop {
-        if stash.upgrade().is_none_or(|stash| stash.wanted() == 0) {
+        let wanted = stash.upgrade().map_or(0, |stash| stash.wanted());
+        if wanted == 0 {
             return TopUp::Done;
         }
-        let Ok(conn) = pool.dedicated_connection().await else {
-            return TopUp::Stopped;
-        };
-        let Some(stash) = stash.upgrade() else {
-            return TopUp::Done;
-        };
-        match pool.add(conn) {
-            Ok(()) => PoolStats::count(&stash.stats.keeper_connections),
-            Err(bb8::AddError::Broken(_closed)) => {
-                // Made, then closed as broken (the wrapper's `has_broken` counted it).
-                PoolStats::count(&stash.stats.keeper_connections);
-                return TopUp::Stopped;
+        let mut connects = JoinSet::new();
+        for _ in 0..wanted {
+            let pool = pool.clone();
+            connects.spawn(async move { pool.dedicated_connection().await });
+        }
+        let mut stopped = false;
+        while let Some(made) = connects.join_next().await {
+            // A failed connect (counted by the wrapper), or a panicking one.
+            let Ok(Ok(conn)) = made else {
+                stopped = true;
+                continue;
+            };
+            let Some(stash) = stash.upgrade() else {
+                // The pool is gone: the connection is closed.
+                continue;
+            };
+            match pool.add(conn) {
+                Ok(()) => PoolStats::count(&stash.stats.keeper_connections),
+                Err(bb8::AddError::Broken(_closed)) => {
+                    // Made, then closed as broken (the wrapper's `has_broken` counted it).
+                    PoolStats::count(&stash.stats.keeper_connections);
+                    stopped = true;
+                }
+                // Never part of the pool: only its connect attempt is counted.
+                Err(bb8::AddError::NoCapacity(_closed)) => stopped = true,
             }
-            // Never part of the pool: only its connect attempt is counted.
-            Err(bb8::AddError::NoCapacity(_closed)) => return TopUp::Stopped,
+        }
+        if stopped {
+            return TopUp::Stopped;
         }
     }
 }

@@ -275,3 +275,28 @@ async fn the_keeper_ends_with_its_pool_and_a_short_window_has_no_stash() {
     assert_eq!(pool.inner.stash.len(), 0, "no stash");
     assert_eq!(pool.inner.pool.state().idle_connections, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_keeper_opens_min_size_connections_at_once() {
+    // Each connect waits until all three are in flight: one at a time, none would finish.
+    let in_flight = Arc::new(tokio::sync::Barrier::new(3));
+    let manager = FnManager::new(move || {
+        let in_flight = Arc::clone(&in_flight);
+        async move {
+            in_flight.wait().await;
+            Ok::<_, std::io::Error>(0_u64)
+        }
+    });
+    let config = PoolConfig {
+        min_size: 3,
+        ..config(4, Duration::from_secs(60))
+    };
+    let pool = MonitoredPool::new("stash-fill", config, manager, &ResourceTracker::new())
+        .expect("valid config");
+    until("the keeper opens three connections at once", || {
+        pool.metrics().idle == 3
+    })
+    .await;
+    let metrics = pool.metrics();
+    assert_eq!((metrics.created, metrics.connect_failures), (3, 0));
+}
