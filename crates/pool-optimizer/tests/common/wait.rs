@@ -8,8 +8,26 @@ use resync_pool_optimizer::{HealthCheckRecord, MonitoredPool, PoolManager, PoolM
 /// Generous bound for anything the tests wait for on a loaded machine.
 pub const WAIT_BOUND: Duration = Duration::from_secs(60);
 
-/// Polls `pool`'s metrics every 5 ms until `done` accepts them, and returns them. Panics with
-/// `what` after [`WAIT_BOUND`].
+/// Reads `read` every 10 ms until `done` accepts the reading, and returns it. Panics with
+/// `what` and the last reading after [`WAIT_BOUND`].
+async fn poll<T: std::fmt::Debug>(
+    what: &str,
+    read: impl Fn() -> T,
+    done: impl Fn(&T) -> bool,
+) -> T {
+    let started = Instant::now();
+    loop {
+        let reading = read();
+        if done(&reading) {
+            return reading;
+        }
+        assert!(started.elapsed() < WAIT_BOUND, "{what}: still {reading:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Polls `pool`'s metrics until `done` accepts them, and returns them. Panics with `what`
+/// after [`WAIT_BOUND`].
 pub async fn wait_for_metrics<M>(
     pool: &MonitoredPool<M>,
     what: &str,
@@ -19,15 +37,7 @@ where
     M: bb8::ManageConnection,
     M::Error: std::error::Error + Send + Sync + 'static,
 {
-    let started = Instant::now();
-    loop {
-        let metrics = pool.metrics();
-        if done(&metrics) {
-            return metrics;
-        }
-        assert!(started.elapsed() < WAIT_BOUND, "{what}: still {metrics:?}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    poll(what, || pool.metrics(), done).await
 }
 
 /// Waits until the pool `name` is judged `wanted` after at least one health check, and
@@ -67,17 +77,11 @@ async fn wait_until(
     what: &str,
     done: impl Fn(HealthStatus, &HealthCheckRecord) -> bool,
 ) -> HealthCheckRecord {
-    let started = Instant::now();
-    loop {
-        let record = manager.health_check(name).expect("registered");
+    let read = || {
         let health = manager.pool_health(name).expect("registered");
-        if done(health.status, &record) {
-            return record;
-        }
-        assert!(
-            started.elapsed() < WAIT_BOUND,
-            "{what}: still {health:?} / {record:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+        let record = manager.health_check(name).expect("registered");
+        (health, record)
+    };
+    let (_health, record) = poll(what, read, |(health, record)| done(health.status, record)).await;
+    record
 }
